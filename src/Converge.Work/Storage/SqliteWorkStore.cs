@@ -1,0 +1,626 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Converge.Work;
+
+/// <summary>
+/// The SQLite work store. One write connection, used only by the engine's loop, plus pooled read connections for queries.
+/// </summary>
+internal sealed class SqliteWorkStore : IDisposable
+{
+    public const int SchemaVersion = 1;
+
+    private const string Columns =
+        "seq, id, worker_name, state, input, output, progress, tags, unique_name, input_merger, requires, initial_delay_ms, " +
+        "interval_ms, flex_ms, backoff_policy, backoff_delay_ms, expedited, out_of_quota, last_enqueue_time, run_attempt_count, " +
+        "period_count, generation, stop_reason, failure_reason, next_run_at, override_constraints, has_prerequisites, created_at";
+
+    private readonly string _connectionString;
+    private readonly SqliteConnection _write;
+    private readonly FileStream? _lock;
+    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+    private SqliteTransaction? _transaction;
+
+    private SqliteWorkStore(string path, WorkDurability durability, FileStream? lockFile)
+    {
+        Path = path;
+        _lock = lockFile;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        _write = new SqliteConnection(_connectionString);
+        _write.Open();
+        Execute(_write, "PRAGMA journal_mode=WAL;");
+        Execute(_write, durability == WorkDurability.PowerLoss ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
+        Execute(_write, "PRAGMA busy_timeout=30000;");
+        Execute(_write, "PRAGMA temp_store=MEMORY;");
+        EnsureSchema();
+    }
+
+    public string Path { get; }
+
+    /// <summary>Opens a store. With <paramref name="exclusive"/>, takes the store's scheduler lock or fails.</summary>
+    public static SqliteWorkStore Open(string path, WorkDurability durability, bool exclusive)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        var full = System.IO.Path.GetFullPath(path);
+        var directory = System.IO.Path.GetDirectoryName(full);
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        FileStream? lockFile = null;
+        if (exclusive)
+        {
+            try
+            {
+                // FileShare.None takes an exclusive advisory lock (flock on Unix) that the OS releases if the process dies.
+                lockFile = new FileStream(full + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            }
+            catch (IOException e)
+            {
+                throw new WorkStoreLockedException(full, e);
+            }
+        }
+
+        try
+        {
+            return new SqliteWorkStore(full, durability, lockFile);
+        }
+        catch
+        {
+            lockFile?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A connection for queries, from the pool.</summary>
+    public SqliteConnection OpenRead()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        return c;
+    }
+
+    public void Dispose()
+    {
+        foreach (var command in _commands.Values)
+        {
+            command.Dispose();
+        }
+
+        _commands.Clear();
+        _transaction?.Dispose();
+        _write.Dispose();
+        _lock?.Dispose();
+    }
+
+    // ---- transactions (write connection) ----
+
+    public void Begin() => _transaction = _write.BeginTransaction(deferred: false);
+
+    public void Commit()
+    {
+        _transaction!.Commit();
+        _transaction.Dispose();
+        _transaction = null;
+    }
+
+    public void Rollback()
+    {
+        if (_transaction is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _transaction.Rollback();
+        }
+        finally
+        {
+            _transaction.Dispose();
+            _transaction = null;
+        }
+    }
+
+    public void Savepoint(string name) => Run($"SAVEPOINT {name};");
+
+    public void Release(string name) => Run($"RELEASE {name};");
+
+    public void RollbackTo(string name)
+    {
+        Run($"ROLLBACK TO {name};");
+        Run($"RELEASE {name};");
+    }
+
+    // ---- writes ----
+
+    public void Insert(WorkRow row, IReadOnlyCollection<Guid> prerequisites)
+    {
+        row.HasPrerequisites = prerequisites.Count > 0;
+        var cmd = Command("insert",
+            $"INSERT INTO work ({Columns[5..]}) VALUES ($id, $worker_name, $state, $input, $output, $progress, $tags, $unique_name, " +
+            "$input_merger, $requires, $initial_delay_ms, $interval_ms, $flex_ms, $backoff_policy, $backoff_delay_ms, $expedited, " +
+            "$out_of_quota, $last_enqueue_time, $run_attempt_count, $period_count, $generation, $stop_reason, $failure_reason, " +
+            "$next_run_at, $override_constraints, $has_prerequisites, $created_at) RETURNING seq;");
+        Bind(cmd, row);
+        try
+        {
+            row.Seq = (long)cmd.ExecuteScalar()!;
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode == 19)
+        {
+            throw new InvalidOperationException($"Work {row.Id} already exists; every request needs its own id.", e);
+        }
+
+        var tag = Command("insert_tag", "INSERT OR IGNORE INTO work_tag (tag, work_id) VALUES ($tag, $id);");
+        foreach (var t in row.Tags)
+        {
+            tag.Parameters["$tag"].Value = t;
+            tag.Parameters["$id"].Value = row.Id.ToString();
+            tag.ExecuteNonQuery();
+        }
+
+        if (row.UniqueName is not null)
+        {
+            var name = Command("insert_name", "INSERT OR IGNORE INTO work_name (name, work_id) VALUES ($name, $id);");
+            name.Parameters["$name"].Value = row.UniqueName;
+            name.Parameters["$id"].Value = row.Id.ToString();
+            name.ExecuteNonQuery();
+        }
+
+        var dep = Command("insert_dep", "INSERT OR IGNORE INTO dependency (work_id, prerequisite_id) VALUES ($id, $pre);");
+        foreach (var p in prerequisites)
+        {
+            dep.Parameters["$id"].Value = row.Id.ToString();
+            dep.Parameters["$pre"].Value = p.ToString();
+            dep.ExecuteNonQuery();
+        }
+    }
+
+    public void Update(WorkRow row)
+    {
+        var cmd = Command("update",
+            "UPDATE work SET worker_name=$worker_name, state=$state, input=$input, output=$output, progress=$progress, tags=$tags, " +
+            "unique_name=$unique_name, input_merger=$input_merger, requires=$requires, initial_delay_ms=$initial_delay_ms, " +
+            "interval_ms=$interval_ms, flex_ms=$flex_ms, backoff_policy=$backoff_policy, backoff_delay_ms=$backoff_delay_ms, " +
+            "expedited=$expedited, out_of_quota=$out_of_quota, last_enqueue_time=$last_enqueue_time, " +
+            "run_attempt_count=$run_attempt_count, period_count=$period_count, generation=$generation, stop_reason=$stop_reason, " +
+            "failure_reason=$failure_reason, next_run_at=$next_run_at, override_constraints=$override_constraints, " +
+            "has_prerequisites=$has_prerequisites, created_at=$created_at WHERE id=$id;");
+        Bind(cmd, row);
+        cmd.ExecuteNonQuery();
+    }
+
+    public void ReplaceTags(WorkRow row)
+    {
+        Run("DELETE FROM work_tag WHERE work_id=$id;", ("$id", row.Id.ToString()));
+        var tag = Command("insert_tag", "INSERT OR IGNORE INTO work_tag (tag, work_id) VALUES ($tag, $id);");
+        foreach (var t in row.Tags)
+        {
+            tag.Parameters["$tag"].Value = t;
+            tag.Parameters["$id"].Value = row.Id.ToString();
+            tag.ExecuteNonQuery();
+        }
+    }
+
+    public void SetProgress(Guid id, string? progressJson) =>
+        Run("UPDATE work SET progress=$p WHERE id=$id;", ("$p", (object?)progressJson ?? DBNull.Value), ("$id", id.ToString()));
+
+    public void Delete(Guid id)
+    {
+        var key = id.ToString();
+        Run("DELETE FROM work WHERE id=$id;", ("$id", key));
+        Run("DELETE FROM work_tag WHERE work_id=$id;", ("$id", key));
+        Run("DELETE FROM work_name WHERE work_id=$id;", ("$id", key));
+        Run("DELETE FROM dependency WHERE work_id=$id OR prerequisite_id=$id;", ("$id", key));
+    }
+
+    // ---- reads inside the write transaction ----
+
+    public WorkRow? Get(Guid id)
+    {
+        var cmd = Command("get", $"SELECT {Columns} FROM work WHERE id=$id;");
+        cmd.Parameters["$id"].Value = id.ToString();
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? ReadRow(r) : null;
+    }
+
+    public List<WorkRow> GetByName(string name)
+    {
+        var cmd = Command("by_name", $"SELECT {Columns} FROM work WHERE id IN (SELECT work_id FROM work_name WHERE name=$name) ORDER BY seq;");
+        cmd.Parameters["$name"].Value = name;
+        return ReadRows(cmd);
+    }
+
+    public List<Guid> Dependents(Guid id)
+    {
+        var cmd = Command("dependents", "SELECT work_id FROM dependency WHERE prerequisite_id=$id;");
+        cmd.Parameters["$id"].Value = id.ToString();
+        return ReadGuids(cmd);
+    }
+
+    public List<Guid> Prerequisites(Guid id)
+    {
+        var cmd = Command("prerequisites", "SELECT prerequisite_id FROM dependency WHERE work_id=$id;");
+        cmd.Parameters["$id"].Value = id.ToString();
+        return ReadGuids(cmd);
+    }
+
+    public bool HasDependents(Guid id)
+    {
+        var cmd = Command("has_dependents", "SELECT EXISTS (SELECT 1 FROM dependency WHERE prerequisite_id=$id);");
+        cmd.Parameters["$id"].Value = id.ToString();
+        return (long)cmd.ExecuteScalar()! != 0;
+    }
+
+    /// <summary>Prerequisite states, for the unblock check.</summary>
+    public List<WorkState> PrerequisiteStates(Guid id)
+    {
+        var cmd = Command("pre_states", "SELECT w.state FROM dependency d JOIN work w ON w.id = d.prerequisite_id WHERE d.work_id=$id;");
+        cmd.Parameters["$id"].Value = id.ToString();
+        var result = new List<WorkState>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            result.Add((WorkState)r.GetInt32(0));
+        }
+
+        return result;
+    }
+
+    /// <summary>Outputs of a work's prerequisites, oldest prerequisite first.</summary>
+    public List<string> PrerequisiteOutputs(Guid id)
+    {
+        var cmd = Command("pre_outputs", "SELECT w.output FROM dependency d JOIN work w ON w.id = d.prerequisite_id WHERE d.work_id=$id ORDER BY w.seq;");
+        cmd.Parameters["$id"].Value = id.ToString();
+        var result = new List<string>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            result.Add(r.GetString(0));
+        }
+
+        return result;
+    }
+
+    /// <summary>Enqueued works that are due and whose constraints hold, expedited first, then by due time and age.</summary>
+    public List<WorkRow> Due(long now, ConstraintBits unmet, int limit, IReadOnlySet<Guid> running)
+    {
+        // Two index range scans, one per priority, so not-yet-due work is never walked.
+        var cmd = Command("due",
+            $"SELECT {Columns} FROM (SELECT * FROM work WHERE state=0 AND expedited=1 AND next_run_at<=$now AND ((requires & $unmet)=0 OR override_constraints=1) ORDER BY next_run_at, seq LIMIT $limit) " +
+            $"UNION ALL SELECT {Columns} FROM (SELECT * FROM work WHERE state=0 AND expedited=0 AND next_run_at<=$now AND ((requires & $unmet)=0 OR override_constraints=1) ORDER BY next_run_at, seq LIMIT $limit);");
+        cmd.Parameters["$now"].Value = now;
+        cmd.Parameters["$unmet"].Value = (long)unmet;
+        cmd.Parameters["$limit"].Value = limit + running.Count;
+        var rows = ReadRows(cmd);
+        rows.RemoveAll(r => running.Contains(r.Id));
+        if (rows.Count > limit)
+        {
+            rows.RemoveRange(limit, rows.Count - limit);
+        }
+
+        return rows;
+    }
+
+    /// <summary>The earliest due time after now of enqueued work whose constraints hold.</summary>
+    public long? NextDue(long now, ConstraintBits unmet)
+    {
+        var cmd = Command("next_due",
+            "SELECT MIN(t) FROM (" +
+            "SELECT (SELECT next_run_at FROM work WHERE state=0 AND expedited=1 AND next_run_at>$now AND ((requires & $unmet)=0 OR override_constraints=1) ORDER BY next_run_at LIMIT 1) AS t " +
+            "UNION ALL SELECT (SELECT next_run_at FROM work WHERE state=0 AND expedited=0 AND next_run_at>$now AND ((requires & $unmet)=0 OR override_constraints=1) ORDER BY next_run_at LIMIT 1));");
+        cmd.Parameters["$now"].Value = now;
+        cmd.Parameters["$unmet"].Value = (long)unmet;
+        var value = cmd.ExecuteScalar();
+        return value is long l ? l : null;
+    }
+
+    public List<WorkRow> Running()
+    {
+        var cmd = Command("running", $"SELECT {Columns} FROM work WHERE state=1;");
+        return ReadRows(cmd);
+    }
+
+    public List<WorkRow> SelectForWrite(WorkQuery query)
+    {
+        using var cmd = _write.CreateCommand();
+        cmd.Transaction = _transaction;
+        BuildQuery(cmd, query);
+        return ReadRows(cmd);
+    }
+
+    public List<Guid> PrunableIds()
+    {
+        var cmd = Command("prunable",
+            "SELECT id FROM work WHERE state IN (2,3,5) AND NOT EXISTS (SELECT 1 FROM dependency d JOIN work w ON w.id=d.work_id " +
+            "WHERE d.prerequisite_id=work.id AND w.state NOT IN (2,3,5));");
+        return ReadGuids(cmd);
+    }
+
+    // ---- queries on read connections ----
+
+    public List<WorkInfo> Query(WorkQuery query)
+    {
+        using var connection = OpenRead();
+        using var cmd = connection.CreateCommand();
+        BuildQuery(cmd, query);
+        return ReadRows(cmd).ConvertAll(r => r.ToInfo());
+    }
+
+    public long CountByState(SqliteConnection connection, WorkState state)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM work WHERE state=$s;";
+        cmd.Parameters.AddWithValue("$s", (int)state);
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    private static void BuildQuery(SqliteCommand cmd, WorkQuery query)
+    {
+        var sql = new StringBuilder($"SELECT {Columns} FROM work WHERE 1=1");
+        if (query.Ids.Count > 0)
+        {
+            sql.Append(" AND id IN (").AppendJoin(',', query.Ids.Select((id, i) => Param(cmd, "$i" + i, id.ToString()))).Append(')');
+        }
+
+        if (query.UniqueNames.Count > 0)
+        {
+            sql.Append(" AND id IN (SELECT work_id FROM work_name WHERE name IN (")
+               .AppendJoin(',', query.UniqueNames.Select((n, i) => Param(cmd, "$n" + i, n))).Append("))");
+        }
+
+        if (query.Tags.Count > 0)
+        {
+            sql.Append(" AND id IN (SELECT work_id FROM work_tag WHERE tag IN (")
+               .AppendJoin(',', query.Tags.Select((t, i) => Param(cmd, "$t" + i, t))).Append("))");
+        }
+
+        if (query.States.Count > 0)
+        {
+            sql.Append(" AND state IN (").AppendJoin(',', query.States.Select(s => ((int)s).ToString(CultureInfo.InvariantCulture))).Append(')');
+        }
+
+        sql.Append(" ORDER BY seq;");
+        cmd.CommandText = sql.ToString();
+
+        static string Param(SqliteCommand cmd, string name, string value)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+            return name;
+        }
+    }
+
+    // ---- plumbing ----
+
+    private void EnsureSchema()
+    {
+        Execute(_write, """
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS work (
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                worker_name TEXT NOT NULL,
+                state INTEGER NOT NULL,
+                input TEXT NOT NULL,
+                output TEXT NOT NULL DEFAULT '{}',
+                progress TEXT,
+                tags TEXT NOT NULL,
+                unique_name TEXT,
+                input_merger TEXT NOT NULL,
+                requires INTEGER NOT NULL,
+                initial_delay_ms INTEGER NOT NULL,
+                interval_ms INTEGER NOT NULL,
+                flex_ms INTEGER NOT NULL,
+                backoff_policy INTEGER NOT NULL,
+                backoff_delay_ms INTEGER NOT NULL,
+                expedited INTEGER NOT NULL,
+                out_of_quota INTEGER NOT NULL,
+                last_enqueue_time INTEGER NOT NULL,
+                run_attempt_count INTEGER NOT NULL,
+                period_count INTEGER NOT NULL,
+                generation INTEGER NOT NULL,
+                stop_reason INTEGER NOT NULL,
+                failure_reason TEXT,
+                next_run_at INTEGER NOT NULL,
+                override_constraints INTEGER NOT NULL,
+                has_prerequisites INTEGER NOT NULL,
+                created_at INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS work_due ON work (expedited, next_run_at, seq) WHERE state = 0;
+            CREATE INDEX IF NOT EXISTS work_state ON work (state);
+            CREATE TABLE IF NOT EXISTS work_tag (tag TEXT NOT NULL, work_id TEXT NOT NULL, PRIMARY KEY (tag, work_id)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS work_tag_work ON work_tag (work_id);
+            CREATE TABLE IF NOT EXISTS work_name (name TEXT NOT NULL, work_id TEXT NOT NULL, PRIMARY KEY (name, work_id)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS work_name_work ON work_name (work_id);
+            CREATE TABLE IF NOT EXISTS dependency (work_id TEXT NOT NULL, prerequisite_id TEXT NOT NULL, PRIMARY KEY (work_id, prerequisite_id)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS dependency_prerequisite ON dependency (prerequisite_id);
+            """);
+        using var cmd = _write.CreateCommand();
+        cmd.CommandText = "SELECT value FROM meta WHERE key='schema_version';";
+        var version = cmd.ExecuteScalar() as string;
+        if (version is null)
+        {
+            Execute(_write, $"INSERT INTO meta (key, value) VALUES ('schema_version', '{SchemaVersion}');");
+        }
+        else if (int.Parse(version, CultureInfo.InvariantCulture) > SchemaVersion)
+        {
+            throw new InvalidOperationException(
+                $"The work store {Path} has schema version {version}, newer than this Converge.Work ({SchemaVersion}). Upgrade Converge.Work.");
+        }
+    }
+
+    private SqliteCommand Command(string key, string sql)
+    {
+        if (!_commands.TryGetValue(key, out var cmd))
+        {
+            cmd = _write.CreateCommand();
+            cmd.CommandText = sql;
+            foreach (var name in ParameterNames(sql))
+            {
+                cmd.Parameters.Add(new SqliteParameter(name, null));
+            }
+
+            _commands[key] = cmd;
+        }
+
+        cmd.Transaction = _transaction;
+        return cmd;
+    }
+
+    private static IEnumerable<string> ParameterNames(string sql)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < sql.Length; i++)
+        {
+            if (sql[i] != '$')
+            {
+                continue;
+            }
+
+            var j = i + 1;
+            while (j < sql.Length && (char.IsLetterOrDigit(sql[j]) || sql[j] == '_'))
+            {
+                j++;
+            }
+
+            var name = sql[i..j];
+            if (seen.Add(name))
+            {
+                yield return name;
+            }
+
+            i = j - 1;
+        }
+    }
+
+    private void Run(string sql, params (string Name, object Value)[] parameters)
+    {
+        using var cmd = _write.CreateCommand();
+        cmd.Transaction = _transaction;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        cmd.ExecuteNonQuery();
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private static void Bind(SqliteCommand cmd, WorkRow row)
+    {
+        var p = cmd.Parameters;
+        p["$id"].Value = row.Id.ToString();
+        p["$worker_name"].Value = row.WorkerName;
+        p["$state"].Value = (int)row.State;
+        p["$input"].Value = row.InputJson;
+        p["$output"].Value = row.OutputJson;
+        p["$progress"].Value = (object?)row.ProgressJson ?? DBNull.Value;
+        p["$tags"].Value = WorkRow.TagsToJson(row.Tags);
+        p["$unique_name"].Value = (object?)row.UniqueName ?? DBNull.Value;
+        p["$input_merger"].Value = row.InputMerger;
+        p["$requires"].Value = (long)row.Constraints.Required();
+        p["$initial_delay_ms"].Value = (long)row.InitialDelay.TotalMilliseconds;
+        p["$interval_ms"].Value = (long)row.Interval.TotalMilliseconds;
+        p["$flex_ms"].Value = (long)row.Flex.TotalMilliseconds;
+        p["$backoff_policy"].Value = (int)row.BackoffPolicy;
+        p["$backoff_delay_ms"].Value = (long)row.BackoffDelay.TotalMilliseconds;
+        p["$expedited"].Value = row.Expedited ? 1 : 0;
+        p["$out_of_quota"].Value = (int)row.OutOfQuotaPolicy;
+        p["$last_enqueue_time"].Value = row.LastEnqueueTime;
+        p["$run_attempt_count"].Value = row.RunAttemptCount;
+        p["$period_count"].Value = row.PeriodCount;
+        p["$generation"].Value = row.Generation;
+        p["$stop_reason"].Value = (int)row.StopReason;
+        p["$failure_reason"].Value = (object?)row.FailureReason ?? DBNull.Value;
+        p["$next_run_at"].Value = row.NextRunAt;
+        p["$override_constraints"].Value = row.OverrideConstraints ? 1 : 0;
+        p["$has_prerequisites"].Value = row.HasPrerequisites ? 1 : 0;
+        p["$created_at"].Value = row.CreatedAt;
+    }
+
+    private static List<WorkRow> ReadRows(SqliteCommand cmd)
+    {
+        var rows = new List<WorkRow>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            rows.Add(ReadRow(r));
+        }
+
+        return rows;
+    }
+
+    private static List<Guid> ReadGuids(SqliteCommand cmd)
+    {
+        var ids = new List<Guid>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            ids.Add(Guid.Parse(r.GetString(0)));
+        }
+
+        return ids;
+    }
+
+    private static WorkRow ReadRow(SqliteDataReader r) => new()
+    {
+        Seq = r.GetInt64(0),
+        Id = Guid.Parse(r.GetString(1)),
+        WorkerName = r.GetString(2),
+        State = (WorkState)r.GetInt32(3),
+        InputJson = r.GetString(4),
+        OutputJson = r.GetString(5),
+        ProgressJson = r.IsDBNull(6) ? null : r.GetString(6),
+        Tags = WorkRow.TagsFromJson(r.GetString(7)),
+        UniqueName = r.IsDBNull(8) ? null : r.GetString(8),
+        InputMerger = r.GetString(9),
+        Constraints = ((ConstraintBits)r.GetInt64(10)).ToConstraints(),
+        InitialDelay = TimeSpan.FromMilliseconds(r.GetInt64(11)),
+        Interval = TimeSpan.FromMilliseconds(r.GetInt64(12)),
+        Flex = TimeSpan.FromMilliseconds(r.GetInt64(13)),
+        BackoffPolicy = (BackoffPolicy)r.GetInt32(14),
+        BackoffDelay = TimeSpan.FromMilliseconds(r.GetInt64(15)),
+        Expedited = r.GetInt64(16) != 0,
+        OutOfQuotaPolicy = (OutOfQuotaPolicy)r.GetInt32(17),
+        LastEnqueueTime = r.GetInt64(18),
+        RunAttemptCount = r.GetInt32(19),
+        PeriodCount = r.GetInt32(20),
+        Generation = r.GetInt32(21),
+        StopReason = (StopReason)r.GetInt32(22),
+        FailureReason = r.IsDBNull(23) ? null : r.GetString(23),
+        NextRunAt = r.GetInt64(24),
+        OverrideConstraints = r.GetInt64(25) != 0,
+        HasPrerequisites = r.GetInt64(26) != 0,
+        CreatedAt = r.GetInt64(27),
+    };
+}
+
+/// <summary>Thrown when a second scheduler tries to open a work store that a scheduler already runs on.</summary>
+public sealed class WorkStoreLockedException : IOException
+{
+    internal WorkStoreLockedException(string path, Exception inner)
+        : base(
+            $"The work store '{path}' is already opened by a running scheduler (its lock file '{path}.lock' is held). " +
+            "Only one scheduler may run per store; open this one with WorkManagerOptions.EnqueueOnly = true to enqueue, query and cancel.",
+            inner)
+    {
+        StorePath = path;
+    }
+
+    /// <summary>Gets the path of the store.</summary>
+    public string StorePath { get; }
+}

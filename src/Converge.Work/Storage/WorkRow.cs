@@ -1,0 +1,251 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+
+namespace Converge.Work;
+
+/// <summary>A work as stored: a mutable row the engine transitions and writes back.</summary>
+internal sealed class WorkRow
+{
+    public long Seq { get; set; }
+
+    public required Guid Id { get; init; }
+
+    public required string WorkerName { get; set; }
+
+    public WorkState State { get; set; }
+
+    public required string InputJson { get; set; }
+
+    public string OutputJson { get; set; } = "{}";
+
+    public string? ProgressJson { get; set; }
+
+    public required ImmutableHashSet<string> Tags { get; set; }
+
+    public string? UniqueName { get; set; }
+
+    public required string InputMerger { get; set; }
+
+    public required Constraints Constraints { get; set; }
+
+    public TimeSpan InitialDelay { get; set; }
+
+    public TimeSpan Interval { get; set; }
+
+    public TimeSpan Flex { get; set; }
+
+    public BackoffPolicy BackoffPolicy { get; set; }
+
+    public TimeSpan BackoffDelay { get; set; }
+
+    public bool Expedited { get; set; }
+
+    public OutOfQuotaPolicy OutOfQuotaPolicy { get; set; }
+
+    public long LastEnqueueTime { get; set; }
+
+    public int RunAttemptCount { get; set; }
+
+    public int PeriodCount { get; set; }
+
+    public int Generation { get; set; }
+
+    public StopReason StopReason { get; set; }
+
+    public string? FailureReason { get; set; }
+
+    public long NextRunAt { get; set; }
+
+    public bool OverrideConstraints { get; set; }
+
+    public bool HasPrerequisites { get; set; }
+
+    public long CreatedAt { get; set; }
+
+    public bool IsPeriodic => Interval > TimeSpan.Zero;
+
+    public void ComputeNextRunAt() => NextRunAt = WorkSchedule.NextRunTime(
+        IsPeriodic, LastEnqueueTime, RunAttemptCount, PeriodCount, BackoffPolicy, BackoffDelay, InitialDelay, Interval, Flex);
+
+    public static WorkRow FromSpec(WorkRequestSpec spec, WorkManagerOptions options, long now)
+    {
+        var row = new WorkRow
+        {
+            Id = spec.Id,
+            WorkerName = spec.WorkerName,
+            State = WorkState.Enqueued,
+            InputJson = spec.Input.ToJson(),
+            Tags = spec.Tags,
+            InputMerger = spec.InputMerger,
+            Constraints = spec.Constraints,
+            CreatedAt = now,
+            LastEnqueueTime = now,
+        };
+        row.ApplyDefinition(spec, options);
+        return row;
+    }
+
+    /// <summary>Copies the definition (not the schedule state) of a request, clamped to the scheduler's limits.</summary>
+    public void ApplyDefinition(WorkRequestSpec spec, WorkManagerOptions options)
+    {
+        WorkerName = spec.WorkerName;
+        InputJson = spec.Input.ToJson();
+        Tags = spec.Tags;
+        InputMerger = spec.InputMerger;
+        Constraints = spec.Constraints;
+        InitialDelay = spec.InitialDelay;
+        BackoffPolicy = spec.BackoffPolicy;
+        BackoffDelay = WorkSchedule.ClampBackoff(spec.BackoffDelay, options.MinimumBackoffDelay);
+        Expedited = spec.Expedited;
+        OutOfQuotaPolicy = spec.OutOfQuotaPolicy;
+        if (spec.IsPeriodic)
+        {
+            Interval = WorkSchedule.ClampInterval(spec.Interval, options.MinimumPeriodicInterval);
+            Flex = WorkSchedule.ClampFlex(spec.Flex, Interval, options.MinimumPeriodicFlex);
+        }
+        else
+        {
+            Interval = TimeSpan.Zero;
+            Flex = TimeSpan.Zero;
+        }
+    }
+
+    public WorkInfo ToInfo() => new()
+    {
+        Id = Id,
+        WorkerName = WorkerName,
+        State = State,
+        Tags = Tags,
+        UniqueName = UniqueName,
+        OutputData = WorkData.FromJson(OutputJson),
+        Progress = ProgressJson is null ? WorkData.Empty : WorkData.FromJson(ProgressJson),
+        RunAttemptCount = RunAttemptCount,
+        Generation = Generation,
+        PeriodCount = PeriodCount,
+        NextScheduleTime = State == WorkState.Enqueued ? DateTimeOffset.FromUnixTimeMilliseconds(NextRunAt) : null,
+        InitialDelay = InitialDelay,
+        Constraints = Constraints,
+        Periodicity = IsPeriodic ? new PeriodicityInfo(Interval, Flex) : null,
+        StopReason = StopReason,
+        FailureReason = FailureReason,
+        IsExpedited = Expedited,
+    };
+
+    public static string TagsToJson(ImmutableHashSet<string> tags) => JsonSerializer.Serialize(tags.Order(StringComparer.Ordinal).ToArray(), WorkJsonContext.Default.StringArray);
+
+    public static ImmutableHashSet<string> TagsFromJson(string json) =>
+        ImmutableHashSet.Create(StringComparer.Ordinal, JsonSerializer.Deserialize(json, WorkJsonContext.Default.StringArray) ?? []);
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
+internal sealed partial class WorkJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
+
+/// <summary>Constraint requirements as bits, so the due query can filter with one AND.</summary>
+[Flags]
+internal enum ConstraintBits
+{
+    None = 0,
+    NetworkConnected = 1,
+    NetworkUnmetered = 2,
+    NetworkNotRoaming = 4,
+    NetworkMetered = 8,
+    Charging = 16,
+    BatteryNotLow = 32,
+    StorageNotLow = 64,
+    DeviceIdle = 128,
+}
+
+internal static class ConstraintBitsExtensions
+{
+    public static ConstraintBits Required(this Constraints c)
+    {
+        var bits = c.RequiredNetworkType switch
+        {
+            NetworkType.Connected => ConstraintBits.NetworkConnected,
+            NetworkType.Unmetered => ConstraintBits.NetworkUnmetered,
+            NetworkType.NotRoaming => ConstraintBits.NetworkNotRoaming,
+            NetworkType.Metered => ConstraintBits.NetworkMetered,
+            _ => ConstraintBits.None,
+        };
+        if (c.RequiresCharging)
+        {
+            bits |= ConstraintBits.Charging;
+        }
+
+        if (c.RequiresBatteryNotLow)
+        {
+            bits |= ConstraintBits.BatteryNotLow;
+        }
+
+        if (c.RequiresStorageNotLow)
+        {
+            bits |= ConstraintBits.StorageNotLow;
+        }
+
+        if (c.RequiresDeviceIdle)
+        {
+            bits |= ConstraintBits.DeviceIdle;
+        }
+
+        return bits;
+    }
+
+    public static Constraints ToConstraints(this ConstraintBits bits) => new(
+        (bits & ConstraintBits.NetworkConnected) != 0 ? NetworkType.Connected
+        : (bits & ConstraintBits.NetworkUnmetered) != 0 ? NetworkType.Unmetered
+        : (bits & ConstraintBits.NetworkNotRoaming) != 0 ? NetworkType.NotRoaming
+        : (bits & ConstraintBits.NetworkMetered) != 0 ? NetworkType.Metered
+        : NetworkType.NotRequired,
+        (bits & ConstraintBits.Charging) != 0,
+        (bits & ConstraintBits.BatteryNotLow) != 0,
+        (bits & ConstraintBits.StorageNotLow) != 0,
+        (bits & ConstraintBits.DeviceIdle) != 0);
+
+    /// <summary>The requirements a device state does not meet.</summary>
+    public static ConstraintBits Unmet(this DeviceState s)
+    {
+        var unmet = ConstraintBits.None;
+        var n = s.Network;
+        if (!n.IsConnected)
+        {
+            unmet |= ConstraintBits.NetworkConnected;
+        }
+
+        if (!n.IsConnected || n.IsMetered)
+        {
+            unmet |= ConstraintBits.NetworkUnmetered;
+        }
+
+        if (!n.IsConnected || n.IsRoaming)
+        {
+            unmet |= ConstraintBits.NetworkNotRoaming;
+        }
+
+        if (!n.IsConnected || !n.IsMetered)
+        {
+            unmet |= ConstraintBits.NetworkMetered;
+        }
+
+        if (!s.IsCharging)
+        {
+            unmet |= ConstraintBits.Charging;
+        }
+
+        if (s.IsBatteryLow)
+        {
+            unmet |= ConstraintBits.BatteryNotLow;
+        }
+
+        if (s.IsStorageLow)
+        {
+            unmet |= ConstraintBits.StorageNotLow;
+        }
+
+        if (!s.IsIdle)
+        {
+            unmet |= ConstraintBits.DeviceIdle;
+        }
+
+        return unmet;
+    }
+}

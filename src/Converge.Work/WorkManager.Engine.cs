@@ -1,0 +1,775 @@
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Converge.Work;
+
+public sealed partial class WorkManager
+{
+    private const int MaxBatch = 2048;
+
+    private async Task LoopAsync()
+    {
+        var batch = new List<Op>(64);
+        try
+        {
+            while (true)
+            {
+                if (_ops.Reader.Count == 0)
+                {
+                    ResolveIdleWaiters();
+                    if (!await _ops.Reader.WaitToReadAsync().ConfigureAwait(false))
+                    {
+                        break;
+                    }
+                }
+
+                batch.Clear();
+                while (batch.Count < MaxBatch && _ops.Reader.TryRead(out var op))
+                {
+                    if (op is IdleOp idle)
+                    {
+                        _idleWaiters.Add(idle.Completion);
+                        continue;
+                    }
+
+                    batch.Add(op);
+                }
+
+                ProcessBatch(batch);
+            }
+        }
+        catch (Exception e)
+        {
+            Log.LoopCrashed(_logger, e);
+            throw;
+        }
+        finally
+        {
+            while (_ops.Reader.TryRead(out var op))
+            {
+                op.Fail(new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
+            }
+
+            foreach (var waiter in _idleWaiters)
+            {
+                waiter.TrySetResult();
+            }
+        }
+    }
+
+    private void ResolveIdleWaiters()
+    {
+        if (_idleWaiters.Count == 0 || _running.Count > 0 || (_claimSaturated && !_stopping))
+        {
+            return;
+        }
+
+        foreach (var waiter in _idleWaiters)
+        {
+            waiter.TrySetResult();
+        }
+
+        _idleWaiters.Clear();
+    }
+
+    private void ProcessBatch(List<Op> batch)
+    {
+        var now = Now();
+        var toStart = new List<(WorkRow Row, RunningWork Run, WorkData Input)>();
+        var wrote = false;
+        _store.Begin();
+        try
+        {
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var op = batch[i];
+                if (op is TickOp)
+                {
+                    continue;
+                }
+
+                wrote = true;
+                _store.Savepoint("op");
+                try
+                {
+                    op.Apply(this, now);
+                    _store.Release("op");
+                }
+                catch (Exception e)
+                {
+                    _store.RollbackTo("op");
+                    op.SetError(e);
+                }
+            }
+
+            if (!_options.EnqueueOnly && !_stopping && _started)
+            {
+                Claim(now, toStart);
+            }
+
+            _store.Commit();
+        }
+        catch (Exception e)
+        {
+            Log.BatchFailed(_logger, e);
+            _store.Rollback();
+            foreach (var op in batch)
+            {
+                op.Fail(e);
+            }
+
+            foreach (var (row, run, _) in toStart)
+            {
+                _running.Remove(row.Id);
+                run.Dispose();
+            }
+
+            ArmTimer(now);
+            return;
+        }
+
+        foreach (var op in batch)
+        {
+            op.Complete();
+        }
+
+        foreach (var (row, run, input) in toStart)
+        {
+            Start(row, run, input, now);
+        }
+
+        if (wrote && _options.EnqueueOnly)
+        {
+            TouchWake();
+        }
+
+        NotifyWatchers();
+        ArmTimer(now);
+    }
+
+    private void ArmTimer(long now)
+    {
+        if (_options.EnqueueOnly || _stopping)
+        {
+            return;
+        }
+
+        long? next = _running.Count < _options.MaxConcurrency ? _store.NextDue(now, _device.Unmet()) : null;
+        _timer.Change(next is { } n ? TimeSpan.FromMilliseconds(Math.Max(0, n - now)) : Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    private void TouchWake()
+    {
+        try
+        {
+            File.WriteAllText(_wakePath, Now().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (IOException)
+        {
+            // The scheduler also finds the work at its next timer or batch; the wake file only makes it immediate.
+        }
+    }
+
+    private void NotifyWatchers()
+    {
+        if (_changed.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var subscription in _subscriptions.Keys)
+        {
+            if (subscription.Id is not { } id || _changed.Contains(id))
+            {
+                subscription.Notify();
+            }
+        }
+
+        _changed.Clear();
+    }
+
+    private void Claim(long now, List<(WorkRow Row, RunningWork Run, WorkData Input)> toStart)
+    {
+        var free = _options.MaxConcurrency - _running.Count;
+        _claimSaturated = false;
+        if (free <= 0)
+        {
+            _claimSaturated = true;
+            return;
+        }
+
+        var due = _store.Due(now, _device.Unmet(), free, _running.Keys.ToHashSet());
+        _claimSaturated = due.Count >= free;
+        foreach (var row in due)
+        {
+            if (!_workers.CanRun(row.WorkerName))
+            {
+                FailWithoutRunning(row, now, $"No worker is registered under the name '{row.WorkerName}'. Register it with AddWorker or set a callback dispatcher.");
+                continue;
+            }
+
+            WorkData input;
+            try
+            {
+                input = MergedInput(row);
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
+            {
+                FailWithoutRunning(row, now, $"Its input could not be merged: {e.Message}");
+                continue;
+            }
+
+            var attempt = row.RunAttemptCount;
+            _metrics.QueueLatency.Record(Math.Max(0, now - row.NextRunAt));
+            row.State = WorkState.Running;
+            row.RunAttemptCount++;
+            row.StopReason = StopReason.NotStopped;
+            row.ProgressJson = null;
+            _store.Update(row);
+            _changed.Add(row.Id);
+            var run = new RunningWork(row.Id, ++_runSeq, row.WorkerName, attempt, row.Generation, row.Constraints, row.OverrideConstraints);
+            _running[row.Id] = run;
+            toStart.Add((row, run, input));
+        }
+    }
+
+    private WorkData MergedInput(WorkRow row)
+    {
+        var own = WorkData.FromJson(row.InputJson);
+        if (!row.HasPrerequisites)
+        {
+            return own;
+        }
+
+        var inputs = new List<WorkData> { own };
+        inputs.AddRange(_store.PrerequisiteOutputs(row.Id).Select(WorkData.FromJson));
+        return InputMerger.FromName(row.InputMerger).Merge(inputs);
+    }
+
+    private void FailWithoutRunning(WorkRow row, long now, string reason)
+    {
+        Log.WorkFailedToStart(_logger, row.Id, reason);
+        _metrics.Failed.Add(1);
+        if (row.IsPeriodic)
+        {
+            row.FailureReason = reason;
+            ResetPeriodic(row, now);
+            _store.Update(row);
+            _changed.Add(row.Id);
+            return;
+        }
+
+        row.State = WorkState.Failed;
+        row.FailureReason = reason;
+        _store.Update(row);
+        _changed.Add(row.Id);
+        FailDependents(row.Id, now);
+    }
+
+    private void Start(WorkRow row, RunningWork run, WorkData input, long now)
+    {
+        _metrics.Started.Add(1);
+        if (_options.DebugMode)
+        {
+            Log.WorkStartedInfo(_logger, row.Id, row.WorkerName, run.Attempt);
+        }
+        else
+        {
+            Log.WorkStartedDebug(_logger, row.Id, row.WorkerName, run.Attempt);
+        }
+
+        run.Timeout = _time.CreateTimer(
+            static s =>
+            {
+                var (manager, r) = ((WorkManager, RunningWork))s!;
+                manager.Post(new StopOp(r, StopReason.Timeout));
+            },
+            (this, run),
+            _options.ExecutionTimeout,
+            Timeout.InfiniteTimeSpan);
+
+        var context = new WorkContext(
+            row.Id,
+            row.WorkerName,
+            input,
+            row.Tags,
+            run.Attempt,
+            row.Generation,
+            run.Token,
+            (progress, ct) => new ValueTask(Submit(new ProgressOp(run, progress.ToJson()), ct)),
+            () => run.Reason);
+
+        var task = Task.Run(() => ExecuteAsync(run, context));
+        _workerTasks.TryAdd(task, 0);
+        _ = task.ContinueWith(static (t, s) => ((WorkManager)s!)._workerTasks.TryRemove(t, out _), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = now;
+    }
+
+    private async Task ExecuteAsync(RunningWork run, WorkContext context)
+    {
+        WorkResult result;
+        Exception? error = null;
+        try
+        {
+            var scope = _services.GetService<IServiceScopeFactory>()?.CreateAsyncScope();
+            try
+            {
+                var worker = _workers.Create(run.WorkerName, scope?.ServiceProvider ?? _services);
+                result = await worker.DoWorkAsync(context).ConfigureAwait(false) ?? WorkResult.Failure();
+            }
+            finally
+            {
+                if (scope is { } s)
+                {
+                    await s.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (run.Token.IsCancellationRequested)
+        {
+            return; // Stopped: the stop already re-enqueued or cancelled the work.
+        }
+        catch (Exception e)
+        {
+            error = e;
+            result = WorkResult.Failure();
+        }
+
+        Post(new CompleteOp(run, result, error));
+    }
+
+    private void ApplyResult(RunningWork run, WorkResult result, Exception? error, long now)
+    {
+        if (!_running.TryGetValue(run.Id, out var current) || current.RunId != run.RunId)
+        {
+            return; // Stopped or cancelled while it ran; its result no longer counts.
+        }
+
+        _running.Remove(run.Id);
+        run.Dispose();
+        var row = _store.Get(run.Id);
+        if (row is null || row.State != WorkState.Running)
+        {
+            return;
+        }
+
+        row.ProgressJson = null;
+        row.StopReason = StopReason.NotStopped;
+        row.OverrideConstraints = false;
+        switch (result)
+        {
+            case WorkResult.SuccessResult:
+                _metrics.Succeeded.Add(1);
+                row.OutputJson = result.Output.ToJson();
+                row.FailureReason = null;
+                if (row.IsPeriodic)
+                {
+                    ResetPeriodic(row, now);
+                    _store.Update(row);
+                }
+                else
+                {
+                    row.State = WorkState.Succeeded;
+                    _store.Update(row);
+                    UnblockDependents(row.Id, now);
+                }
+
+                break;
+
+            case WorkResult.RetryResult:
+                _metrics.Retried.Add(1);
+                row.State = WorkState.Enqueued;
+                row.LastEnqueueTime = now;
+                row.ComputeNextRunAt();
+                _store.Update(row);
+                break;
+
+            default:
+                _metrics.Failed.Add(1);
+                row.OutputJson = result.Output.ToJson();
+                if (error is not null)
+                {
+                    Log.WorkThrew(_logger, error, row.Id, row.WorkerName);
+                    row.FailureReason = $"{error.GetType().Name}: {error.Message}";
+                }
+
+                if (row.IsPeriodic)
+                {
+                    ResetPeriodic(row, now);
+                    _store.Update(row);
+                }
+                else
+                {
+                    row.State = WorkState.Failed;
+                    _store.Update(row);
+                    FailDependents(row.Id, now);
+                }
+
+                break;
+        }
+
+        _changed.Add(row.Id);
+        if (_options.DebugMode)
+        {
+            Log.WorkFinishedInfo(_logger, row.Id, row.WorkerName, result.ToString()!, row.State);
+        }
+        else
+        {
+            Log.WorkFinishedDebug(_logger, row.Id, row.WorkerName, result.ToString()!, row.State);
+        }
+    }
+
+    /// <summary>Periodic work after a run, success or failure: next period, attempts reset, next run at end of this run + interval.</summary>
+    private static void ResetPeriodic(WorkRow row, long now)
+    {
+        row.State = WorkState.Enqueued;
+        row.PeriodCount++;
+        row.RunAttemptCount = 0;
+        row.LastEnqueueTime = now;
+        row.ProgressJson = null;
+        row.OverrideConstraints = false;
+        row.ComputeNextRunAt();
+    }
+
+    private void StopRun(RunningWork run, StopReason reason, long now)
+    {
+        if (!_running.TryGetValue(run.Id, out var current) || current.RunId != run.RunId)
+        {
+            return;
+        }
+
+        _running.Remove(run.Id);
+        run.Stop(reason);
+        _metrics.Stopped.Add(1);
+        var row = _store.Get(run.Id);
+        if (row is null || row.State != WorkState.Running)
+        {
+            return;
+        }
+
+        row.State = WorkState.Enqueued;
+        row.StopReason = reason;
+        row.ProgressJson = null;
+        row.LastEnqueueTime = now;
+        row.ComputeNextRunAt();
+        _store.Update(row);
+        _changed.Add(row.Id);
+        Log.WorkStopped(_logger, row.Id, row.WorkerName, reason);
+    }
+
+    private void UnblockDependents(Guid id, long now)
+    {
+        foreach (var dependentId in _store.Dependents(id))
+        {
+            var dependent = _store.Get(dependentId);
+            if (dependent is null || dependent.State != WorkState.Blocked)
+            {
+                continue;
+            }
+
+            if (_store.PrerequisiteStates(dependentId).All(s => s == WorkState.Succeeded))
+            {
+                dependent.State = WorkState.Enqueued;
+                dependent.LastEnqueueTime = now;
+                dependent.ComputeNextRunAt();
+                _store.Update(dependent);
+                _changed.Add(dependentId);
+            }
+        }
+    }
+
+    private void FailDependents(Guid id, long now)
+    {
+        foreach (var dependentId in _store.Dependents(id))
+        {
+            var dependent = _store.Get(dependentId);
+            if (dependent is null || dependent.State.IsFinished())
+            {
+                continue;
+            }
+
+            StopIfRunning(dependentId, StopReason.CancelledByApp);
+            dependent.State = WorkState.Failed;
+            dependent.FailureReason = $"Prerequisite {id} failed.";
+            _store.Update(dependent);
+            _changed.Add(dependentId);
+            FailDependents(dependentId, now);
+        }
+    }
+
+    private int CancelRecursive(Guid id)
+    {
+        var row = _store.Get(id);
+        if (row is null || row.State.IsFinished())
+        {
+            return 0;
+        }
+
+        StopIfRunning(id, StopReason.CancelledByApp);
+        row.State = WorkState.Cancelled;
+        row.ProgressJson = null;
+        _store.Update(row);
+        _changed.Add(id);
+        var count = 1;
+        foreach (var dependentId in _store.Dependents(id))
+        {
+            count += CancelRecursive(dependentId);
+        }
+
+        return count;
+    }
+
+    private void StopIfRunning(Guid id, StopReason reason)
+    {
+        if (_running.Remove(id, out var run))
+        {
+            run.Stop(reason);
+            _metrics.Stopped.Add(1);
+        }
+    }
+
+    private void OnDevice(DeviceState state, long now)
+    {
+        _device = state;
+        Log.DeviceStateChanged(_logger, state);
+        foreach (var run in _running.Values.ToList())
+        {
+            if (run.ConstraintsOverridden)
+            {
+                continue;
+            }
+
+            var reason = run.Constraints.Evaluate(state);
+            if (reason != StopReason.NotStopped)
+            {
+                StopRun(run, reason, now);
+            }
+        }
+    }
+
+    private int Shutdown(long now)
+    {
+        _stopping = true;
+        var interrupted = 0;
+        foreach (var run in _running.Values.ToList())
+        {
+            StopRun(run, StopReason.Shutdown, now);
+            interrupted++;
+        }
+
+        _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        Log.SchedulerStopped(_logger, interrupted);
+        return interrupted;
+    }
+
+    private sealed class RunningWork(Guid id, long runId, string workerName, int attempt, int generation, Constraints constraints, bool constraintsOverridden) : IDisposable
+    {
+        private readonly CancellationTokenSource _cts = new();
+        private volatile StopReason _reason;
+
+        public Guid Id { get; } = id;
+
+        public long RunId { get; } = runId;
+
+        public string WorkerName { get; } = workerName;
+
+        public int Attempt { get; } = attempt;
+
+        public int Generation { get; } = generation;
+
+        public Constraints Constraints { get; } = constraints;
+
+        public bool ConstraintsOverridden { get; } = constraintsOverridden;
+
+        public CancellationToken Token => _cts.Token;
+
+        public StopReason Reason => _reason;
+
+        public ITimer? Timeout { get; set; }
+
+        public void Stop(StopReason reason)
+        {
+            _reason = reason;
+            Timeout?.Dispose();
+            try
+            {
+                _cts.Cancel();
+            }
+            catch (AggregateException)
+            {
+                // A worker's cancellation callback threw; the stop stands.
+            }
+        }
+
+        public void Dispose()
+        {
+            Timeout?.Dispose();
+        }
+    }
+
+    [DebuggerDisplay("{GetType().Name}")]
+    private abstract class Op
+    {
+        public abstract void Apply(WorkManager manager, long now);
+
+        public abstract void SetError(Exception e);
+
+        public abstract void Complete();
+
+        public abstract void Fail(Exception e);
+    }
+
+    private abstract class Op<T> : Op
+    {
+        private Exception? _error;
+        private T _result = default!;
+
+        public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override void Apply(WorkManager manager, long now) => _result = Run(manager, now);
+
+        public override void SetError(Exception e) => _error = e;
+
+        public override void Complete()
+        {
+            if (_error is not null)
+            {
+                Completion.TrySetException(_error);
+            }
+            else
+            {
+                Completion.TrySetResult(_result);
+            }
+        }
+
+        public override void Fail(Exception e) => Completion.TrySetException(e);
+
+        protected abstract T Run(WorkManager manager, long now);
+    }
+
+    private sealed class TickOp : Op<bool>
+    {
+        public static readonly TickOp Instance = new();
+
+        protected override bool Run(WorkManager manager, long now) => true;
+
+        public override void Complete()
+        {
+        }
+    }
+
+    private sealed class IdleOp : Op<bool>
+    {
+        public new TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        protected override bool Run(WorkManager manager, long now) => true;
+    }
+
+    private sealed class DelegateOp<T>(Func<SqliteWorkStore, long, T> action) : Op<T>
+    {
+        protected override T Run(WorkManager manager, long now)
+        {
+            var result = action(manager._store, now);
+            manager._changed.UnionWith(manager._subscriptions.IsEmpty ? [] : [Guid.Empty]);
+            return result;
+        }
+    }
+
+    private sealed class EnqueueOp(List<WorkRequest> requests) : Op<bool>
+    {
+        protected override bool Run(WorkManager manager, long now)
+        {
+            foreach (var request in requests)
+            {
+                manager.Insert(request.Spec, null, [], WorkState.Enqueued, now);
+            }
+
+            return true;
+        }
+    }
+
+    private sealed class ChainOp(WorkContinuation continuation) : Op<UniqueWorkOutcome>
+    {
+        protected override UniqueWorkOutcome Run(WorkManager manager, long now) => manager.EnqueueChain(continuation, now);
+    }
+
+    private sealed class UniquePeriodicOp(string name, ExistingPeriodicWorkPolicy policy, PeriodicWorkRequest request) : Op<UniqueWorkOutcome>
+    {
+        protected override UniqueWorkOutcome Run(WorkManager manager, long now) => manager.EnqueueUniquePeriodic(name, policy, request, now);
+    }
+
+    private sealed class CancelOp(WorkQuery query) : Op<int>
+    {
+        protected override int Run(WorkManager manager, long now)
+        {
+            var count = 0;
+            foreach (var row in manager._store.SelectForWrite(query))
+            {
+                count += manager.CancelRecursive(row.Id);
+            }
+
+            return count;
+        }
+    }
+
+    private sealed class PruneOp : Op<int>
+    {
+        protected override int Run(WorkManager manager, long now)
+        {
+            var ids = manager._store.PrunableIds();
+            foreach (var id in ids)
+            {
+                manager._store.Delete(id);
+                manager._changed.Add(id);
+            }
+
+            return ids.Count;
+        }
+    }
+
+    private sealed class CompleteOp(RunningWork run, WorkResult result, Exception? error) : Op<bool>
+    {
+        protected override bool Run(WorkManager manager, long now)
+        {
+            manager.ApplyResult(run, result, error, now);
+            return true;
+        }
+    }
+
+    private sealed class StopOp(RunningWork run, StopReason reason) : Op<bool>
+    {
+        protected override bool Run(WorkManager manager, long now)
+        {
+            manager.StopRun(run, reason, now);
+            return true;
+        }
+    }
+
+    private sealed class ProgressOp(RunningWork run, string json) : Op<bool>
+    {
+        protected override bool Run(WorkManager manager, long now)
+        {
+            if (manager._running.TryGetValue(run.Id, out var current) && current.RunId == run.RunId)
+            {
+                manager._store.SetProgress(run.Id, json);
+                manager._changed.Add(run.Id);
+            }
+
+            return true;
+        }
+    }
+
+    private sealed class DeviceOp(DeviceState state) : Op<bool>
+    {
+        protected override bool Run(WorkManager manager, long now)
+        {
+            manager.OnDevice(state, now);
+            return true;
+        }
+    }
+
+    private sealed class ShutdownOp : Op<int>
+    {
+        protected override int Run(WorkManager manager, long now) => manager.Shutdown(now);
+    }
+}

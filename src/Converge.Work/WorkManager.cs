@@ -1,0 +1,419 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Converge.Work;
+
+/// <summary>The durable work scheduler: stores work in SQLite and runs it when its time and constraints come.</summary>
+/// <remarks>
+/// <para>
+/// All writes go through one loop that owns the store's write connection. It applies a batch of requests (enqueues,
+/// results, cancels) and claims the next due works in a single transaction, and acknowledges each request only after
+/// that transaction commits: what <see cref="IWorkManager.EnqueueAsync"/> acknowledged survives a crash.
+/// </para>
+/// <para>
+/// Execution is at-least-once: a work that was running when the process died is enqueued again at the next start,
+/// with its attempt count kept. Only one scheduler may run per store file; other processes open it
+/// <see cref="WorkManagerOptions.EnqueueOnly"/>.
+/// </para>
+/// </remarks>
+public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDisposable
+{
+    private readonly WorkManagerOptions _options;
+    private readonly WorkerRegistry _workers;
+    private readonly IServiceProvider _services;
+    private readonly IDeviceStateMonitor _monitor;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly WorkMetrics _metrics;
+    private readonly SqliteWorkStore _store;
+    private readonly Channel<Op> _ops = Channel.CreateUnbounded<Op>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Dictionary<Guid, RunningWork> _running = [];
+    private readonly ConcurrentDictionary<Task, byte> _workerTasks = new();
+    private readonly List<TaskCompletionSource> _idleWaiters = [];
+    private readonly ConcurrentDictionary<ChangeSubscription, byte> _subscriptions = new();
+    private readonly HashSet<Guid> _changed = [];
+    private readonly ITimer _timer;
+    private readonly FileSystemWatcher? _wakeWatcher;
+    private readonly string _wakePath;
+    private DeviceState _device;
+    private Task? _loop;
+    private long _runSeq;
+    private bool _started;
+    private bool _stopping;
+    private bool _claimSaturated;
+    private int _disposed;
+
+    /// <summary>Opens the store and prepares the scheduler; call <see cref="StartAsync"/> to begin running work.</summary>
+    /// <param name="options">The options; validated here.</param>
+    /// <param name="workers">The registered workers.</param>
+    /// <param name="services">The services workers are created from; a fresh scope is made for each run.</param>
+    /// <param name="deviceStateMonitor">The source of device state for constraints; by default all constraints hold.</param>
+    /// <param name="timeProvider">The clock; by default the system clock.</param>
+    /// <param name="loggerFactory">The logger factory.</param>
+    /// <param name="meterFactory">The meter factory for metrics.</param>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
+    /// <exception cref="WorkStoreLockedException">Another scheduler runs on the store and this one is not enqueue-only.</exception>
+    public WorkManager(
+        WorkManagerOptions options,
+        WorkerRegistry workers,
+        IServiceProvider? services = null,
+        IDeviceStateMonitor? deviceStateMonitor = null,
+        TimeProvider? timeProvider = null,
+        ILoggerFactory? loggerFactory = null,
+        IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(workers);
+        options.ThrowIfInvalid();
+        _options = options;
+        _workers = workers;
+        _services = services ?? EmptyServiceProvider.Instance;
+        _monitor = deviceStateMonitor ?? new FixedDeviceStateMonitor(DeviceState.Unconstrained);
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Converge.Work");
+        _metrics = new WorkMetrics(meterFactory);
+        _store = SqliteWorkStore.Open(options.DatabasePath, options.Durability, exclusive: !options.EnqueueOnly);
+        _wakePath = _store.Path + ".wake";
+        _device = _monitor.Current;
+        _timer = _time.CreateTimer(static s => ((WorkManager)s!).Post(TickOp.Instance), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        if (!options.EnqueueOnly)
+        {
+            _wakeWatcher = TryWatchWake();
+        }
+    }
+
+    /// <summary>Gets the path of the SQLite store.</summary>
+    public string DatabasePath => _store.Path;
+
+    /// <summary>Gets whether this instance only enqueues, queries and cancels.</summary>
+    public bool IsEnqueueOnly => _options.EnqueueOnly;
+
+    /// <summary>Recovers interrupted work and starts running work. Enqueue-only instances start their write loop only.</summary>
+    /// <param name="cancellationToken">A token to cancel the start.</param>
+    /// <returns>A task that completes when the scheduler is running.</returns>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (_started)
+        {
+            return Task.CompletedTask;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        _started = true;
+        var recovered = 0;
+        if (!_options.EnqueueOnly)
+        {
+            recovered = Recover();
+            _monitor.Changed += OnDeviceChanged;
+            _device = _monitor.Current;
+            Log.SchedulerStarted(_logger, _store.Path, _options.MaxConcurrency, recovered);
+        }
+        else
+        {
+            Log.EnqueueOnlyOpened(_logger, _store.Path);
+        }
+
+        _loop = Task.Factory.StartNew(LoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        Post(TickOp.Instance);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Stops running work (it is enqueued again, stop reason <see cref="StopReason.Shutdown"/>) and the loop.</summary>
+    /// <param name="cancellationToken">Ends the wait for running workers to observe their stop token.</param>
+    /// <returns>A task that completes when the scheduler has stopped.</returns>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (!_started || _loop is null)
+        {
+            return;
+        }
+
+        _monitor.Changed -= OnDeviceChanged;
+        var shutdown = new ShutdownOp();
+        Post(shutdown);
+        await shutdown.Completion.Task.ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_workerTasks.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Workers that ignore their stop token are abandoned; their results will be discarded.
+        }
+
+        _ops.Writer.TryComplete();
+        await _loop.ConfigureAwait(false);
+        _started = false;
+    }
+
+    /// <summary>Stops the scheduler and closes the store.</summary>
+    /// <returns>A task that completes when everything is released.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            await StopAsync(cts.Token).ConfigureAwait(false);
+        }
+
+        _ops.Writer.TryComplete();
+        _wakeWatcher?.Dispose();
+        _timer.Dispose();
+        _store.Dispose();
+        _metrics.Dispose();
+    }
+
+    /// <inheritdoc />
+    public Task EnqueueAsync(IEnumerable<WorkRequest> requests, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        var list = requests.ToList();
+        foreach (var r in list)
+        {
+            ArgumentNullException.ThrowIfNull(r, nameof(requests));
+        }
+
+        return list.Count == 0 ? Task.CompletedTask : Submit(new EnqueueOp(list), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<UniqueWorkOutcome> EnqueueUniqueWorkAsync(
+        string uniqueName, ExistingWorkPolicy policy, OneTimeWorkRequest request, CancellationToken cancellationToken = default) =>
+        BeginUniqueWork(uniqueName, policy, request).EnqueueAsync(cancellationToken);
+
+    /// <inheritdoc />
+    public Task<UniqueWorkOutcome> EnqueueUniquePeriodicWorkAsync(
+        string uniqueName, ExistingPeriodicWorkPolicy policy, PeriodicWorkRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(uniqueName);
+        ArgumentNullException.ThrowIfNull(request);
+        if (!Enum.IsDefined(policy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(policy), policy, "Unknown policy.");
+        }
+
+        return Submit(new UniquePeriodicOp(uniqueName, policy, request), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public WorkContinuation BeginWith(params OneTimeWorkRequest[] work) => new(this, null, ExistingWorkPolicy.Keep, work, []);
+
+    /// <inheritdoc />
+    public WorkContinuation BeginUniqueWork(string uniqueName, ExistingWorkPolicy policy, params OneTimeWorkRequest[] work)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(uniqueName);
+        if (!Enum.IsDefined(policy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(policy), policy, "Unknown policy.");
+        }
+
+        return new(this, uniqueName, policy, work, []);
+    }
+
+    Task<UniqueWorkOutcome> IChainEnqueuer.EnqueueChainAsync(WorkContinuation continuation, CancellationToken cancellationToken) =>
+        Submit(new ChainOp(continuation), cancellationToken);
+
+    /// <inheritdoc />
+    public async Task<WorkInfo?> GetWorkInfoAsync(Guid id, CancellationToken cancellationToken = default) =>
+        (await GetWorkInfosAsync(WorkQuery.ForIds(id), cancellationToken).ConfigureAwait(false)).FirstOrDefault();
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<WorkInfo>> GetWorkInfosAsync(WorkQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult<IReadOnlyList<WorkInfo>>(_store.Query(query));
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<WorkInfo?> WatchWorkInfoAsync(Guid id, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await foreach (var infos in WatchAsync(WorkQuery.ForIds(id), id, cancellationToken).ConfigureAwait(false))
+        {
+            yield return infos.Count > 0 ? infos[0] : null;
+        }
+    }
+
+    /// <inheritdoc />
+    public IAsyncEnumerable<IReadOnlyList<WorkInfo>> WatchWorkInfosAsync(WorkQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return WatchAsync(query, null, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<int> CancelWorkAsync(WorkQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return Submit(new CancelOp(query with { States = [] }), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<int> PruneWorkAsync(CancellationToken cancellationToken = default) => Submit(new PruneOp(), cancellationToken);
+
+    /// <summary>Completes when nothing is running, nothing is waiting to be written, and no work is due now.</summary>
+    /// <param name="cancellationToken">A token to stop waiting.</param>
+    /// <returns>A task that completes when the scheduler is idle.</returns>
+    /// <remarks>For tests: with a fake clock, idle means everything that can happen at the current time has happened.</remarks>
+    public Task WhenIdleAsync(CancellationToken cancellationToken = default)
+    {
+        var op = new IdleOp();
+        Post(op);
+        return op.Completion.Task.WaitAsync(cancellationToken);
+    }
+
+    internal Task<T> ApplyAsync<T>(Func<SqliteWorkStore, long, T> action, CancellationToken cancellationToken = default) =>
+        Submit(new DelegateOp<T>(action), cancellationToken);
+
+    private async IAsyncEnumerable<IReadOnlyList<WorkInfo>> WatchAsync(
+        WorkQuery query, Guid? id, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var subscription = new ChangeSubscription(id);
+        _subscriptions.TryAdd(subscription, 0);
+        try
+        {
+            string? last = null;
+            while (true)
+            {
+                var infos = await GetWorkInfosAsync(query, cancellationToken).ConfigureAwait(false);
+                var fingerprint = Fingerprint(infos);
+                if (!string.Equals(fingerprint, last, StringComparison.Ordinal))
+                {
+                    last = fingerprint;
+                    yield return infos;
+                }
+
+                await subscription.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _subscriptions.TryRemove(subscription, out _);
+        }
+    }
+
+    private static string Fingerprint(IReadOnlyList<WorkInfo> infos) => string.Join(
+        ';',
+        infos.Select(i => $"{i.Id}|{i.State}|{i.RunAttemptCount}|{i.Generation}|{i.PeriodCount}|{i.NextScheduleTime?.ToUnixTimeMilliseconds()}|{i.StopReason}|{i.OutputData.ToJson()}|{i.Progress.ToJson()}"));
+
+    private async Task<T> Submit<T>(Op<T> op, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (!_started)
+        {
+            throw new InvalidOperationException("The work manager is not started; call StartAsync first (the hosted service does this).");
+        }
+
+        Post(op);
+        return await op.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task Submit(Op<bool> op, CancellationToken cancellationToken) => Submit<bool>(op, cancellationToken);
+
+    private void Post(Op op)
+    {
+        if (!_ops.Writer.TryWrite(op))
+        {
+            op.Fail(new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
+        }
+    }
+
+    private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private void OnDeviceChanged(object? sender, DeviceState state) => Post(new DeviceOp(state));
+
+    private FileSystemWatcher? TryWatchWake()
+    {
+        try
+        {
+            var directory = Path.GetDirectoryName(_wakePath)!;
+            var watcher = new FileSystemWatcher(directory, Path.GetFileName(_wakePath))
+            {
+                NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.FileName,
+            };
+            watcher.Changed += (_, _) => Post(TickOp.Instance);
+            watcher.Created += (_, _) => Post(TickOp.Instance);
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch (Exception e) when (e is IOException or PlatformNotSupportedException or ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    private int Recover()
+    {
+        var now = Now();
+        _store.Begin();
+        try
+        {
+            var rows = _store.Running();
+            foreach (var row in rows)
+            {
+                row.State = WorkState.Enqueued;
+                row.StopReason = StopReason.ProcessDied;
+                row.ProgressJson = null;
+                row.ComputeNextRunAt();
+                _store.Update(row);
+            }
+
+            _store.Commit();
+            return rows.Count;
+        }
+        catch
+        {
+            _store.Rollback();
+            throw;
+        }
+    }
+
+    private sealed class EmptyServiceProvider : IServiceProvider, IServiceScopeFactory, IServiceScope
+    {
+        public static readonly EmptyServiceProvider Instance = new();
+
+        public IServiceProvider ServiceProvider => this;
+
+        public object? GetService(Type serviceType) =>
+            serviceType == typeof(IServiceScopeFactory) || serviceType == typeof(IServiceProvider) ? this : null;
+
+        public IServiceScope CreateScope() => this;
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private sealed class FixedDeviceStateMonitor(DeviceState state) : IDeviceStateMonitor
+    {
+        public DeviceState Current => state;
+
+        public event EventHandler<DeviceState>? Changed
+        {
+            add { }
+            remove { }
+        }
+    }
+
+    private sealed class ChangeSubscription(Guid? id)
+    {
+        private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+        public Guid? Id { get; } = id;
+
+        public void Notify() => _signal.Writer.TryWrite(true);
+
+        public async Task WaitAsync(CancellationToken cancellationToken) => await _signal.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+    }
+}
