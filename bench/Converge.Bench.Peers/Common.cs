@@ -188,7 +188,7 @@ internal sealed record BenchOptions(
 }
 
 /// <summary>What the jobs report back. Static, because both schedulers build the job themselves.</summary>
-public static class Probe
+internal static class Probe
 {
     private static int completed;
     private static int target = int.MaxValue;

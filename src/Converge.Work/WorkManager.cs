@@ -395,17 +395,6 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         }
     }
 
-    private sealed class FixedDeviceStateMonitor(DeviceState state) : IDeviceStateMonitor
-    {
-        public DeviceState Current => state;
-
-        public event EventHandler<DeviceState>? Changed
-        {
-            add { }
-            remove { }
-        }
-    }
-
     private sealed class ChangeSubscription(Guid? id)
     {
         private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });

@@ -3,7 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Converge.Work.Tests.Constraints;
+namespace Converge.Work.Tests.DeviceMonitoring;
 
 public sealed class LinuxDeviceStateMonitorTests : IDisposable
 {

@@ -21,7 +21,7 @@ namespace Converge.Work;
 /// and does not stop the other handlers or the source that noticed the change. Handlers may call <see cref="Refresh"/>.
 /// </para>
 /// </remarks>
-internal sealed class LinuxDeviceStateMonitor : IDeviceStateMonitor, IDisposable
+public sealed class LinuxDeviceStateMonitor : IDeviceStateMonitor, IDisposable
 {
     private readonly LinuxDeviceStateMonitorOptions _options;
     private readonly ILogger<LinuxDeviceStateMonitor> _logger;

@@ -5,7 +5,7 @@ namespace Converge.Work;
 /// The monitor reads these settings each time it evaluates a source, so they should be configured before the
 /// monitor is created and left alone afterwards.
 /// </remarks>
-internal sealed class LinuxDeviceStateMonitorOptions
+public sealed class LinuxDeviceStateMonitorOptions
 {
     /// <summary>The default value of <see cref="PowerSupplyPath"/>.</summary>
     public const string DefaultPowerSupplyPath = "/sys/class/power_supply";

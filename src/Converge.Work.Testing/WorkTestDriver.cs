@@ -1,0 +1,84 @@
+namespace Converge.Work.Testing;
+
+/// <summary>WorkManager's <c>TestDriver</c>: tells the scheduler that a work's delay or constraints are met, so tests need not wait.</summary>
+public sealed class WorkTestDriver
+{
+    private readonly WorkManager _manager;
+
+    /// <summary>Initializes a driver for a started scheduler.</summary>
+    /// <param name="manager">The scheduler.</param>
+    public WorkTestDriver(WorkManager manager)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        _manager = manager;
+    }
+
+    /// <summary>Treats every constraint of a work as met until its next run finishes.</summary>
+    /// <param name="id">The work id.</param>
+    /// <param name="cancellationToken">A token to stop waiting.</param>
+    /// <returns>A task that completes when the change is stored.</returns>
+    /// <exception cref="ArgumentException">No unfinished work has that id.</exception>
+    public Task SetAllConstraintsMetAsync(Guid id, CancellationToken cancellationToken = default) =>
+        _manager.ApplyAsync(
+            (store, _) =>
+            {
+                var row = Unfinished(store, id);
+                row.OverrideConstraints = true;
+                store.Update(row);
+                return true;
+            },
+            cancellationToken);
+
+    /// <summary>Makes a work's initial delay elapse now.</summary>
+    /// <param name="id">The work id.</param>
+    /// <param name="cancellationToken">A token to stop waiting.</param>
+    /// <returns>A task that completes when the change is stored.</returns>
+    /// <exception cref="ArgumentException">No enqueued work in its first run has that id.</exception>
+    public Task SetInitialDelayMetAsync(Guid id, CancellationToken cancellationToken = default) =>
+        _manager.ApplyAsync(
+            (store, now) =>
+            {
+                var row = Unfinished(store, id);
+                if (row.State != WorkState.Enqueued || row.PeriodCount > 0 || row.RunAttemptCount > 0)
+                {
+                    throw new ArgumentException($"Work {id} is not waiting for its initial delay (state {row.State}, period {row.PeriodCount}, attempt {row.RunAttemptCount}).", nameof(id));
+                }
+
+                row.NextRunAt = now;
+                store.Update(row);
+                return true;
+            },
+            cancellationToken);
+
+    /// <summary>Makes the current period of a periodic work elapse now.</summary>
+    /// <param name="id">The work id.</param>
+    /// <param name="cancellationToken">A token to stop waiting.</param>
+    /// <returns>A task that completes when the change is stored.</returns>
+    /// <exception cref="ArgumentException">No enqueued periodic work has that id.</exception>
+    public Task SetPeriodDelayMetAsync(Guid id, CancellationToken cancellationToken = default) =>
+        _manager.ApplyAsync(
+            (store, now) =>
+            {
+                var row = Unfinished(store, id);
+                if (!row.IsPeriodic || row.State != WorkState.Enqueued)
+                {
+                    throw new ArgumentException($"Work {id} is not an enqueued periodic work.", nameof(id));
+                }
+
+                row.NextRunAt = now;
+                store.Update(row);
+                return true;
+            },
+            cancellationToken);
+
+    private static WorkRow Unfinished(SqliteWorkStore store, Guid id)
+    {
+        var row = store.Get(id) ?? throw new ArgumentException($"There is no work with id {id}.", nameof(id));
+        if (row.State.IsFinished())
+        {
+            throw new ArgumentException($"Work {id} is already {row.State}.", nameof(id));
+        }
+
+        return row;
+    }
+}
