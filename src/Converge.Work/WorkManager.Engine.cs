@@ -41,13 +41,17 @@ public sealed partial class WorkManager
         catch (Exception e)
         {
             Log.LoopCrashed(_logger, e);
+            _crash = e;
+            _ops.Writer.TryComplete(e);
             throw;
         }
         finally
         {
             while (_ops.Reader.TryRead(out var op))
             {
-                op.Fail(new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
+                op.Fail(_crash is { } crash
+                    ? new InvalidOperationException("The work scheduler loop crashed; see the inner exception.", crash)
+                    : new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
             }
 
             foreach (var waiter in _idleWaiters)

@@ -31,7 +31,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private readonly ILogger _logger;
     private readonly WorkMetrics _metrics;
     private readonly SqliteWorkStore _store;
-    private readonly Channel<Op> _ops = Channel.CreateUnbounded<Op>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Op> _ops = Channel.CreateUnbounded<Op>(new UnboundedChannelOptions { SingleReader = false });
     private readonly Dictionary<Guid, RunningWork> _running = [];
     private readonly ConcurrentDictionary<Task, byte> _workerTasks = new();
     private readonly List<TaskCompletionSource> _idleWaiters = [];
@@ -47,6 +47,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private bool _stopping;
     private bool _claimSaturated;
     private int _disposed;
+    private Exception? _crash;
 
     /// <summary>Opens the store and prepares the scheduler; call <see cref="StartAsync"/> to begin running work.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -325,7 +326,9 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     {
         if (!_ops.Writer.TryWrite(op))
         {
-            op.Fail(new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
+            op.Fail(_crash is { } crash
+                ? new InvalidOperationException("The work scheduler loop crashed; see the inner exception.", crash)
+                : new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
         }
     }
 
