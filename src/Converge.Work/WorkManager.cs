@@ -368,7 +368,10 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
                 row.State = WorkState.Enqueued;
                 row.StopReason = StopReason.ProcessDied;
                 row.ProgressJson = null;
-                row.ComputeNextRunAt();
+                // The attempt counts (at-least-once, attempt count kept), but a process death is not the work's
+                // failure, so it is due at once rather than after its backoff.
+                row.LastEnqueueTime = now;
+                row.NextRunAt = now;
                 _store.Update(row);
             }
 
