@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace Converge.Cli;
+
+/// <summary>`converge bench ...`: end-to-end workloads with figures for docs/benchmarks.md.</summary>
+internal static class BenchCommands
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Run benchmarks and print (and optionally write as JSON) their figures.");
+        bench.Subcommands.Add(WorkBench.Create());
+        return bench;
+    }
+}

@@ -1,0 +1,193 @@
+using System.CommandLine;
+using System.Globalization;
+using Converge.Work;
+using Spectre.Console;
+
+namespace Converge.Cli;
+
+/// <summary>`converge work ...`: inspect and control a work store from another process (enqueue-only access).</summary>
+internal static class WorkCommands
+{
+    public static Command Create()
+    {
+        var work = new Command("work", "Inspect and control a Converge.Work store.");
+        work.Subcommands.Add(List());
+        work.Subcommands.Add(Cancel());
+        work.Subcommands.Add(Prune());
+        return work;
+    }
+
+    private static Option<FileInfo> DbOption() => new("--db")
+    {
+        Description = "The SQLite work store.",
+        Required = true,
+    };
+
+    private static Command List()
+    {
+        var db = DbOption();
+        var state = new Option<WorkState[]>("--state") { Description = "Only work in these states.", AllowMultipleArgumentsPerToken = true };
+        var tag = new Option<string[]>("--tag") { Description = "Only work with these tags.", AllowMultipleArgumentsPerToken = true };
+        var name = new Option<string[]>("--name") { Description = "Only work under these unique names.", AllowMultipleArgumentsPerToken = true };
+        var json = new Option<bool>("--json") { Description = "Print JSON lines instead of a table." };
+        var command = new Command("list", "Print the WorkInfo of every work in a store.") { db, state, tag, name, json };
+        command.SetAction(async (parse, ct) =>
+        {
+            await using var manager = await OpenAsync(parse.GetValue(db)!, ct);
+            if (manager is null)
+            {
+                return 2;
+            }
+
+            var query = new WorkQuery
+            {
+                States = parse.GetValue(state) ?? [],
+                Tags = parse.GetValue(tag) ?? [],
+                UniqueNames = parse.GetValue(name) ?? [],
+            };
+            var infos = await manager.GetWorkInfosAsync(query, ct);
+            if (parse.GetValue(json))
+            {
+                foreach (var i in infos)
+                {
+                    Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
+                    {
+                        ["id"] = i.Id,
+                        ["worker"] = i.WorkerName,
+                        ["state"] = i.State.ToString(),
+                        ["unique_name"] = i.UniqueName,
+                        ["attempts"] = i.RunAttemptCount,
+                        ["period_count"] = i.PeriodCount,
+                        ["generation"] = i.Generation,
+                        ["next"] = i.NextScheduleTime,
+                        ["stop_reason"] = i.StopReason.ToString(),
+                        ["failure_reason"] = i.FailureReason,
+                        ["tags"] = i.Tags.Order(StringComparer.Ordinal).ToArray(),
+                        ["output"] = i.OutputData.ToJson(),
+                    }));
+                }
+
+                return 0;
+            }
+
+            AnsiConsole.Write(WorkTable(infos));
+            AnsiConsole.MarkupLine($"[grey]{infos.Count} works in {Markup.Escape(manager.DatabasePath)}[/]");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Cancel()
+    {
+        var db = DbOption();
+        var id = new Option<Guid[]>("--id") { Description = "Cancel work by id." };
+        var tag = new Option<string[]>("--tag") { Description = "Cancel work with a tag." };
+        var name = new Option<string[]>("--name") { Description = "Cancel work under a unique name." };
+        var all = new Option<bool>("--all") { Description = "Cancel all unfinished work." };
+        var command = new Command("cancel", "Cancel unfinished work and its dependents.") { db, id, tag, name, all };
+        command.SetAction(async (parse, ct) =>
+        {
+            var query = new WorkQuery { Ids = parse.GetValue(id) ?? [], Tags = parse.GetValue(tag) ?? [], UniqueNames = parse.GetValue(name) ?? [] };
+            if (query == WorkQuery.All || (query.Ids.Count == 0 && query.Tags.Count == 0 && query.UniqueNames.Count == 0))
+            {
+                if (!parse.GetValue(all))
+                {
+                    AnsiConsole.MarkupLine("[red]Say which work to cancel: --id, --tag, --name, or --all.[/]");
+                    return 2;
+                }
+
+                query = WorkQuery.All;
+            }
+
+            await using var manager = await OpenAsync(parse.GetValue(db)!, ct);
+            if (manager is null)
+            {
+                return 2;
+            }
+
+            var count = await manager.CancelWorkAsync(query, ct);
+            AnsiConsole.MarkupLine($"Cancelled {count} works.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Prune()
+    {
+        var db = DbOption();
+        var command = new Command("prune", "Delete finished work that nothing unfinished depends on.") { db };
+        command.SetAction(async (parse, ct) =>
+        {
+            await using var manager = await OpenAsync(parse.GetValue(db)!, ct);
+            if (manager is null)
+            {
+                return 2;
+            }
+
+            AnsiConsole.MarkupLine($"Deleted {await manager.PruneWorkAsync(ct)} finished works.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static async Task<WorkManager?> OpenAsync(FileInfo db, CancellationToken ct)
+    {
+        if (!db.Exists)
+        {
+            AnsiConsole.MarkupLine($"[red]No work store at {Markup.Escape(db.FullName)}.[/]");
+            return null;
+        }
+
+        // Enqueue-only: safe next to a running scheduler, and never runs work itself.
+        var manager = new WorkManager(new WorkManagerOptions { DatabasePath = db.FullName, EnqueueOnly = true }, new WorkerRegistry());
+        await manager.StartAsync(ct);
+        return manager;
+    }
+
+    public static Table CompactWorkTable(IEnumerable<WorkInfo> infos)
+    {
+        var table = new Table().RoundedBorder().AddColumn("id").AddColumn("worker").AddColumn("state")
+            .AddColumn(new TableColumn("attempts").RightAligned()).AddColumn("output");
+        foreach (var i in infos)
+        {
+            table.AddRow(Markup.Escape(i.Id.ToString()[..8]), Markup.Escape(i.WorkerName), StateMarkup(i.State),
+                i.RunAttemptCount.ToString(CultureInfo.InvariantCulture), Markup.Escape(i.OutputData.ToJson()));
+        }
+
+        return table;
+    }
+
+    public static Table WorkTable(IEnumerable<WorkInfo> infos)
+    {
+        var table = new Table().RoundedBorder()
+            .AddColumn("id").AddColumn("worker").AddColumn("state").AddColumn("unique name")
+            .AddColumn(new TableColumn("attempts").RightAligned()).AddColumn(new TableColumn("period").RightAligned())
+            .AddColumn(new TableColumn("gen").RightAligned()).AddColumn("next run (UTC)").AddColumn("stop reason").AddColumn("output / failure");
+        foreach (var i in infos)
+        {
+            table.AddRow(
+                Markup.Escape(i.Id.ToString()[..8]),
+                Markup.Escape(i.WorkerName),
+                StateMarkup(i.State),
+                Markup.Escape(i.UniqueName ?? ""),
+                i.RunAttemptCount.ToString(CultureInfo.InvariantCulture),
+                i.Periodicity is null ? "" : i.PeriodCount.ToString(CultureInfo.InvariantCulture),
+                i.Generation.ToString(CultureInfo.InvariantCulture),
+                i.NextScheduleTime?.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "",
+                i.StopReason == StopReason.NotStopped ? "" : i.StopReason.ToString(),
+                Markup.Escape(i.FailureReason ?? (i.OutputData.IsEmpty ? "" : i.OutputData.ToJson())));
+        }
+
+        return table;
+    }
+
+    public static string StateMarkup(WorkState state) => state switch
+    {
+        WorkState.Succeeded => "[green]SUCCEEDED[/]",
+        WorkState.Failed => "[red]FAILED[/]",
+        WorkState.Cancelled => "[grey]CANCELLED[/]",
+        WorkState.Running => "[yellow]RUNNING[/]",
+        WorkState.Blocked => "[blue]BLOCKED[/]",
+        _ => "ENQUEUED",
+    };
+}
