@@ -4,8 +4,8 @@ namespace Converge.Work;
 
 internal static partial class Log
 {
-    [LoggerMessage(1000, LogLevel.Information, "Work scheduler started on {Path} with {MaxConcurrency} concurrent works; {Recovered} interrupted works re-enqueued")]
-    public static partial void SchedulerStarted(ILogger logger, string path, int maxConcurrency, int recovered);
+    [LoggerMessage(1000, LogLevel.Information, "Work scheduler started on {Path} with {MaxConcurrency} concurrent works; {Recovered} interrupted works re-enqueued, {Pruned} old finished works pruned")]
+    public static partial void SchedulerStarted(ILogger logger, string path, int maxConcurrency, int recovered, int pruned);
 
     [LoggerMessage(1001, LogLevel.Information, "Work store {Path} opened for enqueue only")]
     public static partial void EnqueueOnlyOpened(ILogger logger, string path);

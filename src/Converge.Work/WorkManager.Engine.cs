@@ -81,9 +81,15 @@ public sealed partial class WorkManager
         var now = Now();
         var toStart = new List<(WorkRow Row, RunningWork Run, WorkData Input)>();
         var wrote = false;
-        _store.Begin();
         try
         {
+            _store.Begin();
+            _store.BatchTime = now;
+            if (_needsReconcile && !_options.EnqueueOnly)
+            {
+                Reconcile(now);
+            }
+
             for (var i = 0; i < batch.Count; i++)
             {
                 var op = batch[i];
@@ -103,6 +109,8 @@ public sealed partial class WorkManager
                 {
                     _store.RollbackTo("op");
                     op.SetError(e);
+                    // The op may have changed in-memory run state before its SQL failed; recheck at the next batch.
+                    _needsReconcile = true;
                 }
             }
 
@@ -116,7 +124,15 @@ public sealed partial class WorkManager
         catch (Exception e)
         {
             Log.BatchFailed(_logger, e);
-            _store.Rollback();
+            try
+            {
+                _store.Rollback();
+            }
+            catch (Exception rollback)
+            {
+                Log.BatchFailed(_logger, rollback); // SQLite may already have rolled back (I/O error, disk full).
+            }
+
             foreach (var op in batch)
             {
                 op.Fail(e);
@@ -128,7 +144,10 @@ public sealed partial class WorkManager
                 run.Dispose();
             }
 
-            ArmTimer(now);
+            _changed.Clear();
+            _needsReconcile = true;
+            // Try again later rather than spin on a store that is failing.
+            _timer.Change(TimeSpan.FromSeconds(1), Timeout.InfiniteTimeSpan);
             return;
         }
 
@@ -139,7 +158,7 @@ public sealed partial class WorkManager
 
         foreach (var (row, run, input) in toStart)
         {
-            Start(row, run, input, now);
+            Start(row, run, input);
         }
 
         if (wrote && _options.EnqueueOnly)
@@ -148,30 +167,96 @@ public sealed partial class WorkManager
         }
 
         NotifyWatchers();
-        ArmTimer(now);
+        if (_claimSaturated && _running.Count < _options.MaxConcurrency && !_stopping)
+        {
+            // Claimed rows failed without running (unknown worker, bad input): more due work may be waiting.
+            Post(TickOp.Instance);
+        }
+        else
+        {
+            ArmTimer();
+        }
     }
 
-    private void ArmTimer(long now)
+    /// <summary>The largest delay a timer accepts is about 49.7 days; longer waits re-arm on the way.</summary>
+    private static readonly TimeSpan MaxTimerDelay = TimeSpan.FromDays(1);
+
+    private void ArmTimer()
     {
         if (_options.EnqueueOnly || _stopping)
         {
             return;
         }
 
+        var now = Now();
         long? next = _running.Count < _options.MaxConcurrency ? _store.NextDue(now, _device.Unmet()) : null;
-        _timer.Change(next is { } n ? TimeSpan.FromMilliseconds(Math.Max(0, n - now)) : Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        var delay = next is { } n ? TimeSpan.FromMilliseconds(Math.Max(0, n - now)) : Timeout.InfiniteTimeSpan;
+        if (delay > MaxTimerDelay)
+        {
+            delay = MaxTimerDelay;
+        }
+
+        _timer.Change(delay, Timeout.InfiniteTimeSpan);
     }
 
+    /// <summary>Brings memory and store back in line: RUNNING rows nobody runs are re-enqueued, and runs whose row is no longer RUNNING (cancelled by another process) are stopped.</summary>
+    private void Reconcile(long now)
+    {
+        _needsReconcile = false;
+        var stored = _store.Running();
+        var storedIds = stored.Select(r => r.Id).ToHashSet();
+        foreach (var row in stored.Where(r => !_running.ContainsKey(r.Id)))
+        {
+            row.State = WorkState.Enqueued;
+            row.StopReason = StopReason.Unknown;
+            row.ProgressJson = null;
+            row.NextRunAt = now;
+            _store.Update(row);
+            _changed.Add(row.Id);
+        }
+
+        foreach (var run in _running.Values.Where(r => !storedIds.Contains(r.Id)).ToList())
+        {
+            _running.Remove(run.Id);
+            run.Stop(StopReason.CancelledByApp);
+            _metrics.Stopped.Add(1);
+        }
+    }
+
+    /// <summary>Wakes the scheduler process after this enqueue-only process commits, off the loop and coalesced.</summary>
+    /// <remarks>
+    /// The flag is raised after the commit and cleared before the file is written, so every commit is followed by at
+    /// least one write of the wake file, while a burst of commits costs a few writes rather than one each.
+    /// </remarks>
     private void TouchWake()
     {
-        try
+        if (Interlocked.Exchange(ref _wakePending, 1) == 1)
         {
-            File.WriteAllText(_wakePath, Now().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return;
         }
-        catch (IOException)
+
+        _ = Task.Run(() =>
         {
-            // The scheduler also finds the work at its next timer or batch; the wake file only makes it immediate.
-        }
+            while (Interlocked.Exchange(ref _wakePending, 0) == 1)
+            {
+                try
+                {
+                    File.WriteAllText(_wakePath, Now().ToString(System.Globalization.CultureInfo.InvariantCulture));
+                }
+                catch (IOException)
+                {
+                    // The scheduler still finds the work at its next batch or timer; the wake file only makes it prompt.
+                }
+                catch (UnauthorizedAccessException)
+                {
+                }
+
+                if (Volatile.Read(ref _wakePending) == 0)
+                {
+                    return;
+                }
+            }
+        });
     }
 
     private void NotifyWatchers()
@@ -202,7 +287,7 @@ public sealed partial class WorkManager
             return;
         }
 
-        var due = _store.Due(now, _device.Unmet(), free, _running.Keys.ToHashSet());
+        var due = _store.Due(now, _device.Unmet(), free, _running);
         _claimSaturated = due.Count >= free;
         foreach (var row in due)
         {
@@ -229,7 +314,7 @@ public sealed partial class WorkManager
             row.RunAttemptCount++;
             row.StopReason = StopReason.NotStopped;
             row.ProgressJson = null;
-            _store.Update(row);
+            _store.MarkRunning(row);
             _changed.Add(row.Id);
             var run = new RunningWork(row.Id, ++_runSeq, row.WorkerName, attempt, row.Generation, row.Constraints, row.OverrideConstraints);
             _running[row.Id] = run;
@@ -270,7 +355,7 @@ public sealed partial class WorkManager
         FailDependents(row.Id, now);
     }
 
-    private void Start(WorkRow row, RunningWork run, WorkData input, long now)
+    private void Start(WorkRow row, RunningWork run, WorkData input)
     {
         _metrics.Started.Add(1);
         if (_options.DebugMode)
@@ -282,7 +367,7 @@ public sealed partial class WorkManager
             Log.WorkStartedDebug(_logger, row.Id, row.WorkerName, run.Attempt);
         }
 
-        run.Timeout = _time.CreateTimer(
+        run.Timeout = _options.ExecutionTimeout == Timeout.InfiniteTimeSpan ? null : _time.CreateTimer(
             static s =>
             {
                 var (manager, r) = ((WorkManager, RunningWork))s!;
@@ -306,7 +391,6 @@ public sealed partial class WorkManager
         var task = Task.Run(() => ExecuteAsync(run, context));
         _workerTasks.TryAdd(task, 0);
         _ = task.ContinueWith(static (t, s) => ((WorkManager)s!)._workerTasks.TryRemove(t, out _), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        _ = now;
     }
 
     private async Task ExecuteAsync(RunningWork run, WorkContext context)
@@ -451,10 +535,11 @@ public sealed partial class WorkManager
             return;
         }
 
+        // As WorkManager: back to ENQUEUED, the attempt counted, the last enqueue time kept, so the backoff runs
+        // from when the work was enqueued and a work whose constraint returns soon is not held back long.
         row.State = WorkState.Enqueued;
         row.StopReason = reason;
         row.ProgressJson = null;
-        row.LastEnqueueTime = now;
         row.ComputeNextRunAt();
         _store.Update(row);
         _changed.Add(row.Id);
@@ -636,6 +721,11 @@ public sealed partial class WorkManager
 
         public override void Complete()
         {
+            if (!HasCaller)
+            {
+                return;
+            }
+
             if (_error is not null)
             {
                 Completion.TrySetException(_error);
@@ -646,7 +736,16 @@ public sealed partial class WorkManager
             }
         }
 
-        public override void Fail(Exception e) => Completion.TrySetException(e);
+        public override void Fail(Exception e)
+        {
+            if (HasCaller)
+            {
+                Completion.TrySetException(e);
+            }
+        }
+
+        /// <summary>Gets whether someone awaits the op; internal ops (results, stops, ticks) have nobody to tell.</summary>
+        protected virtual bool HasCaller => true;
 
         protected abstract T Run(WorkManager manager, long now);
     }
@@ -655,16 +754,19 @@ public sealed partial class WorkManager
     {
         public static readonly TickOp Instance = new();
 
-        protected override bool Run(WorkManager manager, long now) => true;
+        protected override bool HasCaller => false;
 
-        public override void Complete()
-        {
-        }
+        protected override bool Run(WorkManager manager, long now) => true;
     }
 
     private sealed class IdleOp : Op<bool>
     {
         public new TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        protected override bool HasCaller => false;
+
+        /// <summary>A stopped scheduler runs nothing more: it is idle.</summary>
+        public override void Fail(Exception e) => Completion.TrySetResult();
 
         protected override bool Run(WorkManager manager, long now) => true;
     }
@@ -720,19 +822,16 @@ public sealed partial class WorkManager
     {
         protected override int Run(WorkManager manager, long now)
         {
-            var ids = manager._store.PrunableIds();
-            foreach (var id in ids)
-            {
-                manager._store.Delete(id);
-                manager._changed.Add(id);
-            }
-
+            var ids = manager._store.Prune(long.MaxValue);
+            manager._changed.UnionWith(ids);
             return ids.Count;
         }
     }
 
     private sealed class CompleteOp(RunningWork run, WorkResult result, Exception? error) : Op<bool>
     {
+        protected override bool HasCaller => false;
+
         protected override bool Run(WorkManager manager, long now)
         {
             manager.ApplyResult(run, result, error, now);
@@ -742,6 +841,8 @@ public sealed partial class WorkManager
 
     private sealed class StopOp(RunningWork run, StopReason reason) : Op<bool>
     {
+        protected override bool HasCaller => false;
+
         protected override bool Run(WorkManager manager, long now)
         {
             manager.StopRun(run, reason, now);
@@ -765,9 +866,25 @@ public sealed partial class WorkManager
 
     private sealed class DeviceOp(DeviceState state) : Op<bool>
     {
+        protected override bool HasCaller => false;
+
         protected override bool Run(WorkManager manager, long now)
         {
             manager.OnDevice(state, now);
+            return true;
+        }
+    }
+
+    private sealed class WakeOp : Op<bool>
+    {
+        public static readonly WakeOp Instance = new();
+
+        protected override bool HasCaller => false;
+
+        protected override bool Run(WorkManager manager, long now)
+        {
+            // Another process wrote: it may have cancelled work that runs here.
+            manager._needsReconcile = true;
             return true;
         }
     }

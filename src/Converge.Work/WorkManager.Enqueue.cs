@@ -66,7 +66,8 @@ public sealed partial class WorkManager
     /// <summary>The state new work is born in after these prerequisites, as WorkManager decides it.</summary>
     private WorkState BornState(IEnumerable<Guid> prerequisites)
     {
-        var states = prerequisites.Select(id => _store.Get(id)?.State ?? WorkState.Succeeded).ToList();
+        var states = prerequisites.Select(id => _store.Get(id)?.State
+            ?? throw new InvalidOperationException($"Prerequisite {id} does not exist; it may have been pruned.")).ToList();
         if (states.Contains(WorkState.Failed))
         {
             return WorkState.Failed;
@@ -97,7 +98,7 @@ public sealed partial class WorkManager
                 var cancelled = leaves.Any(w => w.State == WorkState.Cancelled);
                 if (policy == ExistingWorkPolicy.AppendOrReplace && (failed || cancelled))
                 {
-                    DeleteAll(existing);
+                    CancelAndDelete(existing);
                     return (UniqueWorkOutcome.Replaced, [], WorkState.Enqueued);
                 }
 

@@ -43,11 +43,15 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private DeviceState _device;
     private Task? _loop;
     private long _runSeq;
+    private readonly Lock _startLock = new();
     private bool _started;
+    private bool _stopped;
     private bool _stopping;
     private bool _claimSaturated;
     private int _disposed;
     private Exception? _crash;
+    private int _wakePending;
+    private bool _needsReconcile;
 
     /// <summary>Opens the store and prepares the scheduler; call <see cref="StartAsync"/> to begin running work.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -97,32 +101,55 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     /// <summary>Recovers interrupted work and starts running work. Enqueue-only instances start their write loop only.</summary>
     /// <param name="cancellationToken">A token to cancel the start.</param>
     /// <returns>A task that completes when the scheduler is running.</returns>
+    /// <remarks>
+    /// Idempotent, and also done by the first enqueue, query-free call that needs the loop, so services that enqueue
+    /// while the host is still starting do not wait for the hosted service. A stopped manager cannot be started again.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">The manager was stopped.</exception>
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (_started)
-        {
-            return Task.CompletedTask;
-        }
-
         cancellationToken.ThrowIfCancellationRequested();
-        _started = true;
-        var recovered = 0;
-        if (!_options.EnqueueOnly)
+        EnsureStarted();
+        return Task.CompletedTask;
+    }
+
+    private void EnsureStarted()
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (Volatile.Read(ref _started) && !Volatile.Read(ref _stopped))
         {
-            recovered = Recover();
-            _monitor.Changed += OnDeviceChanged;
-            _device = _monitor.Current;
-            Log.SchedulerStarted(_logger, _store.Path, _options.MaxConcurrency, recovered);
-        }
-        else
-        {
-            Log.EnqueueOnlyOpened(_logger, _store.Path);
+            return;
         }
 
-        _loop = Task.Factory.StartNew(LoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
-        Post(TickOp.Instance);
-        return Task.CompletedTask;
+        lock (_startLock)
+        {
+            if (_stopped)
+            {
+                throw new InvalidOperationException("This work manager was stopped; create a new one to start again.");
+            }
+
+            if (_started)
+            {
+                return;
+            }
+
+            if (!_options.EnqueueOnly)
+            {
+                var (recovered, pruned) = Recover();
+                _monitor.Changed += OnDeviceChanged;
+                _device = _monitor.Current;
+                _workers.Freeze();
+                Log.SchedulerStarted(_logger, _store.Path, _options.MaxConcurrency, recovered, pruned);
+            }
+            else
+            {
+                Log.EnqueueOnlyOpened(_logger, _store.Path);
+            }
+
+            _loop = Task.Factory.StartNew(LoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            Volatile.Write(ref _started, true);
+            Post(TickOp.Instance);
+        }
     }
 
     /// <summary>Stops running work (it is enqueued again, stop reason <see cref="StopReason.Shutdown"/>) and the loop.</summary>
@@ -130,27 +157,45 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     /// <returns>A task that completes when the scheduler has stopped.</returns>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
-        if (!_started || _loop is null)
+        Task? loop;
+        lock (_startLock)
         {
-            return;
+            if (!_started || _stopped)
+            {
+                _stopped = true;
+                return;
+            }
+
+            _stopped = true;
+            loop = _loop;
         }
 
         _monitor.Changed -= OnDeviceChanged;
         var shutdown = new ShutdownOp();
         Post(shutdown);
-        await shutdown.Completion.Task.ConfigureAwait(false);
         try
         {
+            await shutdown.Completion.Task.ConfigureAwait(false);
             await Task.WhenAll(_workerTasks.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             // Workers that ignore their stop token are abandoned; their results will be discarded.
         }
+        catch (InvalidOperationException) when (_crash is not null)
+        {
+            // The loop crashed; it was logged, and there is nothing left to stop.
+        }
 
         _ops.Writer.TryComplete();
-        await _loop.ConfigureAwait(false);
-        _started = false;
+        try
+        {
+            await loop!.ConfigureAwait(false);
+        }
+        catch (Exception) when (_crash is not null)
+        {
+            // Logged where it happened.
+        }
     }
 
     /// <summary>Stops the scheduler and closes the store.</summary>
@@ -162,16 +207,19 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
             return;
         }
 
-        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        try
         {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await StopAsync(cts.Token).ConfigureAwait(false);
         }
-
-        _ops.Writer.TryComplete();
-        _wakeWatcher?.Dispose();
-        _timer.Dispose();
-        _store.Dispose();
-        _metrics.Dispose();
+        finally
+        {
+            _ops.Writer.TryComplete();
+            _wakeWatcher?.Dispose();
+            _timer.Dispose();
+            _store.Dispose();
+            _metrics.Dispose();
+        }
     }
 
     /// <inheritdoc />
@@ -257,7 +305,12 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     public Task<int> CancelWorkAsync(WorkQuery query, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(query);
-        return Submit(new CancelOp(query with { States = [] }), cancellationToken);
+        if (query.States.Count > 0)
+        {
+            throw new ArgumentException("Cancel selects by ids, unique names and tags; it always cancels only unfinished work, so states cannot be given.", nameof(query));
+        }
+
+        return Submit(new CancelOp(query), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -310,12 +363,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
 
     private async Task<T> Submit<T>(Op<T> op, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (!_started)
-        {
-            throw new InvalidOperationException("The work manager is not started; call StartAsync first (the hosted service does this).");
-        }
-
+        EnsureStarted();
         Post(op);
         return await op.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -345,8 +393,9 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
             {
                 NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.FileName,
             };
-            watcher.Changed += (_, _) => Post(TickOp.Instance);
-            watcher.Created += (_, _) => Post(TickOp.Instance);
+            watcher.Changed += (_, _) => Post(WakeOp.Instance);
+            watcher.Created += (_, _) => Post(WakeOp.Instance);
+            watcher.Error += (_, _) => Post(WakeOp.Instance);
             watcher.EnableRaisingEvents = true;
             return watcher;
         }
@@ -356,7 +405,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         }
     }
 
-    private int Recover()
+    private (int Recovered, int Pruned) Recover()
     {
         var now = Now();
         _store.Begin();
@@ -375,8 +424,10 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
                 _store.Update(row);
             }
 
+            _store.BatchTime = now;
+            var pruned = _store.Prune(now - (long)_options.KeepFinishedWorkFor.TotalMilliseconds).Count;
             _store.Commit();
-            return rows.Count;
+            return (rows.Count, pruned);
         }
         catch
         {

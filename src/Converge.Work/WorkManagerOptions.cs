@@ -26,8 +26,12 @@ public sealed class WorkManagerOptions
     public int MaxConcurrency { get; set; } = Environment.ProcessorCount;
 
     /// <summary>Gets or sets how long a run may take before it is stopped with <see cref="StopReason.Timeout"/> and enqueued again.</summary>
-    /// <value>The default is 10 minutes, as in WorkManager.</value>
+    /// <value>The default is 10 minutes, as in WorkManager. <see cref="Timeout.InfiniteTimeSpan"/> turns the limit off; otherwise at most 49 days.</value>
     public TimeSpan ExecutionTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Gets or sets how long finished work (succeeded, failed, cancelled) is kept before it is pruned at start.</summary>
+    /// <value>The default is 1 day, as WorkManager's default for keeping results.</value>
+    public TimeSpan KeepFinishedWorkFor { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>Gets or sets the smallest repeat interval of periodic work; shorter intervals are raised to it.</summary>
     /// <value>The default is 15 minutes, as in WorkManager. Lower it for desktop or server apps that need it.</value>
@@ -68,7 +72,19 @@ public sealed class WorkManagerOptions
             errors.Add($"MaxConcurrency must be at least 1; it is {MaxConcurrency}.");
         }
 
-        Positive(ExecutionTimeout, nameof(ExecutionTimeout));
+        if (ExecutionTimeout != Timeout.InfiniteTimeSpan)
+        {
+            Positive(ExecutionTimeout, nameof(ExecutionTimeout));
+            if (ExecutionTimeout > TimeSpan.FromDays(49))
+            {
+                errors.Add($"ExecutionTimeout must be at most 49 days, or Timeout.InfiniteTimeSpan for none; it is {ExecutionTimeout}.");
+            }
+        }
+
+        if (KeepFinishedWorkFor < TimeSpan.Zero)
+        {
+            errors.Add($"KeepFinishedWorkFor cannot be negative; it is {KeepFinishedWorkFor}.");
+        }
         Positive(MinimumPeriodicInterval, nameof(MinimumPeriodicInterval));
         Positive(MinimumPeriodicFlex, nameof(MinimumPeriodicFlex));
         if (MinimumBackoffDelay < TimeSpan.Zero || MinimumBackoffDelay > WorkSchedule.MaximumBackoffDelay)

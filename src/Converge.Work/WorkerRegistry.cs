@@ -11,6 +11,7 @@ public sealed class WorkerRegistry
 {
     private readonly Dictionary<string, Func<IServiceProvider, IWorker>> _factories = new(StringComparer.Ordinal);
     private Func<WorkContext, Task<WorkResult>>? _dispatcher;
+    private volatile bool _frozen;
 
     /// <summary>Initializes a new registry with the built-in workers.</summary>
     public WorkerRegistry()
@@ -45,6 +46,7 @@ public sealed class WorkerRegistry
             throw new ArgumentException("Worker names starting with 'converge.' are reserved.", nameof(name));
         }
 
+        ThrowIfFrozen();
         if (!_factories.TryAdd(name, factory))
         {
             throw new ArgumentException($"A worker is already registered under the name '{name}'.", nameof(name));
@@ -60,6 +62,7 @@ public sealed class WorkerRegistry
     public WorkerRegistry ExecuteTask(Func<string, WorkData, Task<bool>> callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        ThrowIfFrozen();
         _dispatcher = async ctx => await callback(ctx.WorkerName, ctx.InputData).ConfigureAwait(false) ? WorkResult.Success() : WorkResult.Retry();
         return this;
     }
@@ -70,8 +73,20 @@ public sealed class WorkerRegistry
     public WorkerRegistry ExecuteTask(Func<WorkContext, Task<WorkResult>> callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        ThrowIfFrozen();
         _dispatcher = callback;
         return this;
+    }
+
+    /// <summary>Stops changes once a scheduler runs on the registry, so lookups need no lock.</summary>
+    internal void Freeze() => _frozen = true;
+
+    private void ThrowIfFrozen()
+    {
+        if (_frozen)
+        {
+            throw new InvalidOperationException("Workers must be registered before the scheduler starts.");
+        }
     }
 
     internal bool CanRun(string name) => _factories.ContainsKey(name) || _dispatcher is not null;

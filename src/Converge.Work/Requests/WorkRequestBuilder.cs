@@ -37,7 +37,7 @@ public abstract class WorkRequestBuilder<TBuilder, TRequest>
 
     private TBuilder This => (TBuilder)this;
 
-    /// <summary>Sets the id of the work, instead of a new random one.</summary>
+    /// <summary>Sets the id of the next request built, instead of a new random one.</summary>
     /// <param name="id">The id.</param>
     /// <returns>This builder.</returns>
     public TBuilder SetId(Guid id)
@@ -141,7 +141,9 @@ public abstract class WorkRequestBuilder<TBuilder, TRequest>
             Merger,
             TimeSpan.Zero,
             TimeSpan.Zero);
-        return BuildCore(spec);
+        var request = BuildCore(spec);
+        _id = Guid.NewGuid(); // as WorkManager: each Build() makes a new request with its own id
+        return request;
     }
 
     private protected abstract TRequest BuildCore(WorkRequestSpec spec);

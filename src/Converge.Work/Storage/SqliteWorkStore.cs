@@ -43,6 +43,9 @@ internal sealed class SqliteWorkStore : IDisposable
 
     public string Path { get; }
 
+    /// <summary>Gets or sets the time of the current batch, in Unix milliseconds: when rows that finish in it finished.</summary>
+    public long BatchTime { get; set; }
+
     /// <summary>Opens a store. With <paramref name="exclusive"/>, takes the store's scheduler lock or fails.</summary>
     public static SqliteWorkStore Open(string path, WorkDurability durability, bool exclusive)
     {
@@ -129,9 +132,9 @@ internal sealed class SqliteWorkStore : IDisposable
         }
     }
 
-    public void Savepoint(string name) => Run($"SAVEPOINT {name};");
+    public void Savepoint(string name) => Command("savepoint_" + name, $"SAVEPOINT {name};").ExecuteNonQuery();
 
-    public void Release(string name) => Run($"RELEASE {name};");
+    public void Release(string name) => Command("release_" + name, $"RELEASE {name};").ExecuteNonQuery();
 
     public void RollbackTo(string name)
     {
@@ -145,10 +148,11 @@ internal sealed class SqliteWorkStore : IDisposable
     {
         row.HasPrerequisites = prerequisites.Count > 0;
         var cmd = Command("insert",
-            $"INSERT INTO work ({Columns[5..]}) VALUES ($id, $worker_name, $state, $input, $output, $progress, $tags, $unique_name, " +
+            $"INSERT INTO work ({Columns[5..]}, finished_at) VALUES ($id, $worker_name, $state, $input, $output, $progress, $tags, $unique_name, " +
             "$input_merger, $requires, $initial_delay_ms, $interval_ms, $flex_ms, $backoff_policy, $backoff_delay_ms, $expedited, " +
             "$out_of_quota, $last_enqueue_time, $run_attempt_count, $period_count, $generation, $stop_reason, $failure_reason, " +
-            "$next_run_at, $override_constraints, $has_prerequisites, $created_at) RETURNING seq;");
+            "$next_run_at, $override_constraints, $has_prerequisites, $created_at, " +
+            "CASE WHEN $state IN (2,3,5) THEN $batch_time END) RETURNING seq;");
         Bind(cmd, row);
         try
         {
@@ -193,7 +197,8 @@ internal sealed class SqliteWorkStore : IDisposable
             "expedited=$expedited, out_of_quota=$out_of_quota, last_enqueue_time=$last_enqueue_time, " +
             "run_attempt_count=$run_attempt_count, period_count=$period_count, generation=$generation, stop_reason=$stop_reason, " +
             "failure_reason=$failure_reason, next_run_at=$next_run_at, override_constraints=$override_constraints, " +
-            "has_prerequisites=$has_prerequisites, created_at=$created_at WHERE id=$id;");
+            "has_prerequisites=$has_prerequisites, created_at=$created_at, " +
+            "finished_at=CASE WHEN $state IN (2,3,5) THEN COALESCE(finished_at, $batch_time) END WHERE id=$id;");
         Bind(cmd, row);
         cmd.ExecuteNonQuery();
     }
@@ -208,6 +213,40 @@ internal sealed class SqliteWorkStore : IDisposable
             tag.Parameters["$id"].Value = row.Id.ToString();
             tag.ExecuteNonQuery();
         }
+    }
+
+    /// <summary>The claim: only what a start changes, by primary key.</summary>
+    public void MarkRunning(WorkRow row)
+    {
+        var cmd = Command("mark_running", "UPDATE work SET state=1, run_attempt_count=$attempts, stop_reason=0, progress=NULL WHERE seq=$seq;");
+        cmd.Parameters["$attempts"].Value = row.RunAttemptCount;
+        cmd.Parameters["$seq"].Value = row.Seq;
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Deletes finished work that finished at or before <paramref name="finishedBefore"/> and that no unfinished work depends on.</summary>
+    /// <returns>The ids deleted.</returns>
+    public List<Guid> Prune(long finishedBefore)
+    {
+        Run("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;");
+        Run("DELETE FROM prune_ids;");
+        Run("INSERT INTO prune_ids SELECT id FROM work WHERE state IN (2,3,5) AND finished_at <= $cutoff AND NOT EXISTS " +
+            "(SELECT 1 FROM dependency d JOIN work w ON w.id = d.work_id WHERE d.prerequisite_id = work.id AND w.state NOT IN (2,3,5));",
+            ("$cutoff", finishedBefore));
+        using var select = _write.CreateCommand();
+        select.Transaction = _transaction;
+        select.CommandText = "SELECT id FROM prune_ids;";
+        var ids = ReadGuids(select);
+        if (ids.Count > 0)
+        {
+            Run("DELETE FROM work_tag WHERE work_id IN (SELECT id FROM prune_ids);");
+            Run("DELETE FROM work_name WHERE work_id IN (SELECT id FROM prune_ids);");
+            Run("DELETE FROM dependency WHERE work_id IN (SELECT id FROM prune_ids) OR prerequisite_id IN (SELECT id FROM prune_ids);");
+            Run("DELETE FROM work WHERE id IN (SELECT id FROM prune_ids);");
+        }
+
+        Run("DELETE FROM prune_ids;");
+        return ids;
     }
 
     public void SetProgress(Guid id, string? progressJson) =>
@@ -291,7 +330,7 @@ internal sealed class SqliteWorkStore : IDisposable
     }
 
     /// <summary>Enqueued works that are due and whose constraints hold, expedited first, then by due time and age.</summary>
-    public List<WorkRow> Due(long now, ConstraintBits unmet, int limit, IReadOnlySet<Guid> running)
+    public List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running)
     {
         // Two index range scans, one per priority, so not-yet-due work is never walked.
         var cmd = Command("due",
@@ -301,7 +340,7 @@ internal sealed class SqliteWorkStore : IDisposable
         cmd.Parameters["$unmet"].Value = (long)unmet;
         cmd.Parameters["$limit"].Value = limit + running.Count;
         var rows = ReadRows(cmd);
-        rows.RemoveAll(r => running.Contains(r.Id));
+        rows.RemoveAll(r => running.ContainsKey(r.Id));
         if (rows.Count > limit)
         {
             rows.RemoveRange(limit, rows.Count - limit);
@@ -335,14 +374,6 @@ internal sealed class SqliteWorkStore : IDisposable
         cmd.Transaction = _transaction;
         BuildQuery(cmd, query);
         return ReadRows(cmd);
-    }
-
-    public List<Guid> PrunableIds()
-    {
-        var cmd = Command("prunable",
-            "SELECT id FROM work WHERE state IN (2,3,5) AND NOT EXISTS (SELECT 1 FROM dependency d JOIN work w ON w.id=d.work_id " +
-            "WHERE d.prerequisite_id=work.id AND w.state NOT IN (2,3,5));");
-        return ReadGuids(cmd);
     }
 
     // ---- queries on read connections ----
@@ -432,9 +463,11 @@ internal sealed class SqliteWorkStore : IDisposable
                 next_run_at INTEGER NOT NULL,
                 override_constraints INTEGER NOT NULL,
                 has_prerequisites INTEGER NOT NULL,
-                created_at INTEGER NOT NULL);
+                created_at INTEGER NOT NULL,
+                finished_at INTEGER);
             CREATE INDEX IF NOT EXISTS work_due ON work (expedited, next_run_at, seq) WHERE state = 0;
             CREATE INDEX IF NOT EXISTS work_state ON work (state);
+            CREATE INDEX IF NOT EXISTS work_finished ON work (finished_at) WHERE finished_at IS NOT NULL;
             CREATE TABLE IF NOT EXISTS work_tag (tag TEXT NOT NULL, work_id TEXT NOT NULL, PRIMARY KEY (tag, work_id)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS work_tag_work ON work_tag (work_id);
             CREATE TABLE IF NOT EXISTS work_name (name TEXT NOT NULL, work_id TEXT NOT NULL, PRIMARY KEY (name, work_id)) WITHOUT ROWID;
@@ -520,7 +553,7 @@ internal sealed class SqliteWorkStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    private static void Bind(SqliteCommand cmd, WorkRow row)
+    private void Bind(SqliteCommand cmd, WorkRow row)
     {
         var p = cmd.Parameters;
         p["$id"].Value = row.Id.ToString();
@@ -550,6 +583,7 @@ internal sealed class SqliteWorkStore : IDisposable
         p["$override_constraints"].Value = row.OverrideConstraints ? 1 : 0;
         p["$has_prerequisites"].Value = row.HasPrerequisites ? 1 : 0;
         p["$created_at"].Value = row.CreatedAt;
+        p["$batch_time"].Value = BatchTime;
     }
 
     private static List<WorkRow> ReadRows(SqliteCommand cmd)

@@ -16,11 +16,13 @@ public class ObservationTests
         var request = new OneTimeWorkRequestBuilder("w").SetInitialDelay(TimeSpan.FromMinutes(1)).Build();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var seen = new List<WorkState?>();
+        var subscribed = new TaskCompletionSource();
         var watching = Task.Run(async () =>
         {
             await foreach (var info in host.Manager.WatchWorkInfoAsync(request.Id, cts.Token))
             {
                 seen.Add(info?.State);
+                subscribed.TrySetResult();
                 if (info?.State == WorkState.Running)
                 {
                     release.TrySetResult();
@@ -33,10 +35,12 @@ public class ObservationTests
             }
         });
 
+        await subscribed.Task; // the stream's first item: no such work yet
         await host.Manager.EnqueueAsync(request);
         await host.AdvanceAsync(TimeSpan.FromMinutes(1));
         await watching;
 
+        Assert.Null(seen[0]);
         Assert.Equal(WorkState.Succeeded, seen[^1]);
         Assert.Contains(WorkState.Enqueued, seen);
         Assert.Contains(WorkState.Running, seen);

@@ -74,12 +74,79 @@ public class HostingTests
     }
 
     [Fact]
-    public async Task Enqueue_before_start_is_refused_with_a_hint()
+    public async Task The_first_enqueue_starts_the_manager_and_a_stopped_manager_cannot_restart()
     {
         var directory = Directory.CreateTempSubdirectory("converge-nostart-").FullName;
-        await using var manager = new WorkManager(new WorkManagerOptions { DatabasePath = Path.Combine(directory, "w.db") }, new WorkerRegistry());
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => manager.EnqueueAsync(OneTimeWorkRequest.From("x")));
-        Assert.Contains("StartAsync", e.Message, StringComparison.Ordinal);
+        var registry = new WorkerRegistry().ExecuteTask((_, _) => Task.FromResult(true));
+        await using var manager = new WorkManager(new WorkManagerOptions { DatabasePath = Path.Combine(directory, "w.db") }, registry);
+        var request = OneTimeWorkRequest.From("x");
+
+        await manager.EnqueueAsync(request);
+        await manager.WhenIdleAsync();
+        Assert.Equal(WorkState.Succeeded, (await manager.GetWorkInfoAsync(request.Id))!.State);
+        Assert.Throws<InvalidOperationException>(() => registry.ExecuteTask((_, _) => Task.FromResult(false)));
+
+        await manager.StopAsync();
+        await manager.WhenIdleAsync(); // completes: a stopped scheduler is idle
+        await Assert.ThrowsAsync<InvalidOperationException>(() => manager.StartAsync());
+    }
+
+    [Fact]
+    public async Task Work_cancelled_from_another_process_stops_where_it_runs()
+    {
+        var started = new TaskCompletionSource<WorkContext>();
+        await using var host = await WorkTestHost.StartAsync(r => r.Add("long", _ => new BlockingWorker(started)));
+        var request = OneTimeWorkRequest.From("long");
+        await host.Manager.EnqueueAsync(request);
+        var context = await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await using (var client = new WorkManager(new WorkManagerOptions { DatabasePath = host.DatabasePath, EnqueueOnly = true }, new WorkerRegistry()))
+        {
+            Assert.Equal(1, await client.CancelWorkByIdAsync(request.Id));
+        }
+
+        var stopped = new TaskCompletionSource();
+        using (context.StopToken.Register(stopped.SetResult))
+        {
+            await stopped.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        Assert.Equal(StopReason.CancelledByApp, context.StopReason);
+        await host.RunUntilIdleAsync();
+        Assert.Equal(WorkState.Cancelled, (await host.Manager.GetWorkInfoAsync(request.Id))!.State);
+    }
+
+    [Fact]
+    public async Task Finished_work_older_than_the_retention_is_pruned_at_start()
+    {
+        var directory = Directory.CreateTempSubdirectory("converge-prune-").FullName;
+        var db = Path.Combine(directory, "w.db");
+        var time = new FakeTimeProvider(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var done = OneTimeWorkRequest.From("x");
+        var pending = new OneTimeWorkRequestBuilder("x").SetInitialDelay(TimeSpan.FromDays(10)).Build();
+        await using (var manager = new WorkManager(new WorkManagerOptions { DatabasePath = db }, new WorkerRegistry().ExecuteTask((_, _) => Task.FromResult(true)), timeProvider: time))
+        {
+            await manager.EnqueueAsync([done, pending]);
+            await manager.WhenIdleAsync();
+        }
+
+        time.Advance(TimeSpan.FromDays(1));
+        await using (var manager = new WorkManager(new WorkManagerOptions { DatabasePath = db }, new WorkerRegistry(), timeProvider: time))
+        {
+            await manager.StartAsync();
+            Assert.Null(await manager.GetWorkInfoAsync(done.Id));
+            Assert.NotNull(await manager.GetWorkInfoAsync(pending.Id));
+        }
+    }
+
+    private sealed class BlockingWorker(TaskCompletionSource<WorkContext> started) : IWorker
+    {
+        public async Task<WorkResult> DoWorkAsync(WorkContext context)
+        {
+            started.TrySetResult(context);
+            await Task.Delay(Timeout.Infinite, context.StopToken);
+            return WorkResult.Success();
+        }
     }
 
     internal sealed class Counter

@@ -1,0 +1,70 @@
+namespace Converge.Work.Tests.Engine;
+
+public class RobustnessTests
+{
+    [Fact]
+    public async Task Delays_longer_than_a_timer_can_hold_do_not_stop_the_scheduler()
+    {
+        var (host, workers) = await Workers.StartAsync();
+        await using var _ = host;
+        var far = new OneTimeWorkRequestBuilder("far").SetInitialDelay(TimeSpan.FromDays(60)).Build();
+        var near = OneTimeWorkRequest.From("near");
+
+        await host.EnqueueAsync(far);
+        await host.EnqueueAsync(near);
+        Assert.Equal(WorkState.Succeeded, (await host.InfoAsync(near)).State);
+
+        for (var day = 0; day < 60; day++)
+        {
+            await host.AdvanceAsync(TimeSpan.FromDays(1));
+        }
+
+        Assert.Equal(WorkState.Succeeded, (await host.InfoAsync(far)).State);
+        Assert.Equal(1, workers.RunCount(far.Id));
+    }
+
+    [Fact]
+    public async Task Many_due_works_with_unknown_workers_all_fail_and_none_is_left_behind()
+    {
+        await using var host = await Converge.Work.Testing.WorkTestHost.StartAsync(_ => { }, o => o.MaxConcurrency = 2);
+        var requests = Enumerable.Range(0, 5).Select(_ => OneTimeWorkRequest.From("nobody")).ToArray();
+
+        await host.Manager.EnqueueAsync(requests);
+        await host.RunUntilIdleAsync();
+
+        Assert.All(await host.Manager.GetWorkInfosAsync(WorkQuery.All), i => Assert.Equal(WorkState.Failed, i.State));
+    }
+
+    [Fact]
+    public void Each_build_makes_a_request_with_a_new_id()
+    {
+        var builder = new OneTimeWorkRequestBuilder("w");
+        Assert.NotEqual(builder.Build().Id, builder.Build().Id);
+        var fixedId = Guid.NewGuid();
+        Assert.Equal(fixedId, builder.SetId(fixedId).Build().Id);
+    }
+
+    [Fact]
+    public async Task Cancel_refuses_a_query_with_states_instead_of_ignoring_them()
+    {
+        var (host, _) = await Workers.StartAsync();
+        await using var __ = host;
+        await Assert.ThrowsAsync<ArgumentException>(() => host.Manager.CancelWorkAsync(WorkQuery.ForStates(WorkState.Enqueued)));
+    }
+
+    [Fact]
+    public async Task Dispose_completes_pending_idle_waits()
+    {
+        var (host, workers) = await Workers.StartAsync();
+        var started = new TaskCompletionSource<WorkContext>();
+        workers.On("long", Workers.Blocking(started));
+        await host.Manager.EnqueueAsync(OneTimeWorkRequest.From("long"));
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var idle = host.Manager.WhenIdleAsync();
+        Assert.False(idle.IsCompleted);
+
+        await host.DisposeAsync();
+
+        await idle.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+}
