@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Converge.Work;
@@ -6,6 +7,8 @@ namespace Converge.Work;
 public sealed partial class WorkManager
 {
     private const int MaxBatch = 2048;
+    private const int SQLITE_IOERR = 10;
+    private const int SQLITE_FULL = 13;
 
     private async Task LoopAsync()
     {
@@ -90,6 +93,8 @@ public sealed partial class WorkManager
                 Reconcile(now);
             }
 
+            // A batch of one op needs no savepoint: if it fails, the whole transaction rolls back below.
+            var single = batch.Count(o => o is not TickOp) == 1;
             for (var i = 0; i < batch.Count; i++)
             {
                 var op = batch[i];
@@ -99,6 +104,24 @@ public sealed partial class WorkManager
                 }
 
                 wrote = true;
+                if (single)
+                {
+                    try
+                    {
+                        op.Apply(this, now);
+                    }
+                    catch (Exception e) when (e is not SqliteException { SqliteErrorCode: SQLITE_FULL or SQLITE_IOERR })
+                    {
+                        _store.Rollback();
+                        op.SetError(e);
+                        _needsReconcile = true;
+                        _changed.Clear();
+                        _store.Begin();
+                    }
+
+                    continue;
+                }
+
                 _store.Savepoint("op");
                 try
                 {

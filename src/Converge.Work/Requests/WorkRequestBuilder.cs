@@ -13,7 +13,7 @@ public abstract class WorkRequestBuilder<TBuilder, TRequest>
     public static readonly TimeSpan DefaultBackoffDelay = TimeSpan.FromSeconds(30);
 
     private readonly ImmutableHashSet<string>.Builder _tags = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
-    private Guid _id = Guid.NewGuid();
+    private Guid _id = Guid.CreateVersion7();
     private WorkData _input = WorkData.Empty;
     private Constraints _constraints = Constraints.None;
     private TimeSpan _initialDelay = TimeSpan.Zero;
@@ -142,7 +142,7 @@ public abstract class WorkRequestBuilder<TBuilder, TRequest>
             TimeSpan.Zero,
             TimeSpan.Zero);
         var request = BuildCore(spec);
-        _id = Guid.NewGuid(); // as WorkManager: each Build() makes a new request with its own id
+        _id = Guid.CreateVersion7(); // as WorkManager, each Build() makes a new id; time-ordered, so the store's id index appends
         return request;
     }
 

@@ -166,8 +166,13 @@ internal sealed class SqliteWorkStore : IDisposable
         var tag = Command("insert_tag", "INSERT OR IGNORE INTO work_tag (tag, work_id) VALUES ($tag, $id);");
         foreach (var t in row.Tags)
         {
+            if (t == row.WorkerName)
+            {
+                continue; // the worker-name tag is matched through the worker_name column
+            }
+
             tag.Parameters["$tag"].Value = t;
-            tag.Parameters["$id"].Value = row.Id.ToString();
+            tag.Parameters["$id"].Value = row.Id;
             tag.ExecuteNonQuery();
         }
 
@@ -175,15 +180,15 @@ internal sealed class SqliteWorkStore : IDisposable
         {
             var name = Command("insert_name", "INSERT OR IGNORE INTO work_name (name, work_id) VALUES ($name, $id);");
             name.Parameters["$name"].Value = row.UniqueName;
-            name.Parameters["$id"].Value = row.Id.ToString();
+            name.Parameters["$id"].Value = row.Id;
             name.ExecuteNonQuery();
         }
 
         var dep = Command("insert_dep", "INSERT OR IGNORE INTO dependency (work_id, prerequisite_id) VALUES ($id, $pre);");
         foreach (var p in prerequisites)
         {
-            dep.Parameters["$id"].Value = row.Id.ToString();
-            dep.Parameters["$pre"].Value = p.ToString();
+            dep.Parameters["$id"].Value = row.Id;
+            dep.Parameters["$pre"].Value = p;
             dep.ExecuteNonQuery();
         }
     }
@@ -205,12 +210,17 @@ internal sealed class SqliteWorkStore : IDisposable
 
     public void ReplaceTags(WorkRow row)
     {
-        Run("DELETE FROM work_tag WHERE work_id=$id;", ("$id", row.Id.ToString()));
+        Run("DELETE FROM work_tag WHERE work_id=$id;", ("$id", row.Id));
         var tag = Command("insert_tag", "INSERT OR IGNORE INTO work_tag (tag, work_id) VALUES ($tag, $id);");
         foreach (var t in row.Tags)
         {
+            if (t == row.WorkerName)
+            {
+                continue; // the worker-name tag is matched through the worker_name column
+            }
+
             tag.Parameters["$tag"].Value = t;
-            tag.Parameters["$id"].Value = row.Id.ToString();
+            tag.Parameters["$id"].Value = row.Id;
             tag.ExecuteNonQuery();
         }
     }
@@ -228,7 +238,7 @@ internal sealed class SqliteWorkStore : IDisposable
     /// <returns>The ids deleted.</returns>
     public List<Guid> Prune(long finishedBefore)
     {
-        Run("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;");
+        Run("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id BLOB PRIMARY KEY) WITHOUT ROWID;");
         Run("DELETE FROM prune_ids;");
         Run("INSERT INTO prune_ids SELECT id FROM work WHERE state IN (2,3,5) AND finished_at <= $cutoff AND NOT EXISTS " +
             "(SELECT 1 FROM dependency d JOIN work w ON w.id = d.work_id WHERE d.prerequisite_id = work.id AND w.state NOT IN (2,3,5));",
@@ -250,11 +260,11 @@ internal sealed class SqliteWorkStore : IDisposable
     }
 
     public void SetProgress(Guid id, string? progressJson) =>
-        Run("UPDATE work SET progress=$p WHERE id=$id;", ("$p", (object?)progressJson ?? DBNull.Value), ("$id", id.ToString()));
+        Run("UPDATE work SET progress=$p WHERE id=$id;", ("$p", (object?)progressJson ?? DBNull.Value), ("$id", id));
 
     public void Delete(Guid id)
     {
-        var key = id.ToString();
+        var key = id;
         Run("DELETE FROM work WHERE id=$id;", ("$id", key));
         Run("DELETE FROM work_tag WHERE work_id=$id;", ("$id", key));
         Run("DELETE FROM work_name WHERE work_id=$id;", ("$id", key));
@@ -266,7 +276,7 @@ internal sealed class SqliteWorkStore : IDisposable
     public WorkRow? Get(Guid id)
     {
         var cmd = Command("get", $"SELECT {Columns} FROM work WHERE id=$id;");
-        cmd.Parameters["$id"].Value = id.ToString();
+        cmd.Parameters["$id"].Value = id;
         using var r = cmd.ExecuteReader();
         return r.Read() ? ReadRow(r) : null;
     }
@@ -281,21 +291,21 @@ internal sealed class SqliteWorkStore : IDisposable
     public List<Guid> Dependents(Guid id)
     {
         var cmd = Command("dependents", "SELECT work_id FROM dependency WHERE prerequisite_id=$id;");
-        cmd.Parameters["$id"].Value = id.ToString();
+        cmd.Parameters["$id"].Value = id;
         return ReadGuids(cmd);
     }
 
     public List<Guid> Prerequisites(Guid id)
     {
         var cmd = Command("prerequisites", "SELECT prerequisite_id FROM dependency WHERE work_id=$id;");
-        cmd.Parameters["$id"].Value = id.ToString();
+        cmd.Parameters["$id"].Value = id;
         return ReadGuids(cmd);
     }
 
     public bool HasDependents(Guid id)
     {
         var cmd = Command("has_dependents", "SELECT EXISTS (SELECT 1 FROM dependency WHERE prerequisite_id=$id);");
-        cmd.Parameters["$id"].Value = id.ToString();
+        cmd.Parameters["$id"].Value = id;
         return (long)cmd.ExecuteScalar()! != 0;
     }
 
@@ -303,7 +313,7 @@ internal sealed class SqliteWorkStore : IDisposable
     public List<WorkState> PrerequisiteStates(Guid id)
     {
         var cmd = Command("pre_states", "SELECT w.state FROM dependency d JOIN work w ON w.id = d.prerequisite_id WHERE d.work_id=$id;");
-        cmd.Parameters["$id"].Value = id.ToString();
+        cmd.Parameters["$id"].Value = id;
         var result = new List<WorkState>();
         using var r = cmd.ExecuteReader();
         while (r.Read())
@@ -318,7 +328,7 @@ internal sealed class SqliteWorkStore : IDisposable
     public List<string> PrerequisiteOutputs(Guid id)
     {
         var cmd = Command("pre_outputs", "SELECT w.output FROM dependency d JOIN work w ON w.id = d.prerequisite_id WHERE d.work_id=$id ORDER BY w.seq;");
-        cmd.Parameters["$id"].Value = id.ToString();
+        cmd.Parameters["$id"].Value = id;
         var result = new List<string>();
         using var r = cmd.ExecuteReader();
         while (r.Read())
@@ -399,7 +409,7 @@ internal sealed class SqliteWorkStore : IDisposable
         var sql = new StringBuilder($"SELECT {Columns} FROM work WHERE 1=1");
         if (query.Ids.Count > 0)
         {
-            sql.Append(" AND id IN (").AppendJoin(',', query.Ids.Select((id, i) => Param(cmd, "$i" + i, id.ToString()))).Append(')');
+            sql.Append(" AND id IN (").AppendJoin(',', query.Ids.Select((id, i) => Param(cmd, "$i" + i, id))).Append(')');
         }
 
         if (query.UniqueNames.Count > 0)
@@ -410,8 +420,8 @@ internal sealed class SqliteWorkStore : IDisposable
 
         if (query.Tags.Count > 0)
         {
-            sql.Append(" AND id IN (SELECT work_id FROM work_tag WHERE tag IN (")
-               .AppendJoin(',', query.Tags.Select((t, i) => Param(cmd, "$t" + i, t))).Append("))");
+            var tags = string.Join(',', query.Tags.Select((t, i) => Param(cmd, "$t" + i, t)));
+            sql.Append(" AND (worker_name IN (").Append(tags).Append(") OR id IN (SELECT work_id FROM work_tag WHERE tag IN (").Append(tags).Append(")))");
         }
 
         if (query.States.Count > 0)
@@ -422,7 +432,7 @@ internal sealed class SqliteWorkStore : IDisposable
         sql.Append(" ORDER BY seq;");
         cmd.CommandText = sql.ToString();
 
-        static string Param(SqliteCommand cmd, string name, string value)
+        static string Param(SqliteCommand cmd, string name, object value)
         {
             cmd.Parameters.AddWithValue(name, value);
             return name;
@@ -437,7 +447,7 @@ internal sealed class SqliteWorkStore : IDisposable
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS work (
                 seq INTEGER PRIMARY KEY,
-                id TEXT NOT NULL UNIQUE,
+                id BLOB NOT NULL UNIQUE,
                 worker_name TEXT NOT NULL,
                 state INTEGER NOT NULL,
                 input TEXT NOT NULL,
@@ -466,13 +476,12 @@ internal sealed class SqliteWorkStore : IDisposable
                 created_at INTEGER NOT NULL,
                 finished_at INTEGER);
             CREATE INDEX IF NOT EXISTS work_due ON work (expedited, next_run_at, seq) WHERE state = 0;
-            CREATE INDEX IF NOT EXISTS work_state ON work (state);
-            CREATE INDEX IF NOT EXISTS work_finished ON work (finished_at) WHERE finished_at IS NOT NULL;
-            CREATE TABLE IF NOT EXISTS work_tag (tag TEXT NOT NULL, work_id TEXT NOT NULL, PRIMARY KEY (tag, work_id)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS work_running ON work (seq) WHERE state = 1;
+            CREATE TABLE IF NOT EXISTS work_tag (tag TEXT NOT NULL, work_id BLOB NOT NULL, PRIMARY KEY (tag, work_id)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS work_tag_work ON work_tag (work_id);
-            CREATE TABLE IF NOT EXISTS work_name (name TEXT NOT NULL, work_id TEXT NOT NULL, PRIMARY KEY (name, work_id)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS work_name (name TEXT NOT NULL, work_id BLOB NOT NULL, PRIMARY KEY (name, work_id)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS work_name_work ON work_name (work_id);
-            CREATE TABLE IF NOT EXISTS dependency (work_id TEXT NOT NULL, prerequisite_id TEXT NOT NULL, PRIMARY KEY (work_id, prerequisite_id)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS dependency (work_id BLOB NOT NULL, prerequisite_id BLOB NOT NULL, PRIMARY KEY (work_id, prerequisite_id)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS dependency_prerequisite ON dependency (prerequisite_id);
             """);
         using var cmd = _write.CreateCommand();
@@ -556,13 +565,13 @@ internal sealed class SqliteWorkStore : IDisposable
     private void Bind(SqliteCommand cmd, WorkRow row)
     {
         var p = cmd.Parameters;
-        p["$id"].Value = row.Id.ToString();
+        p["$id"].Value = row.Id;
         p["$worker_name"].Value = row.WorkerName;
         p["$state"].Value = (int)row.State;
         p["$input"].Value = row.InputJson;
         p["$output"].Value = row.OutputJson;
         p["$progress"].Value = (object?)row.ProgressJson ?? DBNull.Value;
-        p["$tags"].Value = WorkRow.TagsToJson(row.Tags);
+        p["$tags"].Value = row.TagsJson;
         p["$unique_name"].Value = (object?)row.UniqueName ?? DBNull.Value;
         p["$input_merger"].Value = row.InputMerger;
         p["$requires"].Value = (long)row.Constraints.Required();
@@ -604,7 +613,7 @@ internal sealed class SqliteWorkStore : IDisposable
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
-            ids.Add(Guid.Parse(r.GetString(0)));
+            ids.Add(r.GetGuid(0));
         }
 
         return ids;
@@ -613,7 +622,7 @@ internal sealed class SqliteWorkStore : IDisposable
     private static WorkRow ReadRow(SqliteDataReader r) => new()
     {
         Seq = r.GetInt64(0),
-        Id = Guid.Parse(r.GetString(1)),
+        Id = r.GetGuid(1),
         WorkerName = r.GetString(2),
         State = (WorkState)r.GetInt32(3),
         InputJson = r.GetString(4),

@@ -20,7 +20,18 @@ internal sealed class WorkRow
 
     public string? ProgressJson { get; set; }
 
-    public required ImmutableHashSet<string> Tags { get; set; }
+    public required ImmutableHashSet<string> Tags
+    {
+        get;
+        set
+        {
+            field = value;
+            TagsJson = TagsToJson(value);
+        }
+    }
+
+    /// <summary>Gets the stored form of <see cref="Tags"/>, computed once per change rather than at every write.</summary>
+    public string TagsJson { get; private set; } = "[]";
 
     public string? UniqueName { get; set; }
 
