@@ -20,6 +20,7 @@ public sealed class WorkTestDriver
     /// <exception cref="ArgumentException">No unfinished work has that id.</exception>
     public Task SetAllConstraintsMetAsync(Guid id, CancellationToken cancellationToken = default) =>
         _manager.ApplyAsync(
+            id,
             (store, _) =>
             {
                 var row = Unfinished(store, id);
@@ -36,6 +37,7 @@ public sealed class WorkTestDriver
     /// <exception cref="ArgumentException">No enqueued work in its first run has that id.</exception>
     public Task SetInitialDelayMetAsync(Guid id, CancellationToken cancellationToken = default) =>
         _manager.ApplyAsync(
+            id,
             (store, now) =>
             {
                 var row = Unfinished(store, id);
@@ -57,6 +59,7 @@ public sealed class WorkTestDriver
     /// <exception cref="ArgumentException">No enqueued periodic work has that id.</exception>
     public Task SetPeriodDelayMetAsync(Guid id, CancellationToken cancellationToken = default) =>
         _manager.ApplyAsync(
+            id,
             (store, now) =>
             {
                 var row = Unfinished(store, id);

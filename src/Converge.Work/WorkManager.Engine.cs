@@ -186,7 +186,7 @@ public sealed partial class WorkManager
 
         if (wrote && _options.EnqueueOnly)
         {
-            TouchWake();
+            _wake.Signal();
         }
 
         NotifyWatchers();
@@ -244,42 +244,6 @@ public sealed partial class WorkManager
             run.Stop(StopReason.CancelledByApp);
             _metrics.Stopped.Add(1);
         }
-    }
-
-    /// <summary>Wakes the scheduler process after this enqueue-only process commits, off the loop and coalesced.</summary>
-    /// <remarks>
-    /// The flag is raised after the commit and cleared before the file is written, so every commit is followed by at
-    /// least one write of the wake file, while a burst of commits costs a few writes rather than one each.
-    /// </remarks>
-    private void TouchWake()
-    {
-        if (Interlocked.Exchange(ref _wakePending, 1) == 1)
-        {
-            return;
-        }
-
-        _ = Task.Run(() =>
-        {
-            while (Interlocked.Exchange(ref _wakePending, 0) == 1)
-            {
-                try
-                {
-                    File.WriteAllText(_wakePath, Now().ToString(System.Globalization.CultureInfo.InvariantCulture));
-                }
-                catch (IOException)
-                {
-                    // The scheduler still finds the work at its next batch or timer; the wake file only makes it prompt.
-                }
-                catch (UnauthorizedAccessException)
-                {
-                }
-
-                if (Volatile.Read(ref _wakePending) == 0)
-                {
-                    return;
-                }
-            }
-        });
     }
 
     private void NotifyWatchers()
@@ -617,7 +581,11 @@ public sealed partial class WorkManager
             return 0;
         }
 
-        StopIfRunning(id, StopReason.CancelledByApp);
+        if (StopIfRunning(id, StopReason.CancelledByApp))
+        {
+            row.StopReason = StopReason.CancelledByApp;
+        }
+
         row.State = WorkState.Cancelled;
         row.ProgressJson = null;
         _store.Update(row);
@@ -631,13 +599,16 @@ public sealed partial class WorkManager
         return count;
     }
 
-    private void StopIfRunning(Guid id, StopReason reason)
+    private bool StopIfRunning(Guid id, StopReason reason)
     {
         if (_running.Remove(id, out var run))
         {
             run.Stop(reason);
             _metrics.Stopped.Add(1);
+            return true;
         }
+
+        return false;
     }
 
     private void OnDevice(DeviceState state, long now)
@@ -794,12 +765,12 @@ public sealed partial class WorkManager
         protected override bool Run(WorkManager manager, long now) => true;
     }
 
-    private sealed class DelegateOp<T>(Func<SqliteWorkStore, long, T> action) : Op<T>
+    private sealed class DelegateOp<T>(Guid id, Func<SqliteWorkStore, long, T> action) : Op<T>
     {
         protected override T Run(WorkManager manager, long now)
         {
             var result = action(manager._store, now);
-            manager._changed.UnionWith(manager._subscriptions.IsEmpty ? [] : [Guid.Empty]);
+            manager._changed.Add(id);
             return result;
         }
     }
@@ -907,7 +878,11 @@ public sealed partial class WorkManager
         protected override bool Run(WorkManager manager, long now)
         {
             // Another process wrote: it may have cancelled work that runs here.
-            manager._needsReconcile = true;
+            if (!manager._options.EnqueueOnly)
+            {
+                manager.Reconcile(now);
+            }
+
             return true;
         }
     }

@@ -38,8 +38,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private readonly ConcurrentDictionary<ChangeSubscription, byte> _subscriptions = new();
     private readonly HashSet<Guid> _changed = [];
     private readonly ITimer _timer;
-    private readonly FileSystemWatcher? _wakeWatcher;
-    private readonly string _wakePath;
+    private readonly StoreWakeSignal _wake;
     private DeviceState _device;
     private Task? _loop;
     private long _runSeq;
@@ -50,7 +49,6 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private bool _claimSaturated;
     private int _disposed;
     private Exception? _crash;
-    private int _wakePending;
     private bool _needsReconcile;
 
     /// <summary>Opens the store and prepares the scheduler; call <see cref="StartAsync"/> to begin running work.</summary>
@@ -83,13 +81,9 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Converge.Work");
         _metrics = new WorkMetrics(meterFactory);
         _store = SqliteWorkStore.Open(options.DatabasePath, options.Durability, exclusive: !options.EnqueueOnly);
-        _wakePath = _store.Path + ".wake";
         _device = _monitor.Current;
         _timer = _time.CreateTimer(static s => ((WorkManager)s!).Post(TickOp.Instance), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        if (!options.EnqueueOnly)
-        {
-            _wakeWatcher = TryWatchWake();
-        }
+        _wake = options.EnqueueOnly ? StoreWakeSignal.Sender(_store.Path) : StoreWakeSignal.Listen(_store.Path, () => Post(WakeOp.Instance));
     }
 
     /// <summary>Gets the path of the SQLite store.</summary>
@@ -215,7 +209,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         finally
         {
             _ops.Writer.TryComplete();
-            _wakeWatcher?.Dispose();
+            _wake.Dispose();
             _timer.Dispose();
             _store.Dispose();
             _metrics.Dispose();
@@ -327,8 +321,8 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         return op.Completion.Task.WaitAsync(cancellationToken);
     }
 
-    internal Task<T> ApplyAsync<T>(Func<SqliteWorkStore, long, T> action, CancellationToken cancellationToken = default) =>
-        Submit(new DelegateOp<T>(action), cancellationToken);
+    internal Task<T> ApplyAsync<T>(Guid id, Func<SqliteWorkStore, long, T> action, CancellationToken cancellationToken = default) =>
+        Submit(new DelegateOp<T>(id, action), cancellationToken);
 
     private async IAsyncEnumerable<IReadOnlyList<WorkInfo>> WatchAsync(
         WorkQuery query, Guid? id, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -383,27 +377,6 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private void OnDeviceChanged(object? sender, DeviceState state) => Post(new DeviceOp(state));
-
-    private FileSystemWatcher? TryWatchWake()
-    {
-        try
-        {
-            var directory = Path.GetDirectoryName(_wakePath)!;
-            var watcher = new FileSystemWatcher(directory, Path.GetFileName(_wakePath))
-            {
-                NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.FileName,
-            };
-            watcher.Changed += (_, _) => Post(WakeOp.Instance);
-            watcher.Created += (_, _) => Post(WakeOp.Instance);
-            watcher.Error += (_, _) => Post(WakeOp.Instance);
-            watcher.EnableRaisingEvents = true;
-            return watcher;
-        }
-        catch (Exception e) when (e is IOException or PlatformNotSupportedException or ArgumentException)
-        {
-            return null;
-        }
-    }
 
     private (int Recovered, int Pruned) Recover()
     {

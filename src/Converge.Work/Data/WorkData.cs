@@ -101,24 +101,27 @@ public sealed class WorkData : IReadOnlyDictionary<string, object>, IEquatable<W
     /// <summary>Gets a string array value.</summary>
     /// <param name="key">The key.</param>
     /// <returns>The array, or <see langword="null"/> when the key is missing or holds another type.</returns>
-    public IReadOnlyList<string>? GetStringArray(string key) => _values.TryGetValue(key, out var v) ? v as string[] : null;
+    public IReadOnlyList<string>? GetStringArray(string key) => _values.TryGetValue(key, out var v) ? v as string[] ?? EmptyAs<string>(v) : null;
 
     /// <summary>Gets an integer array value.</summary>
     /// <param name="key">The key.</param>
     /// <returns>The array, or <see langword="null"/> when the key is missing or holds another type.</returns>
-    public IReadOnlyList<long>? GetInt64Array(string key) => _values.TryGetValue(key, out var v) ? v as long[] : null;
+    public IReadOnlyList<long>? GetInt64Array(string key) => _values.TryGetValue(key, out var v) ? v as long[] ?? EmptyAs<long>(v) : null;
 
     /// <summary>Gets a double array value (integer arrays convert).</summary>
     /// <param name="key">The key.</param>
     /// <returns>The array, or <see langword="null"/> when the key is missing or holds another type.</returns>
     public IReadOnlyList<double>? GetDoubleArray(string key) => _values.TryGetValue(key, out var v)
-        ? v switch { double[] d => d, long[] l => Array.ConvertAll(l, x => (double)x), _ => null }
+        ? v switch { double[] d => d, long[] l => Array.ConvertAll(l, x => (double)x), _ => EmptyAs<double>(v) }
         : null;
 
     /// <summary>Gets a boolean array value.</summary>
     /// <param name="key">The key.</param>
     /// <returns>The array, or <see langword="null"/> when the key is missing or holds another type.</returns>
-    public IReadOnlyList<bool>? GetBooleanArray(string key) => _values.TryGetValue(key, out var v) ? v as bool[] : null;
+    public IReadOnlyList<bool>? GetBooleanArray(string key) => _values.TryGetValue(key, out var v) ? v as bool[] ?? EmptyAs<bool>(v) : null;
+
+    /// <summary>An empty array has no element type in JSON, so it reads back as an empty array of any type.</summary>
+    private static T[]? EmptyAs<T>(object value) => value is Array { Length: 0 } ? [] : null;
 
     /// <summary>Serializes the data to its JSON form, the form that is stored and measured against the cap.</summary>
     /// <returns>A JSON object.</returns>

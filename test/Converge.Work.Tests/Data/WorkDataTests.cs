@@ -48,6 +48,16 @@ public class WorkDataTests
         Assert.Equal([true, false], back.GetBooleanArray("ba"));
     }
 
+    [Fact]
+    public void Empty_arrays_read_back_as_empty_arrays_of_any_type()
+    {
+        var back = WorkData.FromJson(WorkData.From(("n", Array.Empty<long>())).ToJson());
+        Assert.Empty(back.GetInt64Array("n")!);
+        Assert.Empty(back.GetDoubleArray("n")!);
+        Assert.Empty(back.GetBooleanArray("n")!);
+        Assert.Empty(back.GetStringArray("n")!);
+    }
+
     [Theory]
     [InlineData("[1,2]")]
     [InlineData("{\"k\":{\"nested\":1}}")]

@@ -71,6 +71,24 @@ public class UniqueWorkTests
     }
 
     [Fact]
+    public async Task Cancelling_running_work_records_the_stop_reason()
+    {
+        var (host, workers) = await Workers.StartAsync();
+        await using var _ = host;
+        var started = new TaskCompletionSource<WorkContext>();
+        workers.On("long", Workers.Blocking(started));
+        var request = OneTimeWorkRequest.From("long");
+        await host.Manager.EnqueueAsync(request);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await host.Manager.CancelWorkByIdAsync(request.Id);
+
+        var info = await host.InfoAsync(request);
+        Assert.Equal(WorkState.Cancelled, info.State);
+        Assert.Equal(StopReason.CancelledByApp, info.StopReason);
+    }
+
+    [Fact]
     public async Task Append_runs_after_the_existing_chain()
     {
         var (host, workers) = await Workers.StartAsync();

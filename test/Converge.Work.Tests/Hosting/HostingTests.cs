@@ -100,11 +100,10 @@ public class HostingTests
         await host.Manager.EnqueueAsync(request);
         var context = await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
-        await using (var client = new WorkManager(new WorkManagerOptions { DatabasePath = host.DatabasePath, EnqueueOnly = true }, new WorkerRegistry()))
-        {
-            Assert.Equal(1, await client.CancelWorkByIdAsync(request.Id));
-        }
+        await using var client = new WorkManager(new WorkManagerOptions { DatabasePath = host.DatabasePath, EnqueueOnly = true }, new WorkerRegistry());
+        Assert.Equal(1, await client.CancelWorkByIdAsync(request.Id));
 
+        // The client stays open: its commit's wake signal alone must stop the run.
         var stopped = new TaskCompletionSource();
         using (context.StopToken.Register(stopped.SetResult))
         {

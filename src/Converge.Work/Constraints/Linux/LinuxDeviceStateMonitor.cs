@@ -145,8 +145,9 @@ public sealed class LinuxDeviceStateMonitor : IDeviceStateMonitor, IDisposable
 
     /// <summary>Re-reads every source now, and raises <see cref="Changed"/> before returning if the state changed.</summary>
     /// <remarks>
-    /// The scheduler calls this after a work finishes, which is a cheap way to notice that storage filled up. Does
-    /// nothing after <see cref="Dispose"/>.
+    /// Storage has no change event, so its figure is otherwise re-read every
+    /// <see cref="LinuxDeviceStateMonitorOptions.FallbackRefreshInterval"/>; call this when the app knows it just wrote a
+    /// lot of data. Does nothing after <see cref="Dispose"/>.
     /// </remarks>
     public void Refresh() => RefreshCore(Sources.All);
 
