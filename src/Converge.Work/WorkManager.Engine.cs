@@ -7,45 +7,32 @@ namespace Converge.Work;
 public sealed partial class WorkManager
 {
     private const int MaxBatch = 2048;
+    private readonly Lock _batchLock = new();
+    private readonly List<Op> _batch = new(64);
     private const int SQLITE_IOERR = 10;
     private const int SQLITE_FULL = 13;
 
     private async Task LoopAsync()
     {
-        var batch = new List<Op>(64);
         try
         {
-            while (true)
+            do
             {
-                if (_ops.Reader.Count == 0)
+                lock (_batchLock)
                 {
-                    ResolveIdleWaiters();
-                    if (!await _ops.Reader.WaitToReadAsync().ConfigureAwait(false))
+                    if (_crash is not null)
                     {
                         break;
                     }
+
+                    DrainAndProcess();
                 }
-
-                batch.Clear();
-                while (batch.Count < MaxBatch && _ops.Reader.TryRead(out var op))
-                {
-                    if (op is IdleOp idle)
-                    {
-                        _idleWaiters.Add(idle.Completion);
-                        continue;
-                    }
-
-                    batch.Add(op);
-                }
-
-                ProcessBatch(batch);
             }
+            while (await _ops.Reader.WaitToReadAsync().ConfigureAwait(false));
         }
         catch (Exception e)
         {
-            Log.LoopCrashed(_logger, e);
-            _crash = e;
-            _ops.Writer.TryComplete(e);
+            Crash(e);
             throw;
         }
         finally
@@ -62,6 +49,41 @@ public sealed partial class WorkManager
                 waiter.TrySetResult();
             }
         }
+    }
+
+    private void Crash(Exception e)
+    {
+        Log.LoopCrashed(_logger, e);
+        _crash = e;
+        _ops.Writer.TryComplete(e);
+    }
+
+    /// <summary>Applies every queued op, a batch per transaction, until the queue is empty. The caller holds <see cref="_batchLock"/>.</summary>
+    /// <remarks>
+    /// Both the loop and a caller of <see cref="Submit{T}"/> that finds no batch in progress run this: a lone caller
+    /// commits its own op without two thread hops, and concurrent callers are combined into one transaction.
+    /// </remarks>
+    private void DrainAndProcess()
+    {
+        do
+        {
+            _batch.Clear();
+            while (_batch.Count < MaxBatch && _ops.Reader.TryRead(out var op))
+            {
+                if (op is IdleOp idle)
+                {
+                    _idleWaiters.Add(idle.Completion);
+                    continue;
+                }
+
+                _batch.Add(op);
+            }
+
+            ProcessBatch(_batch);
+        }
+        while (_ops.Reader.Count > 0);
+
+        ResolveIdleWaiters();
     }
 
     private void ResolveIdleWaiters()

@@ -359,6 +359,26 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     {
         EnsureStarted();
         Post(op);
+        if (!_batchLock.IsHeldByCurrentThread && _batchLock.TryEnter())
+        {
+            try
+            {
+                if (_crash is null)
+                {
+                    DrainAndProcess();
+                }
+            }
+            catch (Exception e)
+            {
+                Crash(e);
+                throw;
+            }
+            finally
+            {
+                _batchLock.Exit();
+            }
+        }
+
         return await op.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 

@@ -17,12 +17,18 @@ public class ObservationTests
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var seen = new List<WorkState?>();
         var subscribed = new TaskCompletionSource();
+        var sawEnqueued = new TaskCompletionSource();
         var watching = Task.Run(async () =>
         {
             await foreach (var info in host.Manager.WatchWorkInfoAsync(request.Id, cts.Token))
             {
                 seen.Add(info?.State);
                 subscribed.TrySetResult();
+                if (info?.State == WorkState.Enqueued)
+                {
+                    sawEnqueued.TrySetResult();
+                }
+
                 if (info?.State == WorkState.Running)
                 {
                     release.TrySetResult();
@@ -37,6 +43,8 @@ public class ObservationTests
 
         await subscribed.Task; // the stream's first item: no such work yet
         await host.Manager.EnqueueAsync(request);
+        // A stream reports the latest state, so states that pass quickly may be coalesced; wait before moving on.
+        await sawEnqueued.Task.WaitAsync(TimeSpan.FromSeconds(30));
         await host.AdvanceAsync(TimeSpan.FromMinutes(1));
         await watching;
 
