@@ -432,6 +432,8 @@ public sealed partial class WorkManager
             result = WorkResult.Failure();
         }
 
+        // Results go through the loop rather than inline: with several workers finishing at once, the loop commits
+        // their results (and the next claims) in one transaction.
         Post(new CompleteOp(run, result, error));
     }
 
@@ -468,7 +470,10 @@ public sealed partial class WorkManager
                 {
                     row.State = WorkState.Succeeded;
                     _store.Update(row);
-                    UnblockDependents(row.Id, now);
+                    if (row.HasDependents)
+                    {
+                        UnblockDependents(row.Id, now);
+                    }
                 }
 
                 break;
@@ -499,7 +504,10 @@ public sealed partial class WorkManager
                 {
                     row.State = WorkState.Failed;
                     _store.Update(row);
-                    FailDependents(row.Id, now);
+                    if (row.HasDependents)
+                    {
+                        FailDependents(row.Id, now);
+                    }
                 }
 
                 break;

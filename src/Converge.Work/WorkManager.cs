@@ -359,27 +359,34 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     {
         EnsureStarted();
         Post(op);
-        if (!_batchLock.IsHeldByCurrentThread && _batchLock.TryEnter())
+        ProcessInline();
+        return await op.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>When no batch is in progress, commits what is queued on this thread instead of waking the loop.</summary>
+    private void ProcessInline()
+    {
+        if (_batchLock.IsHeldByCurrentThread || !_batchLock.TryEnter())
         {
-            try
-            {
-                if (_crash is null)
-                {
-                    DrainAndProcess();
-                }
-            }
-            catch (Exception e)
-            {
-                Crash(e);
-                throw;
-            }
-            finally
-            {
-                _batchLock.Exit();
-            }
+            return;
         }
 
-        return await op.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_crash is null)
+            {
+                DrainAndProcess();
+            }
+        }
+        catch (Exception e)
+        {
+            Crash(e);
+            throw;
+        }
+        finally
+        {
+            _batchLock.Exit();
+        }
     }
 
     private Task Submit(Op<bool> op, CancellationToken cancellationToken) => Submit<bool>(op, cancellationToken);

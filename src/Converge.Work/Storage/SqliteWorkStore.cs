@@ -14,7 +14,7 @@ internal sealed class SqliteWorkStore : IDisposable
     private const string Columns =
         "seq, id, worker_name, state, input, output, progress, tags, unique_name, input_merger, requires, initial_delay_ms, " +
         "interval_ms, flex_ms, backoff_policy, backoff_delay_ms, expedited, out_of_quota, last_enqueue_time, run_attempt_count, " +
-        "period_count, generation, stop_reason, failure_reason, next_run_at, override_constraints, has_prerequisites, created_at";
+        "period_count, generation, stop_reason, failure_reason, next_run_at, override_constraints, has_prerequisites, created_at, has_dependents";
 
     private readonly string _connectionString;
     private readonly SqliteConnection _write;
@@ -148,7 +148,7 @@ internal sealed class SqliteWorkStore : IDisposable
     {
         row.HasPrerequisites = prerequisites.Count > 0;
         var cmd = Command("insert",
-            $"INSERT INTO work ({Columns[5..]}, finished_at) VALUES ($id, $worker_name, $state, $input, $output, $progress, $tags, $unique_name, " +
+            $"INSERT INTO work ({Columns[5..^16]}, finished_at) VALUES ($id, $worker_name, $state, $input, $output, $progress, $tags, $unique_name, " +
             "$input_merger, $requires, $initial_delay_ms, $interval_ms, $flex_ms, $backoff_policy, $backoff_delay_ms, $expedited, " +
             "$out_of_quota, $last_enqueue_time, $run_attempt_count, $period_count, $generation, $stop_reason, $failure_reason, " +
             "$next_run_at, $override_constraints, $has_prerequisites, $created_at, " +
@@ -185,11 +185,14 @@ internal sealed class SqliteWorkStore : IDisposable
         }
 
         var dep = Command("insert_dep", "INSERT OR IGNORE INTO dependency (work_id, prerequisite_id) VALUES ($id, $pre);");
+        var mark = Command("mark_dependents", "UPDATE work SET has_dependents=1 WHERE id=$pre;");
         foreach (var p in prerequisites)
         {
             dep.Parameters["$id"].Value = row.Id;
             dep.Parameters["$pre"].Value = p;
             dep.ExecuteNonQuery();
+            mark.Parameters["$pre"].Value = p;
+            mark.ExecuteNonQuery();
         }
     }
 
@@ -474,7 +477,8 @@ internal sealed class SqliteWorkStore : IDisposable
                 override_constraints INTEGER NOT NULL,
                 has_prerequisites INTEGER NOT NULL,
                 created_at INTEGER NOT NULL,
-                finished_at INTEGER);
+                finished_at INTEGER,
+                has_dependents INTEGER NOT NULL DEFAULT 0);
             CREATE INDEX IF NOT EXISTS work_due ON work (expedited, next_run_at, seq) WHERE state = 0;
             CREATE INDEX IF NOT EXISTS work_running ON work (seq) WHERE state = 1;
             CREATE TABLE IF NOT EXISTS work_tag (tag TEXT NOT NULL, work_id BLOB NOT NULL, PRIMARY KEY (tag, work_id)) WITHOUT ROWID;
@@ -649,6 +653,7 @@ internal sealed class SqliteWorkStore : IDisposable
         OverrideConstraints = r.GetInt64(25) != 0,
         HasPrerequisites = r.GetInt64(26) != 0,
         CreatedAt = r.GetInt64(27),
+        HasDependents = r.GetInt64(28) != 0,
     };
 }
 

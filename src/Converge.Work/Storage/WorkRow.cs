@@ -71,6 +71,9 @@ internal sealed class WorkRow
 
     public bool HasPrerequisites { get; set; }
 
+    /// <summary>Gets or sets whether any work depends on this one; when not, finishing it needs no dependency lookup.</summary>
+    public bool HasDependents { get; set; }
+
     public long CreatedAt { get; set; }
 
     public bool IsPeriodic => Interval > TimeSpan.Zero;
