@@ -9,6 +9,7 @@ public sealed partial class WorkManager
     private const int MaxBatch = 2048;
     private readonly Lock _batchLock = new();
     private readonly List<Op> _batch = new(64);
+    private long _lastClaimAt = long.MinValue;
     private const int SQLITE_IOERR = 10;
     private const int SQLITE_FULL = 13;
 
@@ -233,9 +234,10 @@ public sealed partial class WorkManager
             return;
         }
 
-        var now = Now();
-        long? next = _running.Count < _options.MaxConcurrency ? _store.NextDue(now, _device.Unmet()) : null;
-        var delay = next is { } n ? TimeSpan.FromMilliseconds(Math.Max(0, n - now)) : Timeout.InfiniteTimeSpan;
+        // Look past the time the last claim used, not the clock now: work that fell due in between was not claimed
+        // and must get a timer (of zero), or nothing would start it.
+        long? next = _running.Count < _options.MaxConcurrency ? _store.NextDue(_lastClaimAt, _device.Unmet()) : null;
+        var delay = next is { } n ? TimeSpan.FromMilliseconds(Math.Max(0, n - Now())) : Timeout.InfiniteTimeSpan;
         if (delay > MaxTimerDelay)
         {
             delay = MaxTimerDelay;
@@ -290,6 +292,7 @@ public sealed partial class WorkManager
     {
         var free = _options.MaxConcurrency - _running.Count;
         _claimSaturated = false;
+        _lastClaimAt = now;
         if (free <= 0)
         {
             _claimSaturated = true;

@@ -24,6 +24,20 @@ public class RobustnessTests
     }
 
     [Fact]
+    public async Task Work_that_falls_due_while_a_batch_runs_still_starts()
+    {
+        var (host, _) = await Workers.StartAsync();
+        await using var __ = host;
+        // Every reading of the clock moves it on, so works fall due between the claim and the timer being armed.
+        host.Time.AutoAdvanceAmount = TimeSpan.FromMilliseconds(1);
+        var request = new OneTimeWorkRequestBuilder("w").SetInitialDelay(TimeSpan.FromMilliseconds(1)).Build();
+
+        await host.Manager.EnqueueAsync(request);
+
+        await host.WaitForStateAsync(request.Id, WorkState.Succeeded);
+    }
+
+    [Fact]
     public async Task Many_due_works_with_unknown_workers_all_fail_and_none_is_left_behind()
     {
         await using var host = await Converge.Work.Testing.WorkTestHost.StartAsync(_ => { }, o => o.MaxConcurrency = 2);
