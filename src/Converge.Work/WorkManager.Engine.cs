@@ -10,6 +10,9 @@ public sealed partial class WorkManager
     private readonly Lock _batchLock = new();
     private readonly List<Op> _batch = new(64);
     private long _lastClaimAt = long.MinValue;
+    private const int DueReadAhead = 64;
+    private readonly List<WorkRow> _dueCache = new(DueReadAhead);
+    private ConstraintBits _dueCacheUnmet;
     private const int SQLITE_IOERR = 10;
     private const int SQLITE_FULL = 13;
 
@@ -127,6 +130,11 @@ public sealed partial class WorkManager
                 }
 
                 wrote = true;
+                if (op is not (CompleteOp or ProgressOp))
+                {
+                    _dueCache.Clear();
+                }
+
                 if (single)
                 {
                     try
@@ -191,6 +199,7 @@ public sealed partial class WorkManager
             }
 
             _changed.Clear();
+            _dueCache.Clear();
             _needsReconcile = true;
             // Try again later rather than spin on a store that is failing.
             _timer.Change(TimeSpan.FromSeconds(1), Timeout.InfiniteTimeSpan);
@@ -250,6 +259,7 @@ public sealed partial class WorkManager
     private void Reconcile(long now)
     {
         _needsReconcile = false;
+        _dueCache.Clear();
         var stored = _store.Running();
         var storedIds = stored.Select(r => r.Id).ToHashSet();
         foreach (var row in stored.Where(r => !_running.ContainsKey(r.Id)))
@@ -299,7 +309,7 @@ public sealed partial class WorkManager
             return;
         }
 
-        var due = _store.Due(now, _device.Unmet(), free, _running);
+        var due = TakeDue(now, free);
         _claimSaturated = due.Count >= free;
         foreach (var row in due)
         {
@@ -326,12 +336,61 @@ public sealed partial class WorkManager
             row.RunAttemptCount++;
             row.StopReason = StopReason.NotStopped;
             row.ProgressJson = null;
-            _store.MarkRunning(row);
+            if (!_store.MarkRunning(row))
+            {
+                _dueCache.Clear(); // the row changed since it was read: read afresh next time
+                continue;
+            }
+
             _changed.Add(row.Id);
             var run = new RunningWork(row.Id, ++_runSeq, row.WorkerName, attempt, row.Generation, row.Constraints, row.OverrideConstraints);
             _running[row.Id] = run;
             toStart.Add((row, run, input));
         }
+    }
+
+    /// <summary>Due rows to claim, from a read-ahead of the due query.</summary>
+    /// <remarks>
+    /// With few workers and short work, almost every batch frees a slot, and reading the due index on each costs more
+    /// than the rest of the batch. So one read takes up to <see cref="DueReadAhead"/> rows, and later batches claim from
+    /// them. The read-ahead is dropped whenever an op could have changed what is due or its order (anything but a
+    /// result or progress), and a claim only marks a row running if it is still enqueued.
+    /// </remarks>
+    private List<WorkRow> TakeDue(long now, int free)
+    {
+        var unmet = _device.Unmet();
+        if (_dueCacheUnmet != unmet)
+        {
+            _dueCache.Clear();
+            _dueCacheUnmet = unmet;
+        }
+
+        var take = new List<WorkRow>(free);
+        var refilled = false;
+        while (take.Count < free)
+        {
+            if (_dueCache.Count == 0)
+            {
+                if (refilled)
+                {
+                    break;
+                }
+
+                _dueCache.AddRange(_store.Due(now, unmet, Math.Max(free - take.Count, DueReadAhead), _running));
+                _dueCache.Reverse(); // taken from the end
+                refilled = true;
+                continue;
+            }
+
+            var row = _dueCache[^1];
+            _dueCache.RemoveAt(_dueCache.Count - 1);
+            if (!_running.ContainsKey(row.Id) && !take.Exists(t => t.Id == row.Id))
+            {
+                take.Add(row);
+            }
+        }
+
+        return take;
     }
 
     private WorkData MergedInput(WorkRow row)

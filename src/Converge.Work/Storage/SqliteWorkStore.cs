@@ -11,6 +11,8 @@ internal sealed class SqliteWorkStore : IDisposable
 {
     public const int SchemaVersion = 1;
 
+    private static readonly bool[] s_priorities = [true, false];
+
     private const string Columns =
         "seq, id, worker_name, state, input, output, progress, tags, unique_name, input_merger, requires, initial_delay_ms, " +
         "interval_ms, flex_ms, backoff_policy, backoff_delay_ms, expedited, out_of_quota, last_enqueue_time, run_attempt_count, " +
@@ -229,12 +231,16 @@ internal sealed class SqliteWorkStore : IDisposable
     }
 
     /// <summary>The claim: only what a start changes, by primary key.</summary>
-    public void MarkRunning(WorkRow row)
+    /// <returns>Whether the row was still enqueued with the attempt count read, and so is now running.</returns>
+    public bool MarkRunning(WorkRow row)
     {
-        var cmd = Command("mark_running", "UPDATE work SET state=1, run_attempt_count=$attempts, stop_reason=0, progress=NULL WHERE seq=$seq;");
+        var cmd = Command("mark_running",
+            "UPDATE work SET state=1, run_attempt_count=$attempts, stop_reason=0, progress=NULL " +
+            "WHERE seq=$seq AND state=0 AND run_attempt_count=$attempts - 1 AND generation=$generation;");
         cmd.Parameters["$attempts"].Value = row.RunAttemptCount;
         cmd.Parameters["$seq"].Value = row.Seq;
-        cmd.ExecuteNonQuery();
+        cmd.Parameters["$generation"].Value = row.Generation;
+        return cmd.ExecuteNonQuery() == 1;
     }
 
     /// <summary>Deletes finished work that finished at or before <paramref name="finishedBefore"/> and that no unfinished work depends on.</summary>
@@ -345,14 +351,23 @@ internal sealed class SqliteWorkStore : IDisposable
     /// <summary>Enqueued works that are due and whose constraints hold, expedited first, then by due time and age.</summary>
     public List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running)
     {
-        // Two index range scans, one per priority, so not-yet-due work is never walked.
-        var cmd = Command("due",
-            $"SELECT {Columns} FROM (SELECT * FROM work WHERE state=0 AND expedited=1 AND next_run_at<=$now AND ((requires & $unmet)=0 OR override_constraints=1) ORDER BY next_run_at, seq LIMIT $limit) " +
-            $"UNION ALL SELECT {Columns} FROM (SELECT * FROM work WHERE state=0 AND expedited=0 AND next_run_at<=$now AND ((requires & $unmet)=0 OR override_constraints=1) ORDER BY next_run_at, seq LIMIT $limit);");
-        cmd.Parameters["$now"].Value = now;
-        cmd.Parameters["$unmet"].Value = (long)unmet;
-        cmd.Parameters["$limit"].Value = limit + running.Count;
-        var rows = ReadRows(cmd);
+        // One index range scan per priority, expedited first, so not-yet-due work is never walked.
+        var rows = new List<WorkRow>();
+        foreach (var expedited in s_priorities)
+        {
+            var cmd = Command(expedited ? "due_expedited" : "due_normal",
+                $"SELECT {Columns} FROM work WHERE state=0 AND expedited={(expedited ? 1 : 0)} AND next_run_at<=$now " +
+                "AND ((requires & $unmet)=0 OR override_constraints=1) ORDER BY next_run_at, seq LIMIT $limit;");
+            cmd.Parameters["$now"].Value = now;
+            cmd.Parameters["$unmet"].Value = (long)unmet;
+            cmd.Parameters["$limit"].Value = limit - rows.Count;
+            ReadRows(cmd, rows);
+            if (rows.Count >= limit)
+            {
+                break;
+            }
+        }
+
         rows.RemoveAll(r => running.ContainsKey(r.Id));
         if (rows.Count > limit)
         {
@@ -599,9 +614,9 @@ internal sealed class SqliteWorkStore : IDisposable
         p["$batch_time"].Value = BatchTime;
     }
 
-    private static List<WorkRow> ReadRows(SqliteCommand cmd)
+    private static List<WorkRow> ReadRows(SqliteCommand cmd, List<WorkRow>? rows = null)
     {
-        var rows = new List<WorkRow>();
+        rows ??= [];
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {

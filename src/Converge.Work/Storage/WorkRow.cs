@@ -147,8 +147,24 @@ internal sealed class WorkRow
 
     public static string TagsToJson(ImmutableHashSet<string> tags) => JsonSerializer.Serialize(tags.Order(StringComparer.Ordinal).ToArray(), WorkJsonContext.Default.StringArray);
 
-    public static ImmutableHashSet<string> TagsFromJson(string json) =>
-        ImmutableHashSet.Create(StringComparer.Ordinal, JsonSerializer.Deserialize(json, WorkJsonContext.Default.StringArray) ?? []);
+    /// <summary>Reads stored tags; sets repeat across works (most have only their worker's name), so parses are cached.</summary>
+    public static ImmutableHashSet<string> TagsFromJson(string json)
+    {
+        if (s_tagSets.TryGetValue(json, out var tags))
+        {
+            return tags;
+        }
+
+        tags = ImmutableHashSet.Create(StringComparer.Ordinal, JsonSerializer.Deserialize(json, WorkJsonContext.Default.StringArray) ?? []);
+        if (s_tagSets.Count < 4096)
+        {
+            s_tagSets.TryAdd(json, tags);
+        }
+
+        return tags;
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, ImmutableHashSet<string>> s_tagSets = new(StringComparer.Ordinal);
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
@@ -204,7 +220,12 @@ internal static class ConstraintBitsExtensions
         return bits;
     }
 
-    public static Constraints ToConstraints(this ConstraintBits bits) => new(
+    private static readonly Constraints[] s_constraints = Enumerable.Range(0, 256).Select(b => Build((ConstraintBits)b)).ToArray();
+
+    /// <summary>The constraints a stored bit set stands for; there are only 256, so they are made once.</summary>
+    public static Constraints ToConstraints(this ConstraintBits bits) => (int)bits is >= 0 and < 256 ? s_constraints[(int)bits] : Build(bits);
+
+    private static Constraints Build(ConstraintBits bits) => new(
         (bits & ConstraintBits.NetworkConnected) != 0 ? NetworkType.Connected
         : (bits & ConstraintBits.NetworkUnmetered) != 0 ? NetworkType.Unmetered
         : (bits & ConstraintBits.NetworkNotRoaming) != 0 ? NetworkType.NotRoaming

@@ -38,6 +38,33 @@ public class RobustnessTests
     }
 
     [Fact]
+    public async Task Work_cancelled_while_others_drain_never_runs()
+    {
+        var (host, workers) = await Workers.StartAsync(o => o.MaxConcurrency = 2);
+        await using var _ = host;
+        var requests = Enumerable.Range(0, 200).Select(i => new OneTimeWorkRequestBuilder("w").AddTag(i < 100 ? "keep" : "drop").Build()).ToArray();
+        var cancelled = new TaskCompletionSource<int>();
+        workers.On("w", async ctx =>
+        {
+            if (ctx.Id == requests[0].Id)
+            {
+                // The scheduler has read ahead past these by now; cancelling must still stop them all.
+                cancelled.SetResult(await host.Manager.CancelAllWorkByTagAsync("drop"));
+            }
+
+            return WorkResult.Success();
+        });
+
+        await host.Manager.EnqueueAsync(requests);
+        Assert.Equal(100, await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        await host.RunUntilIdleAsync();
+
+        Assert.All(await host.Manager.GetWorkInfosByTagAsync("keep"), i => Assert.Equal(WorkState.Succeeded, i.State));
+        Assert.All(await host.Manager.GetWorkInfosByTagAsync("drop"), i => Assert.Equal(WorkState.Cancelled, i.State));
+        Assert.Equal(100, workers.Runs.Count);
+    }
+
+    [Fact]
     public async Task Many_due_works_with_unknown_workers_all_fail_and_none_is_left_behind()
     {
         await using var host = await Converge.Work.Testing.WorkTestHost.StartAsync(_ => { }, o => o.MaxConcurrency = 2);
