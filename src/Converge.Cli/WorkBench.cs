@@ -111,6 +111,7 @@ internal static class WorkBench
         result["restart_open_s"] = restart.OpenSeconds;
         result["rss_mb_100k"] = restart.RssMb;
         result["rss_mb_empty"] = restart.EmptyRssMb;
+        result["restart_open_s_empty"] = restart.EmptyOpenSeconds;
         result["pending"] = pending;
         table.AddRow($"restart with {pending:N0} pending: open → first dispatch", $"{restart.OpenSeconds:F3} s", $"empty store: {restart.EmptyOpenSeconds:F3} s");
         table.AddRow($"process memory with {pending:N0} pending", $"{restart.RssMb:F1} MB", $"empty store: {restart.EmptyRssMb:F1} MB");
