@@ -30,7 +30,8 @@ internal static class WorkCommands
         var tag = new Option<string[]>("--tag") { Description = "Only work with these tags.", AllowMultipleArgumentsPerToken = true };
         var name = new Option<string[]>("--name") { Description = "Only work under these unique names.", AllowMultipleArgumentsPerToken = true };
         var json = new Option<bool>("--json") { Description = "Print JSON lines instead of a table." };
-        var command = new Command("list", "Print the WorkInfo of every work in a store.") { db, state, tag, name, json };
+        var wide = new Option<bool>("--wide") { Description = "Also show period count, generation and tags." };
+        var command = new Command("list", "Print the WorkInfo of every work in a store.") { db, state, tag, name, json, wide };
         command.SetAction(async (parse, ct) =>
         {
             await using var manager = await OpenAsync(parse.GetValue(db)!, ct);
@@ -70,7 +71,7 @@ internal static class WorkCommands
                 return 0;
             }
 
-            AnsiConsole.Write(WorkTable(infos));
+            AnsiConsole.Write(WorkTable(infos, parse.GetValue(wide)));
             AnsiConsole.MarkupLine($"[grey]{infos.Count} works in {Markup.Escape(manager.DatabasePath)}[/]");
             return 0;
         });
@@ -150,32 +151,45 @@ internal static class WorkCommands
             .AddColumn(new TableColumn("attempts").RightAligned()).AddColumn("output");
         foreach (var i in infos)
         {
-            table.AddRow(Markup.Escape(i.Id.ToString()[..8]), Markup.Escape(i.WorkerName), StateMarkup(i.State),
+            table.AddRow(Markup.Escape(i.Id.ToString()[^12..]), Markup.Escape(i.WorkerName), StateMarkup(i.State),
                 i.RunAttemptCount.ToString(CultureInfo.InvariantCulture), Markup.Escape(i.OutputData.ToJson()));
         }
 
         return table;
     }
 
-    public static Table WorkTable(IEnumerable<WorkInfo> infos)
+    public static Table WorkTable(IEnumerable<WorkInfo> infos, bool wide = false)
     {
         var table = new Table().RoundedBorder()
             .AddColumn("id").AddColumn("worker").AddColumn("state").AddColumn("unique name")
-            .AddColumn(new TableColumn("attempts").RightAligned()).AddColumn(new TableColumn("period").RightAligned())
-            .AddColumn(new TableColumn("gen").RightAligned()).AddColumn("next run (UTC)").AddColumn("stop reason").AddColumn("output / failure");
+            .AddColumn(new TableColumn("attempts").RightAligned());
+        if (wide)
+        {
+            table.AddColumn(new TableColumn("period").RightAligned()).AddColumn(new TableColumn("gen").RightAligned()).AddColumn("tags");
+        }
+
+        table.AddColumn("next run (UTC)").AddColumn("stop reason / failure / output");
         foreach (var i in infos)
         {
-            table.AddRow(
-                Markup.Escape(i.Id.ToString()[..8]),
+            var cells = new List<string>
+            {
+                Markup.Escape(i.Id.ToString()),
                 Markup.Escape(i.WorkerName),
                 StateMarkup(i.State),
                 Markup.Escape(i.UniqueName ?? ""),
                 i.RunAttemptCount.ToString(CultureInfo.InvariantCulture),
-                i.Periodicity is null ? "" : i.PeriodCount.ToString(CultureInfo.InvariantCulture),
-                i.Generation.ToString(CultureInfo.InvariantCulture),
-                i.NextScheduleTime?.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "",
-                i.StopReason == StopReason.NotStopped ? "" : i.StopReason.ToString(),
-                Markup.Escape(i.FailureReason ?? (i.OutputData.IsEmpty ? "" : i.OutputData.ToJson())));
+            };
+            if (wide)
+            {
+                cells.Add(i.Periodicity is null ? "" : i.PeriodCount.ToString(CultureInfo.InvariantCulture));
+                cells.Add(i.Generation.ToString(CultureInfo.InvariantCulture));
+                cells.Add(Markup.Escape(string.Join(' ', i.Tags.Order(StringComparer.Ordinal))));
+            }
+
+            cells.Add(i.NextScheduleTime?.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "");
+            var detail = i.FailureReason ?? (i.StopReason != StopReason.NotStopped ? i.StopReason.ToString() : i.OutputData.IsEmpty ? "" : i.OutputData.ToJson());
+            cells.Add(Markup.Escape(detail));
+            table.AddRow(cells.ToArray());
         }
 
         return table;

@@ -36,20 +36,10 @@ public sealed class WorkTestDriver
     /// <returns>A task that completes when the change is stored.</returns>
     /// <exception cref="ArgumentException">No enqueued work in its first run has that id.</exception>
     public Task SetInitialDelayMetAsync(Guid id, CancellationToken cancellationToken = default) =>
-        _manager.ApplyAsync(
+        MakeDueNowAsync(
             id,
-            (store, now) =>
-            {
-                var row = Unfinished(store, id);
-                if (row.State != WorkState.Enqueued || row.PeriodCount > 0 || row.RunAttemptCount > 0)
-                {
-                    throw new ArgumentException($"Work {id} is not waiting for its initial delay (state {row.State}, period {row.PeriodCount}, attempt {row.RunAttemptCount}).", nameof(id));
-                }
-
-                row.NextRunAt = now;
-                store.Update(row);
-                return true;
-            },
+            row => row.State == WorkState.Enqueued && row.PeriodCount == 0 && row.RunAttemptCount == 0,
+            row => $"Work {id} is not waiting for its initial delay (state {row.State}, period {row.PeriodCount}, attempt {row.RunAttemptCount}).",
             cancellationToken);
 
     /// <summary>Makes the current period of a periodic work elapse now.</summary>
@@ -58,14 +48,21 @@ public sealed class WorkTestDriver
     /// <returns>A task that completes when the change is stored.</returns>
     /// <exception cref="ArgumentException">No enqueued periodic work has that id.</exception>
     public Task SetPeriodDelayMetAsync(Guid id, CancellationToken cancellationToken = default) =>
+        MakeDueNowAsync(
+            id,
+            row => row.IsPeriodic && row.State == WorkState.Enqueued,
+            _ => $"Work {id} is not an enqueued periodic work.",
+            cancellationToken);
+
+    private Task<bool> MakeDueNowAsync(Guid id, Func<WorkRow, bool> applies, Func<WorkRow, string> refusal, CancellationToken cancellationToken) =>
         _manager.ApplyAsync(
             id,
             (store, now) =>
             {
                 var row = Unfinished(store, id);
-                if (!row.IsPeriodic || row.State != WorkState.Enqueued)
+                if (!applies(row))
                 {
-                    throw new ArgumentException($"Work {id} is not an enqueued periodic work.", nameof(id));
+                    throw new ArgumentException(refusal(row), nameof(id));
                 }
 
                 row.NextRunAt = now;
