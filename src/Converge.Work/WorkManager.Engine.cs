@@ -41,16 +41,21 @@ public sealed partial class WorkManager
         }
         finally
         {
-            while (_ops.Reader.TryRead(out var op))
+            lock (_batchLock)
             {
-                op.Fail(_crash is { } crash
-                    ? new InvalidOperationException("The work scheduler loop crashed; see the inner exception.", crash)
-                    : new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
-            }
+                while (_ops.Reader.TryRead(out var op))
+                {
+                    op.Fail(_crash is { } crash
+                        ? new InvalidOperationException("The work scheduler loop crashed; see the inner exception.", crash)
+                        : new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
+                }
 
-            foreach (var waiter in _idleWaiters)
-            {
-                waiter.TrySetResult();
+                foreach (var waiter in _idleWaiters)
+                {
+                    waiter.TrySetResult();
+                }
+
+                _idleWaiters.Clear();
             }
         }
     }
