@@ -18,6 +18,8 @@ internal sealed class StoreWakeSignal : IDisposable
     private readonly string _filePath;
     private readonly CancellationTokenSource _stop = new();
     private int _filePending;
+    private long _socketRetryAt;
+    private long _lastTouch = long.MinValue / 2;
 
     private StoreWakeSignal(string storePath, Socket? socket, UnixDomainSocketEndPoint? endpoint, FileSystemWatcher? watcher)
     {
@@ -89,32 +91,41 @@ internal sealed class StoreWakeSignal : IDisposable
     }
 
     /// <summary>Signals the scheduler; never throws, never blocks.</summary>
+    /// <remarks>
+    /// When nobody answers on the socket, the socket is left alone for a second (a refused send costs an exception)
+    /// and the wake file is written instead, at most every 100 ms: enough for a scheduler that watches the file, and
+    /// nothing much when no scheduler runs at all.
+    /// </remarks>
     public void Signal()
     {
-        if (_socket is not null && _watcher is null)
+        var now = Environment.TickCount64;
+        if (_socket is not null && _watcher is null && now >= Volatile.Read(ref _socketRetryAt))
         {
             try
             {
                 _socket.SendTo(s_ping, _endpoint!);
+                return;
             }
             catch (SocketException e) when (e.SocketErrorCode == SocketError.WouldBlock)
             {
-                // The scheduler's queue is full: it has wakes pending already.
+                return; // the scheduler's queue is full: it has wakes pending already
             }
             catch (SocketException)
             {
-                // Nobody listens on the socket: no scheduler runs, or it runs where the socket cannot reach
-                // (another network namespace) and watches the file instead.
-                TouchFile();
+                // Nobody listens: no scheduler runs, or it runs where the socket cannot reach (another network namespace).
+                Volatile.Write(ref _socketRetryAt, now + 1_000);
             }
             catch (ObjectDisposedException)
             {
+                return;
             }
-
-            return;
         }
 
-        TouchFile();
+        if (now - Volatile.Read(ref _lastTouch) >= 100)
+        {
+            Volatile.Write(ref _lastTouch, now);
+            TouchFile();
+        }
     }
 
     public void Dispose()
