@@ -158,11 +158,13 @@ internal sealed class SqliteWorkStore : IDisposable
             "$input_merger, $requires, $initial_delay_ms, $interval_ms, $flex_ms, $backoff_policy, $backoff_delay_ms, $expedited, " +
             "$out_of_quota, $last_enqueue_time, $run_attempt_count, $period_count, $generation, $stop_reason, $failure_reason, " +
             "$next_run_at, $override_constraints, $has_prerequisites, $created_at, " +
-            "CASE WHEN $state IN (2,3,5) THEN $batch_time END) RETURNING seq;");
+            "CASE WHEN $state IN (2,3,5) THEN $batch_time END);");
         Bind(cmd, row);
         try
         {
-            row.Seq = (long)cmd.ExecuteScalar()!;
+            cmd.ExecuteNonQuery();
+            // The rowid straight from the connection: a RETURNING clause would open a reader for every enqueue.
+            row.Seq = SQLitePCL.raw.sqlite3_last_insert_rowid(_write.Handle);
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {
