@@ -119,11 +119,12 @@ internal abstract class PeerBase : IAsyncDisposable
 }
 
 internal sealed record BenchOptions(
-    string Peer, string Mode, int N, int Workers, string Dir, int TimeoutSeconds, double? PollMs)
+    string Peer, string Mode, int N, int Workers, string Dir, int TimeoutSeconds, double? PollMs, int Warmup = 0)
 {
     public const string Usage =
         "usage: Converge.Bench.Peers <quartz|hangfire> <throughput|latency> --n N --workers W --dir DIR " +
-        "[--timeout-s S (default 300)] [--poll-ms P (hangfire queue poll interval in ms, default 1)]";
+        "[--timeout-s S (default 300)] [--poll-ms P (hangfire queue poll interval in ms, default 1)] " +
+        "[--warmup W (a throughput round of W jobs on a separate store first, so the timed run is not paying for JIT)]";
 
     public static BenchOptions Parse(string[] args)
     {
@@ -148,6 +149,7 @@ internal sealed record BenchOptions(
         string? dir = null;
         var timeout = 300;
         double? pollMs = null;
+        var warmup = 0;
         for (var i = 2; i < args.Length; i++)
         {
             var name = args[i];
@@ -163,6 +165,7 @@ internal sealed record BenchOptions(
                 case "--workers": workers = PositiveInt(name, value); break;
                 case "--dir": dir = value; break;
                 case "--timeout-s": timeout = PositiveInt(name, value); break;
+                case "--warmup": warmup = PositiveInt(name, value); break;
                 case "--poll-ms":
                     pollMs = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var p) && p > 0
                         ? p
@@ -178,7 +181,7 @@ internal sealed record BenchOptions(
         }
 
         Directory.CreateDirectory(dir);
-        return new BenchOptions(peer, mode, n.Value, workers.Value, Path.GetFullPath(dir), timeout, pollMs);
+        return new BenchOptions(peer, mode, n.Value, workers.Value, Path.GetFullPath(dir), timeout, pollMs, warmup);
     }
 
     private static int PositiveInt(string name, string value) =>

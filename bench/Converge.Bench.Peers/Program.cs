@@ -25,6 +25,19 @@ catch (ArgumentException ex)
     return 2;
 }
 
+if (options.Warmup > 0)
+{
+    // Same code paths on a separate store, results discarded: the timed run then measures the scheduler, not the JIT.
+    var warmOptions = options with { Mode = "throughput", N = options.Warmup, Dir = Path.Combine(options.Dir, "warmup") };
+    Directory.CreateDirectory(warmOptions.Dir);
+    await using (PeerBase warm = options.Peer == "quartz" ? new QuartzPeer() : new HangfirePeer())
+    {
+        await warm.RunThroughputAsync(warmOptions, new BenchResult(warmOptions));
+    }
+
+    Console.Error.WriteLine($"[{options.Peer}] warmed up with {options.Warmup} jobs");
+}
+
 var result = new BenchResult(options);
 PeerBase peer = options.Peer == "quartz" ? new QuartzPeer() : new HangfirePeer();
 Console.Error.WriteLine($"[{options.Peer}] {options.Mode} n={options.N} workers={options.Workers} dir={options.Dir}");

@@ -38,6 +38,13 @@ internal sealed class PeerHarness(string project)
                 info.ArgumentList.Add(a);
             }
 
+            if (mode == "throughput")
+            {
+                // Each peer runs in a fresh process: a warm-up round there matches Converge's own warm-up.
+                info.ArgumentList.Add("--warmup");
+                info.ArgumentList.Add("1000");
+            }
+
             using var process = Process.Start(info)!;
             var stderr = process.StandardError.ReadToEndAsync(ct);
             var stdout = await process.StandardOutput.ReadToEndAsync(ct);

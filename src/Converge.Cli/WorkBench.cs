@@ -53,6 +53,8 @@ internal static class WorkBench
             AnsiConsole.MarkupLine("[yellow]bench/Converge.Bench.Peers not found (run from the repository); measuring Converge only.[/]");
         }
 
+        // Warm up first, as the peer harness does in its own process: the timed runs measure the scheduler, not the JIT.
+        await ThroughputAsync(1_000, workerCounts[0], WorkDurability.Process, ct);
         var throughput = new JsonArray();
         foreach (var w in workerCounts)
         {
