@@ -348,7 +348,7 @@ public sealed partial class WorkManager
             }
 
             _changed.Add(row.Id);
-            var run = new RunningWork(row.Id, ++_runSeq, row.WorkerName, attempt, row.Generation, row.Constraints, row.OverrideConstraints);
+            var run = new RunningWork(row.Id, ++_runSeq, row.WorkerName, attempt, row.Generation, row.Constraints, row.OverrideConstraints, row.IsPeriodic);
             _running[row.Id] = run;
             toStart.Add((row, run, input));
         }
@@ -513,6 +513,12 @@ public sealed partial class WorkManager
 
         _running.Remove(run.Id);
         run.Dispose();
+        if (!run.IsPeriodic && result is not WorkResult.RetryResult)
+        {
+            FinishOneTime(run, result, error, now);
+            return;
+        }
+
         var row = _store.Get(run.Id);
         if (row is null || row.State != WorkState.Running)
         {
@@ -588,6 +594,48 @@ public sealed partial class WorkManager
         else
         {
             Log.WorkFinishedDebug(_logger, row.Id, row.WorkerName, result.ToString()!, row.State);
+        }
+    }
+
+    /// <summary>The common case, one-time work that succeeded or failed: one narrow update, no read of the row.</summary>
+    private void FinishOneTime(RunningWork run, WorkResult result, Exception? error, long now)
+    {
+        var succeeded = result is WorkResult.SuccessResult;
+        string? failure = null;
+        if (error is not null)
+        {
+            Log.WorkThrew(_logger, error, run.Id, run.WorkerName);
+            failure = $"{error.GetType().Name}: {error.Message}";
+        }
+
+        var state = succeeded ? WorkState.Succeeded : WorkState.Failed;
+        var hasDependents = _store.FinishOneTime(run.Id, state, result.Output.ToJson(), failure);
+        if (hasDependents is null)
+        {
+            return; // no longer running: cancelled, replaced or deleted meanwhile
+        }
+
+        (succeeded ? _metrics.Succeeded : _metrics.Failed).Add(1);
+        _changed.Add(run.Id);
+        if (hasDependents.Value)
+        {
+            if (succeeded)
+            {
+                UnblockDependents(run.Id, now);
+            }
+            else
+            {
+                FailDependents(run.Id, now);
+            }
+        }
+
+        if (_options.DebugMode)
+        {
+            Log.WorkFinishedInfo(_logger, run.Id, run.WorkerName, result.ToString()!, state);
+        }
+        else
+        {
+            Log.WorkFinishedDebug(_logger, run.Id, run.WorkerName, result.ToString()!, state);
         }
     }
 
@@ -742,8 +790,10 @@ public sealed partial class WorkManager
         return interrupted;
     }
 
-    private sealed class RunningWork(Guid id, long runId, string workerName, int attempt, int generation, Constraints constraints, bool constraintsOverridden) : IDisposable
+    private sealed class RunningWork(Guid id, long runId, string workerName, int attempt, int generation, Constraints constraints, bool constraintsOverridden, bool isPeriodic) : IDisposable
     {
+        public bool IsPeriodic { get; } = isPeriodic;
+
         private readonly CancellationTokenSource _cts = new();
         private volatile StopReason _reason;
 

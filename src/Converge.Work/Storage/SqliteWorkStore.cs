@@ -319,6 +319,21 @@ internal sealed class SqliteWorkStore : IDisposable
         return cmd.ExecuteNonQuery() == 1;
     }
 
+    /// <summary>Finishes a running one-time work with one narrow update.</summary>
+    /// <returns>Whether other work depends on it, or <see langword="null"/> when it was no longer running.</returns>
+    public bool? FinishOneTime(Guid id, WorkState state, string outputJson, string? failureReason)
+    {
+        var cmd = Command("finish_one_time",
+            "UPDATE work SET state=$state, output=$output, progress=NULL, stop_reason=0, override_constraints=0, " +
+            "failure_reason=$failure, finished_at=$batch_time WHERE id=$id AND state=1 RETURNING has_dependents;");
+        cmd.Parameters["$state"].Value = (int)state;
+        cmd.Parameters["$output"].Value = outputJson;
+        cmd.Parameters["$failure"].Value = (object?)failureReason ?? DBNull.Value;
+        cmd.Parameters["$batch_time"].Value = BatchTime;
+        cmd.Parameters["$id"].Value = id;
+        return cmd.ExecuteScalar() is long dependents ? dependents != 0 : null;
+    }
+
     /// <summary>Deletes finished work that finished at or before <paramref name="finishedBefore"/> and that no unfinished work depends on.</summary>
     /// <returns>The ids deleted.</returns>
     public List<Guid> Prune(long finishedBefore)
