@@ -76,23 +76,45 @@ public sealed partial class WorkManager
     {
         do
         {
-            _batch.Clear();
-            while (_batch.Count < MaxBatch && _ops.Reader.TryRead(out var op))
-            {
-                if (op is IdleOp idle)
-                {
-                    _idleWaiters.Add(idle.Completion);
-                    continue;
-                }
-
-                _batch.Add(op);
-            }
-
-            ProcessBatch(_batch);
+            ProcessOneBatch(inline: false);
         }
         while (_ops.Reader.Count > 0);
+    }
 
-        ResolveIdleWaiters();
+    private void ProcessOneBatch(bool inline)
+    {
+        // Inline, the caller's thread must never wait on the store: it takes the write lock only if it is free now,
+        // and otherwise leaves its op to the loop, which may wait.
+        if (inline && !_store.TryBeginNow())
+        {
+            return;
+        }
+
+        _batch.Clear();
+        while (_batch.Count < MaxBatch && _ops.Reader.TryRead(out var op))
+        {
+            if (op is IdleOp idle)
+            {
+                _idleWaiters.Add(idle.Completion);
+                continue;
+            }
+
+            _batch.Add(op);
+        }
+
+        if (_batch.Count > 0 || !inline)
+        {
+            ProcessBatch(_batch, begun: inline);
+        }
+        else
+        {
+            _store.Rollback();
+        }
+
+        if (_ops.Reader.Count == 0)
+        {
+            ResolveIdleWaiters();
+        }
     }
 
     private void ResolveIdleWaiters()
@@ -110,14 +132,18 @@ public sealed partial class WorkManager
         _idleWaiters.Clear();
     }
 
-    private void ProcessBatch(List<Op> batch)
+    private void ProcessBatch(List<Op> batch, bool begun = false)
     {
         var now = Now();
         var toStart = new List<(WorkRow Row, RunningWork Run, WorkData Input)>();
         var wrote = false;
         try
         {
-            _store.Begin();
+            if (!begun)
+            {
+                _store.Begin();
+            }
+
             _store.BatchTime = now;
             if (_needsReconcile && !_options.EnqueueOnly)
             {
@@ -318,6 +344,11 @@ public sealed partial class WorkManager
         _claimSaturated = due.Count >= free;
         foreach (var row in due)
         {
+            if (!_workers.CanRun(row.WorkerName) && !IsCurrent(row))
+            {
+                continue;
+            }
+
             if (!_workers.CanRun(row.WorkerName))
             {
                 FailWithoutRunning(row, now, $"No worker is registered under the name '{row.WorkerName}'. Register it with AddWorker or set a callback dispatcher.");
@@ -331,6 +362,11 @@ public sealed partial class WorkManager
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
             {
+                if (!IsCurrent(row))
+                {
+                    continue;
+                }
+
                 FailWithoutRunning(row, now, $"Its input could not be merged: {e.Message}");
                 continue;
             }
@@ -343,7 +379,9 @@ public sealed partial class WorkManager
             row.ProgressJson = null;
             if (!_store.MarkRunning(row))
             {
-                _dueCache.Clear(); // the row changed since it was read: read afresh next time
+                // The row changed since it was read: read afresh, at once, so its current version is not left waiting.
+                _dueCache.Clear();
+                _claimSaturated = true;
                 continue;
             }
 
@@ -396,6 +434,20 @@ public sealed partial class WorkManager
         }
 
         return take;
+    }
+
+    /// <summary>Whether a read-ahead row is still what the store holds; if not, the read-ahead is dropped and re-read at once.</summary>
+    private bool IsCurrent(WorkRow row)
+    {
+        var stored = _store.Get(row.Id);
+        if (stored is not null && stored.State == WorkState.Enqueued && stored.Generation == row.Generation && stored.RunAttemptCount == row.RunAttemptCount)
+        {
+            return true;
+        }
+
+        _dueCache.Clear();
+        _claimSaturated = true;
+        return false;
     }
 
     private WorkData MergedInput(WorkRow row)
@@ -690,6 +742,7 @@ public sealed partial class WorkManager
 
             if (_store.PrerequisiteStates(dependentId).All(s => s == WorkState.Succeeded))
             {
+                _dueCache.Clear();
                 dependent.State = WorkState.Enqueued;
                 dependent.LastEnqueueTime = now;
                 dependent.ComputeNextRunAt();

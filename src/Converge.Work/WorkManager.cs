@@ -83,7 +83,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         _store = SqliteWorkStore.Open(options.DatabasePath, options.Durability, exclusive: !options.EnqueueOnly);
         _device = _monitor.Current;
         _timer = _time.CreateTimer(static s => ((WorkManager)s!).Post(TickOp.Instance), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _wake = options.EnqueueOnly ? StoreWakeSignal.Sender(_store.Path) : StoreWakeSignal.Listen(_store.Path, () => Post(WakeOp.Instance));
+        _wake = options.EnqueueOnly ? StoreWakeSignal.Sender(_store.Path, options.WakeBySocket) : StoreWakeSignal.Listen(_store.Path, () => Post(WakeOp.Instance));
     }
 
     /// <summary>Gets the path of the SQLite store.</summary>
@@ -359,11 +359,18 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     {
         EnsureStarted();
         Post(op);
-        ProcessInline();
+        if (!cancellationToken.IsCancellationRequested)
+        {
+            // Commits the op on this thread when no batch is in progress and the store is free right now; never waits,
+            // so the caller's token keeps control of the wait below.
+            ProcessInline();
+        }
+
         return await op.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>When no batch is in progress, commits what is queued on this thread instead of waking the loop.</summary>
+    /// <summary>When no batch is in progress, commits one batch on this thread instead of waking the loop.</summary>
+    /// <remarks>One batch at most: whatever arrives meanwhile is the loop's, so a caller never drains for others.</remarks>
     private void ProcessInline()
     {
         if (_batchLock.IsHeldByCurrentThread || !_batchLock.TryEnter())
@@ -373,15 +380,15 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
 
         try
         {
-            if (_crash is null)
+            if (_crash is null && _disposed == 0 && !_ops.Reader.Completion.IsCompleted)
             {
-                DrainAndProcess();
+                ProcessOneBatch(inline: true);
             }
         }
         catch (Exception e)
         {
+            // The op's own completion says how it went; this caller is not the one to hear about the loop's failure.
             Crash(e);
-            throw;
         }
         finally
         {

@@ -57,6 +57,9 @@ public sealed class WorkManagerOptions
     /// <value>The default is <see langword="false"/>.</value>
     public bool EnqueueOnly { get; set; }
 
+    /// <summary>Gets or sets whether an enqueue-only instance may wake the scheduler through its socket; tests turn it off to exercise the file.</summary>
+    internal bool WakeBySocket { get; set; } = true;
+
     /// <summary>Checks the options and lists what is wrong.</summary>
     /// <returns>The problems found; empty when the options are valid.</returns>
     internal IReadOnlyList<string> Validate()

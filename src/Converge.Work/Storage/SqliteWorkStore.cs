@@ -11,6 +11,8 @@ internal sealed class SqliteWorkStore : IDisposable
 {
     public const int SchemaVersion = 1;
 
+    private const int BusyTimeoutMilliseconds = 30_000;
+
     private static readonly bool[] s_priorities = [true, false];
 
     private const string Columns =
@@ -42,7 +44,7 @@ internal sealed class SqliteWorkStore : IDisposable
         Execute(_write, "PRAGMA page_size=1024;");
         Execute(_write, "PRAGMA journal_mode=WAL;");
         Execute(_write, durability == WorkDurability.PowerLoss ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
-        Execute(_write, "PRAGMA busy_timeout=30000;");
+        Execute(_write, $"PRAGMA busy_timeout={BusyTimeoutMilliseconds};");
         Execute(_write, "PRAGMA temp_store=MEMORY;");
         // Checkpoints sync the WAL and the database file; run inline every thousand pages (SQLite's default), they
         // stall commits. A background connection checkpoints passively soon after writes instead, and the inline one
@@ -50,8 +52,8 @@ internal sealed class SqliteWorkStore : IDisposable
         // after a checkpoint run by the writer itself; it then has little left to copy.
         Execute(_write, "PRAGMA wal_autocheckpoint=4000;");
         Execute(_write, "PRAGMA journal_size_limit=67108864;");
-        _checkpointer = Task.Run(CheckpointLoopAsync);
         EnsureSchema();
+        _checkpointer = Task.Run(CheckpointLoopAsync);
     }
 
     public string Path { get; }
@@ -182,6 +184,35 @@ internal sealed class SqliteWorkStore : IDisposable
     {
         Command("begin", "BEGIN IMMEDIATE;").ExecuteNonQuery();
         _inTransaction = true;
+    }
+
+    /// <summary>Begins a write transaction only if no other connection holds the write lock; never waits.</summary>
+    /// <returns>Whether the transaction began.</returns>
+    public bool TryBeginNow()
+    {
+        // Straight to SQLite with no busy timeout: Microsoft.Data.Sqlite would retry a busy BEGIN for its command timeout.
+        var handle = _write.Handle!;
+        SQLitePCL.raw.sqlite3_busy_timeout(handle, 0);
+        try
+        {
+            var rc = SQLitePCL.raw.sqlite3_exec(handle, "BEGIN IMMEDIATE;");
+            if (rc == SQLitePCL.raw.SQLITE_OK)
+            {
+                _inTransaction = true;
+                return true;
+            }
+
+            if (rc is SQLitePCL.raw.SQLITE_BUSY or SQLitePCL.raw.SQLITE_LOCKED)
+            {
+                return false;
+            }
+
+            throw new SqliteException($"BEGIN failed: {SQLitePCL.raw.sqlite3_errmsg(handle).utf8_to_string()}", rc);
+        }
+        finally
+        {
+            SQLitePCL.raw.sqlite3_busy_timeout(handle, BusyTimeoutMilliseconds);
+        }
     }
 
     public void Commit()

@@ -19,6 +19,7 @@ internal sealed class StoreWakeSignal : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private int _filePending;
     private long _socketRetryAt;
+    private int _trailingTouch;
     private long _lastTouch = long.MinValue / 2;
 
     private StoreWakeSignal(string storePath, Socket? socket, UnixDomainSocketEndPoint? endpoint, FileSystemWatcher? watcher)
@@ -78,9 +79,11 @@ internal sealed class StoreWakeSignal : IDisposable
     }
 
     /// <summary>Prepares to send signals to the store's scheduler, if one runs.</summary>
-    public static StoreWakeSignal Sender(string storePath)
+    /// <param name="storePath">The store.</param>
+    /// <param name="useSocket">Whether to try the socket at all; tests turn it off to exercise the file.</param>
+    public static StoreWakeSignal Sender(string storePath, bool useSocket = true)
     {
-        if (!OperatingSystem.IsLinux())
+        if (!OperatingSystem.IsLinux() || !useSocket)
         {
             return new StoreWakeSignal(storePath, null, null, null);
         }
@@ -125,6 +128,22 @@ internal sealed class StoreWakeSignal : IDisposable
         {
             Volatile.Write(ref _lastTouch, now);
             TouchFile();
+        }
+        else if (Interlocked.Exchange(ref _trailingTouch, 1) == 0)
+        {
+            // Within the 100 ms window: one more write at its end, so the last signal of a burst is never dropped.
+            _ = Task.Delay(100).ContinueWith(
+                static (_, state) =>
+                {
+                    var signal = (StoreWakeSignal)state!;
+                    Volatile.Write(ref signal._trailingTouch, 0);
+                    Volatile.Write(ref signal._lastTouch, Environment.TickCount64);
+                    signal.TouchFile();
+                },
+                this,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
         }
     }
 
