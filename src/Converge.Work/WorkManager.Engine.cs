@@ -934,7 +934,8 @@ public sealed partial class WorkManager
         {
             if (HasCaller)
             {
-                Completion.TrySetException(e);
+                // An op that already failed on its own keeps its own error, not the batch's.
+                Completion.TrySetException(_error ?? e);
             }
         }
 
