@@ -67,10 +67,10 @@ public sealed partial class WorkManager
         _ops.Writer.TryComplete(e);
     }
 
-    /// <summary>Applies every queued op, a batch per transaction, until the queue is empty. The caller holds <see cref="_batchLock"/>.</summary>
+    /// <summary>The loop's turn: applies every queued op, a batch per transaction, until the queue is empty. The caller holds <see cref="_batchLock"/>.</summary>
     /// <remarks>
-    /// Both the loop and a caller of <see cref="Submit{T}"/> that finds no batch in progress run this: a lone caller
-    /// commits its own op without two thread hops, and concurrent callers are combined into one transaction.
+    /// A caller of <see cref="Submit{T}"/> that finds no batch in progress and the store free commits one batch itself
+    /// (<see cref="ProcessOneBatch"/> inline), saving two thread hops; concurrent callers are combined into one transaction.
     /// </remarks>
     private void DrainAndProcess()
     {
@@ -151,7 +151,13 @@ public sealed partial class WorkManager
             }
 
             // A batch of one op needs no savepoint: if it fails, the whole transaction rolls back below.
-            var single = batch.Count(o => o is not TickOp) == 1;
+            var writes = 0;
+            foreach (var op in batch)
+            {
+                writes += op is TickOp ? 0 : 1;
+            }
+
+            var single = writes == 1;
             for (var i = 0; i < batch.Count; i++)
             {
                 var op = batch[i];
