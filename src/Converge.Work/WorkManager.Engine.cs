@@ -350,14 +350,14 @@ public sealed partial class WorkManager
         _claimSaturated = due.Count >= free;
         foreach (var row in due)
         {
-            if (!_workers.CanRun(row.WorkerName) && !IsCurrent(row))
-            {
-                continue;
-            }
-
             if (!_workers.CanRun(row.WorkerName))
             {
-                FailWithoutRunning(row, now, $"No worker is registered under the name '{row.WorkerName}'. Register it with AddWorker or set a callback dispatcher.");
+                // Failing writes the whole row, so first make sure the read-ahead copy is still the stored one.
+                if (IsCurrent(row))
+                {
+                    FailWithoutRunning(row, now, $"No worker is registered under the name '{row.WorkerName}'. Register it with AddWorker or set a callback dispatcher.");
+                }
+
                 continue;
             }
 
@@ -368,12 +368,11 @@ public sealed partial class WorkManager
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
             {
-                if (!IsCurrent(row))
+                if (IsCurrent(row))
                 {
-                    continue;
+                    FailWithoutRunning(row, now, $"Its input could not be merged: {e.Message}");
                 }
 
-                FailWithoutRunning(row, now, $"Its input could not be merged: {e.Message}");
                 continue;
             }
 
