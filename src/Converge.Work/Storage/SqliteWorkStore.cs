@@ -429,13 +429,6 @@ internal sealed class SqliteWorkStore : IDisposable
         return ReadGuids(cmd);
     }
 
-    public List<Guid> Prerequisites(Guid id)
-    {
-        var cmd = Command("prerequisites", "SELECT prerequisite_id FROM dependency WHERE work_id=$id;");
-        cmd.Parameters["$id"].Value = id;
-        return ReadGuids(cmd);
-    }
-
     public bool HasDependents(Guid id)
     {
         var cmd = Command("has_dependents", "SELECT EXISTS (SELECT 1 FROM dependency WHERE prerequisite_id=$id);");
@@ -536,14 +529,6 @@ internal sealed class SqliteWorkStore : IDisposable
         using var cmd = connection.CreateCommand();
         BuildQuery(cmd, query);
         return ReadRows(cmd).ConvertAll(r => r.ToInfo());
-    }
-
-    public long CountByState(SqliteConnection connection, WorkState state)
-    {
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM work WHERE state=$s;";
-        cmd.Parameters.AddWithValue("$s", (int)state);
-        return (long)cmd.ExecuteScalar()!;
     }
 
     private static void BuildQuery(SqliteCommand cmd, WorkQuery query)
