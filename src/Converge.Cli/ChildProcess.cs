@@ -17,13 +17,19 @@ internal sealed class ChildProcess : IDisposable
     public static ChildProcess StartSelf(params string[] args)
     {
         var (file, prefix) = SelfCommand();
+        return new ChildProcess(Process.Start(StartInfo(file, prefix.Concat(args))) ?? throw new InvalidOperationException($"Could not start {file}."));
+    }
+
+    /// <summary>A start for a child whose output this process reads.</summary>
+    public static ProcessStartInfo StartInfo(string file, IEnumerable<string> args)
+    {
         var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in prefix.Concat(args))
+        foreach (var a in args)
         {
             info.ArgumentList.Add(a);
         }
 
-        return new ChildProcess(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}."));
+        return info;
     }
 
     /// <summary>The command that runs this program: its apphost, or `dotnet converge.dll` when started through dotnet.</summary>

@@ -32,11 +32,7 @@ internal sealed class PeerHarness(string project)
         var directory = Directory.CreateTempSubdirectory("converge-peer-").FullName;
         try
         {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { dll, peer, mode, "--n", n.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture), "--dir", directory })
-            {
-                info.ArgumentList.Add(a);
-            }
+            var info = ChildProcess.StartInfo("dotnet", [dll, peer, mode, "--n", n.ToString(System.Globalization.CultureInfo.InvariantCulture), "--workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture), "--dir", directory]);
 
             if (mode == "throughput")
             {
@@ -71,11 +67,7 @@ internal sealed class PeerHarness(string project)
             return _dll;
         }
 
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "build", project, "-c", "Release", "--nologo", "-v", "quiet" })
-        {
-            info.ArgumentList.Add(a);
-        }
+        var info = ChildProcess.StartInfo("dotnet", ["build", project, "-c", "Release", "--nologo", "-v", "quiet"]);
 
         using var process = Process.Start(info)!;
         var output = await process.StandardOutput.ReadToEndAsync(ct);

@@ -25,8 +25,11 @@ internal sealed class WorkRow
         get;
         set
         {
-            field = value;
-            TagsJson = TagsToJson(value);
+            if (!ReferenceEquals(field, value))
+            {
+                field = value;
+                TagsJson = TagsToJson(value);
+            }
         }
     }
 
