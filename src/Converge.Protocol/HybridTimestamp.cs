@@ -14,6 +14,7 @@ namespace Converge.Protocol;
 /// timestamps, so stores can index and compare them without parsing.
 /// </para>
 /// </remarks>
+[System.Text.Json.Serialization.JsonConverter(typeof(Json.HybridTimestampJsonConverter))]
 public readonly record struct HybridTimestamp : IComparable<HybridTimestamp>
 {
     /// <summary>The largest physical time a timestamp can hold: 2^48 − 1 ms, about the year 10889.</summary>
@@ -97,23 +98,39 @@ public readonly record struct HybridTimestamp : IComparable<HybridTimestamp>
     public static bool TryParse(string? text, out HybridTimestamp timestamp)
     {
         timestamp = default;
-        if (text is null || text.Length != TextLength || text[12] != '-' || text[17] != '-')
+        return text is not null && TryParse(text.AsSpan(), out timestamp);
+    }
+
+    /// <summary>Tries to parse the text form from characters.</summary>
+    /// <param name="text">The characters.</param>
+    /// <param name="timestamp">The timestamp, when the text is valid.</param>
+    /// <returns>Whether the text is a timestamp.</returns>
+    public static bool TryParse(ReadOnlySpan<char> text, out HybridTimestamp timestamp)
+    {
+        timestamp = default;
+        if (text.Length != TextLength || text[12] != '-' || text[17] != '-')
         {
             return false;
         }
 
-        var span = text.AsSpan();
-        if (!IsLowerHex(span[..12]) || !IsLowerHex(span[13..17]) || !IsLowerHex(span[18..]))
+        if (!IsLowerHex(text[..12]) || !IsLowerHex(text[13..17]) || !IsLowerHex(text[18..]))
         {
             return false;
         }
 
-        var physical = long.Parse(span[..12], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
-        var counter = int.Parse(span[13..17], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
-        var node = ulong.Parse(span[18..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
+        var physical = long.Parse(text[..12], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
+        var counter = int.Parse(text[13..17], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
+        var node = ulong.Parse(text[18..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
         timestamp = new HybridTimestamp(physical, counter, node);
         return true;
     }
+
+    /// <summary>Formats the text form into characters, without allocating.</summary>
+    /// <param name="destination">The buffer; it needs <see cref="TextLength"/> characters.</param>
+    /// <param name="charsWritten">The characters written.</param>
+    /// <returns>Whether the buffer was large enough.</returns>
+    public bool TryFormat(Span<char> destination, out int charsWritten) =>
+        destination.TryWrite(CultureInfo.InvariantCulture, $"{Physical:x12}-{Counter:x4}-{Node:x16}", out charsWritten);
 
     /// <summary>Writes the 16-byte binary form: big-endian physical (48 bits) and counter (16 bits), then node; bytes sort like the timestamps.</summary>
     /// <param name="destination">At least <see cref="BinarySize"/> bytes.</param>

@@ -1,0 +1,333 @@
+using System.Globalization;
+using System.Text.Json;
+using Converge.Protocol.Messages;
+
+namespace Converge.Protocol.Documents;
+
+/// <summary>The outcome of applying one mutation to a document.</summary>
+/// <param name="State">The document's new state (the old one when nothing changed).</param>
+/// <param name="Changed">Whether the state changed, so the document takes the new revision.</param>
+/// <param name="Status">What became of the mutation.</param>
+/// <param name="Reason">Why it was merged or rejected.</param>
+/// <param name="ConflictFields">Under <see cref="ConflictPolicy.Manual"/>, the fields that wait for a person.</param>
+public sealed record MergeOutcome(DocumentState State, bool Changed, MutationStatus Status, string? Reason, IReadOnlyList<ConflictField>? ConflictFields);
+
+/// <summary>The server's merge rules as pure functions: a document state and a mutation in, a new state out.</summary>
+/// <remarks>
+/// <para>
+/// A field is <em>concurrent</em> with a mutation when the server changed it after the mutation's
+/// <see cref="Mutation.BaseRevision"/>, by another replica. Only concurrent edits of the same field go to the policy;
+/// edits of different fields always merge, and a replica never conflicts with its own earlier writes.
+/// </para>
+/// <para>
+/// Under <see cref="ConflictPolicy.LastWriterWins"/> with either <see cref="DeleteRule"/>, and for increments, the
+/// result does not depend on the order in which the replicas' mutations arrive, so every replica converges.
+/// </para>
+/// </remarks>
+public static class DocumentMerge
+{
+    /// <summary>Applies a put, patch, delete or increment.</summary>
+    /// <param name="current">The document's state, or <see langword="null"/> when the server has never seen it.</param>
+    /// <param name="mutation">The mutation, its timestamp already checked against the server's clock.</param>
+    /// <param name="writer">The replica that sent the mutation.</param>
+    /// <param name="revision">The revision the document takes if it changes.</param>
+    /// <param name="rules">The collection's rules.</param>
+    /// <returns>The outcome.</returns>
+    /// <exception cref="ArgumentException">The mutation is a <see cref="MutationKind.Resolve"/>; use <see cref="ApplyResolution"/>.</exception>
+    public static MergeOutcome Apply(DocumentState? current, Mutation mutation, ulong writer, long revision, CollectionRules rules)
+    {
+        ArgumentNullException.ThrowIfNull(mutation);
+        ArgumentNullException.ThrowIfNull(rules);
+        if (mutation.Kind == MutationKind.Resolve)
+        {
+            throw new ArgumentException("A resolve mutation is applied with ApplyResolution.", nameof(mutation));
+        }
+
+        if (mutation.Kind == MutationKind.Increment && CheckIncrement(current, mutation) is { } invalid)
+        {
+            return new MergeOutcome(current ?? DocumentState.Empty, false, MutationStatus.Rejected, invalid, null);
+        }
+
+        if (mutation.Kind == MutationKind.Delete)
+        {
+            return ApplyDelete(current, mutation, writer, revision, rules);
+        }
+
+        if (current is null)
+        {
+            return Changed(Create(mutation, writer, revision), MutationStatus.Applied, null);
+        }
+
+        if (current.Deleted)
+        {
+            var concurrentDelete = current.DeletedRevision > mutation.BaseRevision && current.DeletedBy != writer;
+            if (!concurrentDelete && mutation.Kind == MutationKind.Put)
+            {
+                // The writer saw the delete: this put re-creates the document from scratch.
+                return Changed(Create(mutation, writer, revision), MutationStatus.Applied, null);
+            }
+
+            if (!concurrentDelete || rules.Delete == DeleteRule.DeleteWins)
+            {
+                return new MergeOutcome(current, false, MutationStatus.Merged, "The document was deleted; the write was discarded.", null);
+            }
+
+            current = current with { Deleted = false, DeletedHlc = null, DeletedRevision = 0, DeletedBy = 0 };
+            var revived = MergeFields(current, mutation, writer, revision, rules);
+            return revived with { Changed = true, State = revived.State with { Revision = revision } };
+        }
+
+        return MergeFields(current, mutation, writer, revision, rules);
+    }
+
+    /// <summary>Applies the values chosen for a conflict: written as given, whatever the collection's policy.</summary>
+    /// <param name="current">The document's state.</param>
+    /// <param name="fields">The chosen values.</param>
+    /// <param name="remove">Fields the resolution removes.</param>
+    /// <param name="hlc">The resolution's timestamp.</param>
+    /// <param name="writer">The replica (or server) that resolved.</param>
+    /// <param name="revision">The revision the document takes.</param>
+    /// <returns>The outcome; a document deleted since the conflict stays deleted.</returns>
+    public static MergeOutcome ApplyResolution(DocumentState? current, IReadOnlyDictionary<string, JsonElement>? fields, IReadOnlyList<string>? remove, HybridTimestamp hlc, ulong writer, long revision)
+    {
+        if (current is { Deleted: true })
+        {
+            return new MergeOutcome(current, false, MutationStatus.Merged, "The document was deleted; the resolution was discarded.", null);
+        }
+
+        var state = current ?? DocumentState.Empty;
+        var result = new Dictionary<string, FieldState>(state.Fields, StringComparer.Ordinal);
+        foreach (var (name, value) in fields ?? EmptyFields)
+        {
+            var at = result.TryGetValue(name, out var old) && old.Hlc > hlc ? old.Hlc : hlc;
+            result[name] = FieldState.Written(value.Clone(), at, revision, writer);
+        }
+
+        foreach (var name in remove ?? [])
+        {
+            var at = result.TryGetValue(name, out var old) && old.Hlc > hlc ? old.Hlc : hlc;
+            result[name] = FieldState.RemovedAt(at, revision, writer);
+        }
+
+        return Changed(state with { Fields = result, Revision = revision }, MutationStatus.Applied, null);
+    }
+
+    private static readonly IReadOnlyDictionary<string, JsonElement> EmptyFields = new Dictionary<string, JsonElement>();
+
+    private static MergeOutcome Changed(DocumentState state, MutationStatus status, string? reason) => new(state, true, status, reason, null);
+
+    private static DocumentState Create(Mutation mutation, ulong writer, long revision)
+    {
+        var fields = new Dictionary<string, FieldState>(StringComparer.Ordinal);
+        foreach (var (name, value) in mutation.Fields ?? EmptyFields)
+        {
+            fields[name] = FieldState.Written(value.Clone(), mutation.Hlc, revision, writer);
+        }
+
+        foreach (var name in mutation.Remove ?? [])
+        {
+            fields[name] = FieldState.RemovedAt(mutation.Hlc, revision, writer);
+        }
+
+        return new DocumentState { Fields = fields, Revision = revision };
+    }
+
+    private static MergeOutcome ApplyDelete(DocumentState? current, Mutation mutation, ulong writer, long revision, CollectionRules rules)
+    {
+        if (current is { Deleted: true })
+        {
+            return new MergeOutcome(current, false, MutationStatus.Applied, null, null);
+        }
+
+        if (current is not null && rules.Delete == DeleteRule.UpdateWins)
+        {
+            foreach (var field in current.Fields.Values)
+            {
+                if (field.Revision > mutation.BaseRevision && field.Writer != writer)
+                {
+                    return new MergeOutcome(current, false, MutationStatus.Merged, "The document was updated concurrently; the delete was discarded.", null);
+                }
+            }
+        }
+
+        // Under DeleteWins a tombstone keeps no fields: a later revive starts from scratch, and the tombstone is the same
+        // whichever concurrent updates arrived before the delete.
+        var fields = rules.Delete == DeleteRule.DeleteWins || current is null
+            ? new Dictionary<string, FieldState>(StringComparer.Ordinal)
+            : current.Fields;
+        return Changed(
+            new DocumentState
+            {
+                Fields = fields,
+                Deleted = true,
+                DeletedHlc = mutation.Hlc,
+                DeletedRevision = revision,
+                DeletedBy = writer,
+                Revision = revision,
+            },
+            MutationStatus.Applied,
+            null);
+    }
+
+    private static MergeOutcome MergeFields(DocumentState current, Mutation mutation, ulong writer, long revision, CollectionRules rules)
+    {
+        var result = new Dictionary<string, FieldState>(current.Fields, StringComparer.Ordinal);
+        var changed = false;
+        var keptServer = false;
+        List<(string Name, FieldState Server, FieldState Client)>? contested = null;
+
+        void Write(string name, FieldState incoming)
+        {
+            current.Fields.TryGetValue(name, out var existing);
+            var concurrent = existing is not null && existing.Revision > mutation.BaseRevision && existing.Writer != writer;
+            if (!concurrent || incoming.SameValueAs(existing))
+            {
+                // Not concurrent: the writer saw the server's value, so its write follows it. The same value written on
+                // both sides is no conflict either; the later timestamp is kept so every replica agrees on it.
+                if (existing is null || !incoming.SameValueAs(existing) || incoming.Hlc > existing.Hlc)
+                {
+                    result[name] = incoming;
+                    changed = true;
+                }
+
+                return;
+            }
+
+            switch (rules.Policy)
+            {
+                case ConflictPolicy.LastWriterWins when incoming.Hlc > existing!.Hlc:
+                    result[name] = incoming;
+                    changed = true;
+                    break;
+                case ConflictPolicy.ClientWins:
+                    result[name] = incoming with { Hlc = Max(incoming.Hlc, existing!.Hlc), WriterOverride = writer == Max(incoming.Hlc, existing.Hlc).Node ? null : writer };
+                    changed = true;
+                    break;
+                case ConflictPolicy.Custom:
+                case ConflictPolicy.Manual:
+                    (contested ??= []).Add((name, existing!, incoming));
+                    break;
+                default:
+                    keptServer = true;
+                    break;
+            }
+        }
+
+        if (mutation.Kind == MutationKind.Increment)
+        {
+            foreach (var (name, delta) in mutation.Fields ?? EmptyFields)
+            {
+                current.Fields.TryGetValue(name, out var existing);
+                var sum = Add(existing is { Removed: false } ? existing.Value : default, delta);
+                var at = existing is not null && existing.Hlc > mutation.Hlc ? existing.Hlc : mutation.Hlc;
+                result[name] = FieldState.Written(sum, at, revision, writer);
+                changed = true;
+            }
+        }
+        else
+        {
+            foreach (var (name, value) in mutation.Fields ?? EmptyFields)
+            {
+                Write(name, FieldState.Written(value.Clone(), mutation.Hlc, revision, writer));
+            }
+
+            foreach (var name in mutation.Remove ?? [])
+            {
+                Write(name, FieldState.RemovedAt(mutation.Hlc, revision, writer));
+            }
+        }
+
+        List<ConflictField>? conflictFields = null;
+        if (contested is not null)
+        {
+            if (rules.Policy == ConflictPolicy.Custom)
+            {
+                var resolver = rules.Resolver ?? throw new InvalidOperationException("The Custom conflict policy needs a Resolver.");
+                var input = new List<FieldConflict>(contested.Count);
+                foreach (var (name, server, client) in contested)
+                {
+                    input.Add(new FieldConflict(name, BaseValue(mutation, name), ValueOf(server), ValueOf(client)));
+                }
+
+                var resolved = resolver(new CustomConflict(mutation.Collection, mutation.DocumentId, input));
+                foreach (var (name, server, client) in contested)
+                {
+                    if (resolved.TryGetValue(name, out var value))
+                    {
+                        var at = Max(server.Hlc, client.Hlc);
+                        result[name] = FieldState.Written(value.Clone(), at, revision, writer);
+                        changed = true;
+                    }
+                }
+
+                keptServer = true;
+            }
+            else
+            {
+                conflictFields = new List<ConflictField>(contested.Count);
+                foreach (var (name, server, client) in contested)
+                {
+                    conflictFields.Add(new ConflictField { Name = name, Base = BaseValue(mutation, name), Server = server, Client = client });
+                }
+            }
+        }
+
+        var state = changed ? current with { Fields = result, Revision = revision } : current;
+        var status = conflictFields is not null ? MutationStatus.Conflict
+            : keptServer ? MutationStatus.Merged
+            : MutationStatus.Applied;
+        var reason = status switch
+        {
+            MutationStatus.Conflict => "Fields edited concurrently wait for a resolution: " + string.Join(", ", conflictFields!.Select(f => f.Name)) + ".",
+            MutationStatus.Merged => $"Fields edited concurrently were decided by the {rules.Policy} policy.",
+            _ => null,
+        };
+        return new MergeOutcome(state, changed, status, reason, conflictFields);
+    }
+
+    private static string? CheckIncrement(DocumentState? current, Mutation mutation)
+    {
+        foreach (var (name, delta) in mutation.Fields ?? EmptyFields)
+        {
+            if (delta.ValueKind != JsonValueKind.Number)
+            {
+                return $"Increment of field '{name}' needs a number, not {delta.ValueKind}.";
+            }
+
+            if (current is not null && current.Fields.TryGetValue(name, out var existing) && !existing.Removed && existing.Value.ValueKind != JsonValueKind.Number)
+            {
+                return $"Field '{name}' holds {existing.Value.ValueKind}, not a number, and cannot be incremented.";
+            }
+
+            if (current is not null && current.Fields.TryGetValue(name, out existing) && !existing.Removed
+                && existing.Value.TryGetInt64(out var a) && delta.TryGetInt64(out var b) && (b > 0 ? a > long.MaxValue - b : a < long.MinValue - b))
+            {
+                return $"Increment of field '{name}' would overflow a 64-bit integer.";
+            }
+        }
+
+        return mutation.Remove is { Count: > 0 } ? "An increment cannot remove fields." : null;
+    }
+
+    /// <summary>Adds two JSON numbers: exactly as 64-bit integers when both are, otherwise as doubles.</summary>
+    internal static JsonElement Add(JsonElement current, JsonElement delta)
+    {
+        if (current.ValueKind != JsonValueKind.Number)
+        {
+            return delta.Clone();
+        }
+
+        var text = current.TryGetInt64(out var a) && delta.TryGetInt64(out var b)
+            ? (a + b).ToString(CultureInfo.InvariantCulture)
+            : (current.GetDouble() + delta.GetDouble()).ToString("R", CultureInfo.InvariantCulture);
+        using var document = JsonDocument.Parse(text);
+        return document.RootElement.Clone();
+    }
+
+    private static JsonElement? ValueOf(FieldState state) => state.Removed ? null : state.Value;
+
+    private static JsonElement? BaseValue(Mutation mutation, string name) =>
+        mutation.BaseValues is not null && mutation.BaseValues.TryGetValue(name, out var value) ? value : null;
+
+    private static HybridTimestamp Max(HybridTimestamp a, HybridTimestamp b) => a > b ? a : b;
+}

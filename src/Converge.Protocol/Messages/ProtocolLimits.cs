@@ -1,0 +1,277 @@
+using System.Text.Json;
+
+namespace Converge.Protocol.Messages;
+
+/// <summary>The bounds every message must keep, and the checks that enforce them before anything is applied.</summary>
+/// <remarks>A message outside the bounds is refused whole, with one error naming the first problem, and changes nothing.</remarks>
+public sealed record ProtocolLimits
+{
+    /// <summary>The protocol version: the <c>v1</c> in every path.</summary>
+    public const int Version = 1;
+
+    /// <summary>The deepest nesting the JSON readers accept in any message: the document depth bound plus the envelope.</summary>
+    public const int MaxMessageDepth = 64;
+
+    /// <summary>Gets the most mutations one push may carry.</summary>
+    /// <value>The default is 1,000.</value>
+    public int MaxMutationsPerPush { get; init; } = 1_000;
+
+    /// <summary>Gets the largest serialized size of one mutation's field values.</summary>
+    /// <value>The default is 256 KiB.</value>
+    public int MaxDocumentBytes { get; init; } = 256 * 1024;
+
+    /// <summary>Gets the deepest nesting of arrays and objects inside one field value.</summary>
+    /// <value>The default is 32.</value>
+    public int MaxValueDepth { get; init; } = 32;
+
+    /// <summary>Gets the longest document id, in characters.</summary>
+    /// <value>The default is 256.</value>
+    public int MaxIdLength { get; init; } = 256;
+
+    /// <summary>Gets the longest scope, collection or field name, in characters.</summary>
+    /// <value>The default is 128.</value>
+    public int MaxNameLength { get; init; } = 128;
+
+    /// <summary>Gets the most fields one mutation may write.</summary>
+    /// <value>The default is 512.</value>
+    public int MaxFieldsPerMutation { get; init; } = 512;
+
+    /// <summary>Checks that the limits themselves are sane.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A limit is not positive, or the value depth leaves no room for the envelope.</exception>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxMutationsPerPush, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxDocumentBytes, 64);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxValueDepth, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(MaxValueDepth, MaxMessageDepth - 8);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxIdLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxNameLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxFieldsPerMutation, 1);
+    }
+
+    /// <summary>Checks a push request against the limits and the protocol's rules.</summary>
+    /// <param name="request">The request.</param>
+    /// <returns><see langword="null"/> when it is valid; otherwise the first problem, with its error code.</returns>
+    public ProtocolError? Check(PushRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!ReplicaId.TryParse(request.ClientId, out _))
+        {
+            return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "'client' must be 16 lowercase hex digits.");
+        }
+
+        if (request.Mutations is null || request.Mutations.Count == 0)
+        {
+            return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "'mutations' must hold at least one mutation.");
+        }
+
+        if (request.Mutations.Count > MaxMutationsPerPush)
+        {
+            return new ProtocolError(ProtocolErrorCodes.BatchTooLarge, $"A push may carry at most {MaxMutationsPerPush} mutations; this one has {request.Mutations.Count}.");
+        }
+
+        long previous = 0;
+        for (var i = 0; i < request.Mutations.Count; i++)
+        {
+            var m = request.Mutations[i];
+            if (m is null)
+            {
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"Mutation {i} is null.");
+            }
+
+            if (m.Id <= previous)
+            {
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"Mutation ids must be positive and increasing; mutation {i} has {m.Id} after {previous}.");
+            }
+
+            previous = m.Id;
+            if (Check(m) is { } error)
+            {
+                return error with { Message = $"Mutation {m.Id}: {error.Message}" };
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Checks one mutation.</summary>
+    /// <param name="mutation">The mutation.</param>
+    /// <returns><see langword="null"/> when it is valid; otherwise the problem.</returns>
+    public ProtocolError? Check(Mutation mutation)
+    {
+        ArgumentNullException.ThrowIfNull(mutation);
+        if (CheckName(mutation.Scope, "scope") is { } e1)
+        {
+            return e1;
+        }
+
+        if (CheckName(mutation.Collection, "collection") is { } e2)
+        {
+            return e2;
+        }
+
+        if (string.IsNullOrEmpty(mutation.DocumentId) || mutation.DocumentId.Length > MaxIdLength || HasControl(mutation.DocumentId))
+        {
+            return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"'doc' must be 1 to {MaxIdLength} characters without control characters.");
+        }
+
+        if (!Enum.IsDefined(mutation.Kind))
+        {
+            return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "'op' must be put, patch, delete, increment or resolve.");
+        }
+
+        if (mutation.BaseRevision < 0)
+        {
+            return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "'base' must not be negative.");
+        }
+
+        var fields = mutation.Fields?.Count ?? 0;
+        var removed = mutation.Remove?.Count ?? 0;
+        switch (mutation.Kind)
+        {
+            case MutationKind.Delete when fields + removed > 0:
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "A delete carries no fields.");
+            case MutationKind.Increment when fields == 0 || removed > 0:
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "An increment carries at least one field and removes none.");
+            case MutationKind.Patch when fields + removed == 0:
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "A patch writes or removes at least one field.");
+            case MutationKind.Resolve when string.IsNullOrEmpty(mutation.ConflictId) || mutation.ConflictId.Length > MaxIdLength:
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "A resolve names its conflict in 'conflict'.");
+            case not MutationKind.Resolve when mutation.ConflictId is not null:
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "Only a resolve names a conflict.");
+        }
+
+        if (fields + removed > MaxFieldsPerMutation)
+        {
+            return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"A mutation may write at most {MaxFieldsPerMutation} fields.");
+        }
+
+        long bytes = 0;
+        foreach (var (name, value) in mutation.Fields ?? Empty)
+        {
+            if (CheckName(name, "field name") is { } e3)
+            {
+                return e3;
+            }
+
+            if (value.ValueKind == JsonValueKind.Undefined)
+            {
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"Field '{name}' has no value.");
+            }
+
+            if (Depth(value) > MaxValueDepth)
+            {
+                return new ProtocolError(ProtocolErrorCodes.TooDeep, $"Field '{name}' nests deeper than {MaxValueDepth} levels.");
+            }
+
+            bytes += name.Length + value.GetRawText().Length;
+            if (bytes > MaxDocumentBytes)
+            {
+                return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The mutation's values exceed {MaxDocumentBytes} bytes.");
+            }
+        }
+
+        foreach (var name in mutation.Remove ?? [])
+        {
+            if (CheckName(name, "field name") is { } e4)
+            {
+                return e4;
+            }
+
+            if (mutation.Fields is not null && mutation.Fields.ContainsKey(name))
+            {
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"Field '{name}' is both written and removed.");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Checks a scope, collection or field name: 1 to <see cref="MaxNameLength"/> characters, no control characters.</summary>
+    /// <param name="name">The name.</param>
+    /// <param name="what">What the name is, for the message.</param>
+    /// <returns><see langword="null"/> when valid; otherwise the problem.</returns>
+    public ProtocolError? CheckName(string? name, string what) =>
+        string.IsNullOrEmpty(name) || name.Length > MaxNameLength || HasControl(name)
+            ? new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A {what} must be 1 to {MaxNameLength} characters without control characters.")
+            : null;
+
+    private static readonly IReadOnlyDictionary<string, JsonElement> Empty = new Dictionary<string, JsonElement>();
+
+    private static bool HasControl(string text)
+    {
+        foreach (var c in text)
+        {
+            if (char.IsControl(c))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static int Depth(JsonElement value)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var deepest = 0;
+                foreach (var property in value.EnumerateObject())
+                {
+                    deepest = Math.Max(deepest, Depth(property.Value));
+                }
+
+                return deepest + 1;
+            case JsonValueKind.Array:
+                deepest = 0;
+                foreach (var item in value.EnumerateArray())
+                {
+                    deepest = Math.Max(deepest, Depth(item));
+                }
+
+                return deepest + 1;
+            default:
+                return 0;
+        }
+    }
+}
+
+/// <summary>A protocol error: a stable code and a message for people.</summary>
+/// <param name="Code">One of <see cref="ProtocolErrorCodes"/>.</param>
+/// <param name="Message">What is wrong.</param>
+public sealed record ProtocolError(string Code, string Message);
+
+/// <summary>The stable error codes of the protocol, carried in the <c>code</c> member of every error response.</summary>
+public static class ProtocolErrorCodes
+{
+    /// <summary>The body is not JSON, or not the message the endpoint expects (HTTP 400).</summary>
+    public const string Malformed = "malformed";
+
+    /// <summary>The message parses but breaks a rule of the protocol (HTTP 400).</summary>
+    public const string InvalidMessage = "invalid_message";
+
+    /// <summary>A value nests too deep (HTTP 400).</summary>
+    public const string TooDeep = "too_deep";
+
+    /// <summary>One mutation's values are too large (HTTP 413).</summary>
+    public const string DocumentTooLarge = "document_too_large";
+
+    /// <summary>A push carries too many mutations (HTTP 413).</summary>
+    public const string BatchTooLarge = "batch_too_large";
+
+    /// <summary>The body is larger than the server accepts (HTTP 413).</summary>
+    public const string PayloadTooLarge = "payload_too_large";
+
+    /// <summary>No credentials, or credentials the server does not accept (HTTP 401).</summary>
+    public const string Unauthenticated = "unauthenticated";
+
+    /// <summary>The caller may not read or write a scope it named (HTTP 403); nothing is said about what the scope holds.</summary>
+    public const string ScopeForbidden = "scope_forbidden";
+
+    /// <summary>The conflict does not exist in any scope the caller may see (HTTP 404).</summary>
+    public const string NotFound = "not_found";
+
+    /// <summary>The client's clock is too far ahead and the server will not take the client's clock reading (informational, in results).</summary>
+    public const string ClockDrift = "clock_drift";
+}
