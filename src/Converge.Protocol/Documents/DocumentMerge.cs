@@ -58,13 +58,15 @@ public static class DocumentMerge
             return Changed(Create(mutation, writer, revision), MutationStatus.Applied, null);
         }
 
+        // The last delete (kept after a revival) is concurrent with this write when the writer had not seen it.
+        var concurrentDelete = current.DeletedRevision > mutation.BaseRevision && current.DeletedBy != writer;
         if (current.Deleted)
         {
-            var concurrentDelete = current.DeletedRevision > mutation.BaseRevision && current.DeletedBy != writer;
             if (!concurrentDelete && mutation.Kind == MutationKind.Put)
             {
-                // The writer saw the delete: this put re-creates the document from scratch.
-                return Changed(Create(mutation, writer, revision), MutationStatus.Applied, null);
+                // The writer saw the delete: its put revives the document over the tombstone's fields (none under
+                // DeleteWins), so the result is the same whichever concurrent writes arrive before or after it.
+                return Revive(current, mutation, writer, revision, rules);
             }
 
             if (!concurrentDelete || rules.Delete == DeleteRule.DeleteWins)
@@ -72,9 +74,14 @@ public static class DocumentMerge
                 return new MergeOutcome(current, false, MutationStatus.Merged, "The document was deleted; the write was discarded.", null);
             }
 
-            current = current with { Deleted = false, DeletedHlc = null, DeletedRevision = 0, DeletedBy = 0 };
-            var revived = MergeFields(current, mutation, writer, revision, rules);
-            return revived with { Changed = true, State = revived.State with { Revision = revision } };
+            return Revive(current, mutation, writer, revision, rules);
+        }
+
+        if (concurrentDelete && rules.Delete == DeleteRule.DeleteWins)
+        {
+            // Deleted and re-created since the writer's base: the delete wins over this concurrent update, as it
+            // would have had the update arrived before the delete.
+            return new MergeOutcome(current, false, MutationStatus.Merged, "The document was deleted concurrently; the write was discarded.", null);
         }
 
         return MergeFields(current, mutation, writer, revision, rules);
@@ -130,6 +137,12 @@ public static class DocumentMerge
         }
 
         return new DocumentState { Fields = fields, Revision = revision };
+    }
+
+    private static MergeOutcome Revive(DocumentState tombstone, Mutation mutation, ulong writer, long revision, CollectionRules rules)
+    {
+        var merged = MergeFields(tombstone with { Deleted = false }, mutation, writer, revision, rules);
+        return merged with { Changed = true, State = merged.State with { Revision = revision } };
     }
 
     private static MergeOutcome ApplyDelete(DocumentState? current, Mutation mutation, ulong writer, long revision, CollectionRules rules)

@@ -23,17 +23,17 @@ public sealed record DocumentState
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool Deleted { get; init; }
 
-    /// <summary>Gets the timestamp of the deletion, when <see cref="Deleted"/>.</summary>
+    /// <summary>Gets the timestamp of the document's last deletion; kept after a revival, like the revision and replica below.</summary>
     [JsonPropertyName("dh")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public HybridTimestamp? DeletedHlc { get; init; }
 
-    /// <summary>Gets the server revision of the deletion, when <see cref="Deleted"/>.</summary>
+    /// <summary>Gets the server revision of the document's last deletion, 0 if never deleted; writes that had not seen it are concurrent with it.</summary>
     [JsonPropertyName("dr")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public long DeletedRevision { get; init; }
 
-    /// <summary>Gets the replica that deleted the document, when <see cref="Deleted"/>.</summary>
+    /// <summary>Gets the replica that last deleted the document.</summary>
     [JsonPropertyName("dw")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public ulong DeletedBy { get; init; }
