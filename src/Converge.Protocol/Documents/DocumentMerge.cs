@@ -38,6 +38,21 @@ public static class DocumentMerge
     {
         ArgumentNullException.ThrowIfNull(mutation);
         ArgumentNullException.ThrowIfNull(rules);
+        var outcome = ApplyCore(current, mutation, writer, revision, rules);
+        if (rules.Delete == DeleteRule.UpdateWins && mutation.Kind != MutationKind.Delete && outcome.Status != MutationStatus.Rejected && !outcome.State.Deleted)
+        {
+            // Every update counts against a concurrent delete, also one whose values all lost, so the delete is decided
+            // the same whichever arrives first.
+            return outcome with { Changed = true, State = outcome.State.WithUpdate(writer, revision) with { Revision = revision } };
+        }
+
+        return outcome;
+    }
+
+    private static MergeOutcome ApplyCore(DocumentState? current, Mutation mutation, ulong writer, long revision, CollectionRules rules)
+    {
+        ArgumentNullException.ThrowIfNull(mutation);
+        ArgumentNullException.ThrowIfNull(rules);
         if (mutation.Kind == MutationKind.Resolve)
         {
             throw new ArgumentException("A resolve mutation is applied with ApplyResolution.", nameof(mutation));
@@ -59,7 +74,7 @@ public static class DocumentMerge
         }
 
         // The last delete (kept after a revival) is concurrent with this write when the writer had not seen it.
-        var concurrentDelete = current.DeletedRevision > mutation.BaseRevision && current.DeletedBy != writer;
+        var concurrentDelete = current.LastDeleteByOtherThan(writer) > mutation.BaseRevision;
         if (current.Deleted)
         {
             if (!concurrentDelete && mutation.Kind == MutationKind.Put)
@@ -149,18 +164,14 @@ public static class DocumentMerge
     {
         if (current is { Deleted: true })
         {
-            return new MergeOutcome(current, false, MutationStatus.Applied, null, null);
+            // A second delete is recorded too: a revival by the first deleter must still be concurrent with it.
+            var hlc = current.DeletedHlc is { } h && h > mutation.Hlc ? h : mutation.Hlc;
+            return Changed(current.WithDelete(writer, revision) with { DeletedHlc = hlc, Revision = revision }, MutationStatus.Applied, null);
         }
 
-        if (current is not null && rules.Delete == DeleteRule.UpdateWins)
+        if (current is not null && rules.Delete == DeleteRule.UpdateWins && current.LastUpdateByOtherThan(writer) > mutation.BaseRevision)
         {
-            foreach (var field in current.Fields.Values)
-            {
-                if (field.Revision > mutation.BaseRevision && field.Writer != writer)
-                {
-                    return new MergeOutcome(current, false, MutationStatus.Merged, "The document was updated concurrently; the delete was discarded.", null);
-                }
-            }
+            return new MergeOutcome(current, false, MutationStatus.Merged, "The document was updated concurrently; the delete was discarded.", null);
         }
 
         // Under DeleteWins a tombstone keeps no fields: a later revive starts from scratch, and the tombstone is the same
@@ -169,15 +180,7 @@ public static class DocumentMerge
             ? new Dictionary<string, FieldState>(StringComparer.Ordinal)
             : current.Fields;
         return Changed(
-            new DocumentState
-            {
-                Fields = fields,
-                Deleted = true,
-                DeletedHlc = mutation.Hlc,
-                DeletedRevision = revision,
-                DeletedBy = writer,
-                Revision = revision,
-            },
+            (current ?? DocumentState.Empty).WithDelete(writer, revision) with { Fields = fields, Deleted = true, DeletedHlc = mutation.Hlc, Revision = revision },
             MutationStatus.Applied,
             null);
     }
@@ -317,6 +320,12 @@ public static class DocumentMerge
             {
                 return $"Increment of field '{name}' would overflow a 64-bit integer.";
             }
+
+            var start = current is not null && current.Fields.TryGetValue(name, out existing) && !existing.Removed ? existing.Value.GetDouble() : 0;
+            if (!double.IsFinite(delta.GetDouble()) || !double.IsFinite(start + delta.GetDouble()))
+            {
+                return $"Increment of field '{name}' would leave the range of a double.";
+            }
         }
 
         return mutation.Remove is { Count: > 0 } ? "An increment cannot remove fields." : null;
@@ -330,9 +339,20 @@ public static class DocumentMerge
             return delta.Clone();
         }
 
-        var text = current.TryGetInt64(out var a) && delta.TryGetInt64(out var b)
-            ? (a + b).ToString(CultureInfo.InvariantCulture)
-            : (current.GetDouble() + delta.GetDouble()).ToString("R", CultureInfo.InvariantCulture);
+        string text;
+        if (current.TryGetInt64(out var a) && delta.TryGetInt64(out var b))
+        {
+            text = (a + b).ToString(CultureInfo.InvariantCulture);
+        }
+        else if (current.TryGetDecimal(out var x) && delta.TryGetDecimal(out var y) && Math.Abs(x) < 1e27m && Math.Abs(y) < 1e27m)
+        {
+            // Decimal addition is exact for the values people count with, so the sum does not depend on the order.
+            text = (x + y).ToString(CultureInfo.InvariantCulture);
+        }
+        else
+        {
+            text = (current.GetDouble() + delta.GetDouble()).ToString("R", CultureInfo.InvariantCulture);
+        }
         using var document = JsonDocument.Parse(text);
         return document.RootElement.Clone();
     }

@@ -38,6 +38,38 @@ public sealed record DocumentState
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public ulong DeletedBy { get; init; }
 
+    /// <summary>Gets the revision of the latest delete by a replica other than <see cref="DeletedBy"/>.</summary>
+    [JsonPropertyName("dr2")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public long OtherDeletedRevision { get; init; }
+
+    /// <summary>Gets the revision of the latest update (UpdateWins bookkeeping).</summary>
+    [JsonPropertyName("ur")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public long UpdatedRevision { get; init; }
+
+    /// <summary>Gets the replica of the latest update.</summary>
+    [JsonPropertyName("uw")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public ulong UpdatedBy { get; init; }
+
+    /// <summary>Gets the revision of the latest update by a replica other than <see cref="UpdatedBy"/>.</summary>
+    [JsonPropertyName("ur2")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public long OtherUpdatedRevision { get; init; }
+
+    internal long LastDeleteByOtherThan(ulong writer) => DeletedBy != writer ? DeletedRevision : OtherDeletedRevision;
+
+    internal long LastUpdateByOtherThan(ulong writer) => UpdatedBy != writer ? UpdatedRevision : OtherUpdatedRevision;
+
+    internal DocumentState WithDelete(ulong writer, long revision) => writer == DeletedBy
+        ? this with { DeletedRevision = revision }
+        : this with { OtherDeletedRevision = DeletedRevision, DeletedRevision = revision, DeletedBy = writer };
+
+    internal DocumentState WithUpdate(ulong writer, long revision) => writer == UpdatedBy
+        ? this with { UpdatedRevision = revision }
+        : this with { OtherUpdatedRevision = UpdatedRevision, UpdatedRevision = revision, UpdatedBy = writer };
+
     /// <summary>Gets the server revision of the document's last change; 0 for a document the server has not seen.</summary>
     [JsonPropertyName("rev")]
     public long Revision { get; init; }

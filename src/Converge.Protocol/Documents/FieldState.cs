@@ -13,6 +13,7 @@ public sealed record FieldState
 {
     /// <summary>Gets the value; <see cref="JsonValueKind.Undefined"/> when the field is removed.</summary>
     [JsonPropertyName("v")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public JsonElement Value { get; init; }
 
     /// <summary>Gets the timestamp of the field's last write.</summary>

@@ -5,7 +5,7 @@ using Converge.Protocol.Documents;
 namespace Converge.Protocol.Messages;
 
 /// <summary>Whether a conflict still waits for a person.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<ConflictStatus>))]
+[JsonConverter(typeof(Json.StrictEnumConverter<ConflictStatus>))]
 public enum ConflictStatus
 {
     /// <summary>Waiting: the server kept its values for the conflicting fields.</summary>

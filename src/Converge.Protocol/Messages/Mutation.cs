@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Converge.Protocol.Messages;
 
 /// <summary>What a mutation does to its document.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<MutationKind>))]
+[JsonConverter(typeof(Json.StrictEnumConverter<MutationKind>))]
 public enum MutationKind
 {
     /// <summary>Sets the whole document: the fields given, and removes the fields listed in <see cref="Mutation.Remove"/>; revives a document the writer saw deleted.</summary>

@@ -164,7 +164,7 @@ public sealed record ProtocolLimits
                 return new ProtocolError(ProtocolErrorCodes.TooDeep, $"Field '{name}' nests deeper than {MaxValueDepth} levels.");
             }
 
-            bytes += name.Length + value.GetRawText().Length;
+            bytes += System.Text.Encoding.UTF8.GetByteCount(name) + System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value).Length;
             if (bytes > MaxDocumentBytes)
             {
                 return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The mutation's values exceed {MaxDocumentBytes} bytes.");

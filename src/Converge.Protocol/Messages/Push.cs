@@ -31,7 +31,7 @@ public sealed record PushResponse
 }
 
 /// <summary>What the server did with a mutation.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<MutationStatus>))]
+[JsonConverter(typeof(Json.StrictEnumConverter<MutationStatus>))]
 public enum MutationStatus
 {
     /// <summary>Applied as written.</summary>
