@@ -1,0 +1,98 @@
+using System.CommandLine;
+using Converge.Protocol.Documents;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+
+namespace Converge.Cli;
+
+/// <summary>`converge serve`: runs the sync server on an embedded SQLite file until Ctrl+C.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var db = new Option<FileInfo>("--db") { Description = "The server's SQLite file (created when missing).", DefaultValueFactory = _ => new FileInfo("converge-server.db") };
+        var urls = new Option<string>("--urls") { Description = "The address to listen on.", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var keys = new Option<string[]>("--api-key")
+        {
+            Description = "A development API key and the scopes it grants, as KEY=SCOPE[,SCOPE...] (team:* grants every scope starting with team:). Repeatable.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var collections = new Option<string[]>("--collection")
+        {
+            Description = "A collection's conflict policy, as NAME=LastWriterWins|ServerWins|ClientWins|Manual[:UpdateWins]. Repeatable.",
+        };
+        var command = new Command("serve", "Run the Converge sync server on an embedded SQLite database.") { db, urls, keys, collections };
+        command.SetAction(async (parse, ct) =>
+        {
+            if (!TryParseKeys(parse.GetValue(keys) ?? [], out var apiKeys, out var error) || !TryParseCollections(parse.GetValue(collections) ?? [], out var rules, out error))
+            {
+                AnsiConsole.MarkupLine($"[red]{Markup.Escape(error)}[/]");
+                return 2;
+            }
+
+            if (apiKeys.Count == 0)
+            {
+                AnsiConsole.MarkupLine("[yellow]No --api-key given: every request but health will be refused (401). Example: --api-key dev-key=user:alice[/]");
+            }
+
+            var (app, address) = await ServerHost.StartAsync(parse.GetValue(db)!.FullName, parse.GetValue(urls)!, apiKeys, rules, LogLevel.Information, ct);
+            await using (app)
+            {
+                AnsiConsole.MarkupLine($"Converge server on [green]{address}[/] (store {Markup.Escape(parse.GetValue(db)!.FullName)}). Ctrl+C stops it.");
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                await app.StopAsync(CancellationToken.None);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    internal static bool TryParseKeys(string[] values, out Dictionary<string, string[]> keys, out string error)
+    {
+        keys = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        error = "";
+        foreach (var value in values)
+        {
+            var eq = value.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0 || eq == value.Length - 1)
+            {
+                error = $"--api-key '{value}' must look like KEY=SCOPE[,SCOPE...].";
+                return false;
+            }
+
+            keys[value[..eq]] = value[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        }
+
+        return true;
+    }
+
+    internal static bool TryParseCollections(string[] values, out Dictionary<string, CollectionRules> rules, out string error)
+    {
+        rules = new Dictionary<string, CollectionRules>(StringComparer.Ordinal);
+        error = "";
+        foreach (var value in values)
+        {
+            var eq = value.IndexOf('=', StringComparison.Ordinal);
+            var parts = eq > 0 ? value[(eq + 1)..].Split(':') : [];
+            if (eq <= 0 || parts.Length is < 1 or > 2
+                || !Enum.TryParse<ConflictPolicy>(parts[0], ignoreCase: true, out var policy) || policy == ConflictPolicy.Custom
+                || (parts.Length == 2 && !Enum.TryParse<DeleteRule>(parts[1], ignoreCase: true, out _)))
+            {
+                error = $"--collection '{value}' must look like NAME=LastWriterWins|ServerWins|ClientWins|Manual[:DeleteWins|UpdateWins] (Custom needs code).";
+                return false;
+            }
+
+            rules[value[..eq]] = new CollectionRules { Policy = policy, Delete = parts.Length == 2 ? Enum.Parse<DeleteRule>(parts[1], ignoreCase: true) : DeleteRule.DeleteWins };
+        }
+
+        return true;
+    }
+}

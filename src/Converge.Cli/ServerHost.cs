@@ -1,0 +1,55 @@
+using Converge.Protocol.Documents;
+using Converge.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Converge.Cli;
+
+/// <summary>Starts a Converge sync server on Kestrel: for `converge serve`, the demo and the benchmarks.</summary>
+internal static class ServerHost
+{
+    /// <summary>Builds and starts a server; returns it with the address it listens on.</summary>
+    public static async Task<(WebApplication App, Uri Address)> StartAsync(
+        string databasePath,
+        string url,
+        IReadOnlyDictionary<string, string[]> apiKeys,
+        IReadOnlyDictionary<string, CollectionRules>? collections,
+        LogLevel logLevel,
+        CancellationToken cancellationToken,
+        Action<ConvergeServerOptions>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (logLevel != LogLevel.None)
+        {
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(logLevel).AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        }
+
+        builder.WebHost.UseUrls(url);
+        builder.Services.AddConvergeServer(options =>
+        {
+            options.DatabasePath = databasePath;
+            foreach (var (key, scopes) in apiKeys)
+            {
+                options.AddApiKey(key, key, scopes);
+            }
+
+            foreach (var (name, rules) in collections ?? new Dictionary<string, CollectionRules>())
+            {
+                options.Collection(name, rules);
+            }
+
+            configure?.Invoke(options);
+        });
+        var app = builder.Build();
+        app.MapConverge();
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        return (app, new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal)));
+    }
+}
