@@ -234,7 +234,7 @@ public static class DocumentMerge
             foreach (var (name, delta) in mutation.Fields ?? EmptyFields)
             {
                 current.Fields.TryGetValue(name, out var existing);
-                var sum = Add(existing is { Removed: false } ? existing.Value : default, delta);
+                TryAddNumbers(existing is { Removed: false } ? existing.Value : null, delta, out var sum);
                 var at = existing is not null && existing.Hlc > mutation.Hlc ? existing.Hlc : mutation.Hlc;
                 result[name] = FieldState.Written(sum, at, revision, writer);
                 changed = true;
@@ -315,46 +315,64 @@ public static class DocumentMerge
                 return $"Field '{name}' holds {existing.Value.ValueKind}, not a number, and cannot be incremented.";
             }
 
-            if (current is not null && current.Fields.TryGetValue(name, out existing) && !existing.Removed
-                && existing.Value.TryGetInt64(out var a) && delta.TryGetInt64(out var b) && (b > 0 ? a > long.MaxValue - b : a < long.MinValue - b))
+            var value = current is not null && current.Fields.TryGetValue(name, out existing) && !existing.Removed ? existing.Value : (JsonElement?)null;
+            if (!TryAddNumbers(value, delta, out _))
             {
-                return $"Increment of field '{name}' would overflow a 64-bit integer.";
-            }
-
-            var start = current is not null && current.Fields.TryGetValue(name, out existing) && !existing.Removed ? existing.Value.GetDouble() : 0;
-            if (!double.IsFinite(delta.GetDouble()) || !double.IsFinite(start + delta.GetDouble()))
-            {
-                return $"Increment of field '{name}' would leave the range of a double.";
+                return $"Increment of field '{name}' would overflow: the sum is out of range.";
             }
         }
 
         return mutation.Remove is { Count: > 0 } ? "An increment cannot remove fields." : null;
     }
 
-    /// <summary>Adds two JSON numbers: exactly as 64-bit integers when both are, otherwise as doubles.</summary>
-    internal static JsonElement Add(JsonElement current, JsonElement delta)
+    /// <summary>Adds an increment to a counter's value the way the server does: exactly as 64-bit integers when both are, as decimals up to 10^27, otherwise as doubles.</summary>
+    /// <param name="current">The counter's value; a missing or non-number value counts as 0.</param>
+    /// <param name="delta">The amount to add, a JSON number.</param>
+    /// <param name="sum">The sum, when it is in range.</param>
+    /// <returns><see langword="false"/> when the sum overflows a 64-bit integer or leaves the range of a double.</returns>
+    public static bool TryAddNumbers(JsonElement? current, JsonElement delta, out JsonElement sum)
     {
-        if (current.ValueKind != JsonValueKind.Number)
+        sum = default;
+        if (delta.ValueKind != JsonValueKind.Number || !double.IsFinite(delta.GetDouble()))
         {
-            return delta.Clone();
+            return false;
+        }
+
+        if (current is not { ValueKind: JsonValueKind.Number } value)
+        {
+            sum = delta.Clone();
+            return true;
         }
 
         string text;
-        if (current.TryGetInt64(out var a) && delta.TryGetInt64(out var b))
+        if (value.TryGetInt64(out var a) && delta.TryGetInt64(out var b))
         {
+            if (b > 0 ? a > long.MaxValue - b : a < long.MinValue - b)
+            {
+                return false;
+            }
+
             text = (a + b).ToString(CultureInfo.InvariantCulture);
         }
-        else if (current.TryGetDecimal(out var x) && delta.TryGetDecimal(out var y) && Math.Abs(x) < 1e27m && Math.Abs(y) < 1e27m)
+        else if (value.TryGetDecimal(out var x) && delta.TryGetDecimal(out var y) && Math.Abs(x) < 1e27m && Math.Abs(y) < 1e27m)
         {
             // Decimal addition is exact for the values people count with, so the sum does not depend on the order.
             text = (x + y).ToString(CultureInfo.InvariantCulture);
         }
         else
         {
-            text = (current.GetDouble() + delta.GetDouble()).ToString("R", CultureInfo.InvariantCulture);
+            var d = value.GetDouble() + delta.GetDouble();
+            if (!double.IsFinite(d))
+            {
+                return false;
+            }
+
+            text = d.ToString("R", CultureInfo.InvariantCulture);
         }
+
         using var document = JsonDocument.Parse(text);
-        return document.RootElement.Clone();
+        sum = document.RootElement.Clone();
+        return true;
     }
 
     private static JsonElement? ValueOf(FieldState state) => state.Removed ? null : state.Value;

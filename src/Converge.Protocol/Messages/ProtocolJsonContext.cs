@@ -14,6 +14,9 @@ public static class ProtocolJson
     /// <summary>Gets the metadata of <see cref="Messages.PushRequest"/>.</summary>
     public static JsonTypeInfo<PushRequest> PushRequest => ProtocolJsonContext.Default.PushRequest;
 
+    /// <summary>Gets the metadata of <see cref="Messages.Mutation"/>, for outboxes that store mutations as the protocol writes them.</summary>
+    public static JsonTypeInfo<Mutation> Mutation => ProtocolJsonContext.Default.Mutation;
+
     /// <summary>Gets the metadata of <see cref="Messages.PushResponse"/>.</summary>
     public static JsonTypeInfo<PushResponse> PushResponse => ProtocolJsonContext.Default.PushResponse;
 
@@ -42,6 +45,7 @@ public static class ProtocolJson
     MaxDepth = ProtocolLimits.MaxMessageDepth,
     RespectRequiredConstructorParameters = true)]
 [JsonSerializable(typeof(PushRequest))]
+[JsonSerializable(typeof(Mutation))]
 [JsonSerializable(typeof(PushResponse))]
 [JsonSerializable(typeof(PullResponse))]
 [JsonSerializable(typeof(ConflictRecord))]

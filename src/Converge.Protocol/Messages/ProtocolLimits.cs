@@ -110,9 +110,9 @@ public sealed record ProtocolLimits
             return e2;
         }
 
-        if (string.IsNullOrEmpty(mutation.DocumentId) || mutation.DocumentId.Length > MaxIdLength || HasControl(mutation.DocumentId))
+        if (CheckId(mutation.DocumentId) is { } e5)
         {
-            return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"'doc' must be 1 to {MaxIdLength} characters without control characters.");
+            return e5;
         }
 
         if (!Enum.IsDefined(mutation.Kind))
@@ -186,6 +186,14 @@ public sealed record ProtocolLimits
 
         return null;
     }
+
+    /// <summary>Checks a document id: 1 to <see cref="MaxIdLength"/> characters, no control characters.</summary>
+    /// <param name="id">The id.</param>
+    /// <returns><see langword="null"/> when valid; otherwise the problem.</returns>
+    public ProtocolError? CheckId(string? id) =>
+        string.IsNullOrEmpty(id) || id.Length > MaxIdLength || HasControl(id)
+            ? new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A document id ('doc') must be 1 to {MaxIdLength} characters without control characters.")
+            : null;
 
     /// <summary>Checks a scope, collection or field name: 1 to <see cref="MaxNameLength"/> characters, no control characters.</summary>
     /// <param name="name">The name.</param>

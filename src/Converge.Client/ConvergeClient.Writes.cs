@@ -1,0 +1,128 @@
+using Converge.Protocol.Documents;
+using System.Text.Json;
+using Converge.Client.Storage;
+using Converge.Protocol.Messages;
+
+namespace Converge.Client;
+
+public sealed partial class ConvergeClient
+{
+    /// <summary>Commits a local write: the new local value and its outbox mutation in one transaction, then raises its change event.</summary>
+    /// <returns>Whether anything was written (a delete of a deleted document writes nothing).</returns>
+    internal async Task<bool> WriteAsync(string scope, string collection, string id, MutationKind kind, JsonFields? fields, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        var change = await Store.WriteAsync(tx => Write(tx, scope, collection, id, kind, fields, null, null), cancellationToken).ConfigureAwait(false);
+        if (change is null)
+        {
+            return false;
+        }
+
+        Changes.Publish(change);
+        return true;
+    }
+
+    /// <summary>Writes one local mutation inside a transaction; throws, changing nothing, when the write is invalid.</summary>
+    internal StoreChange? Write(StoreTransaction tx, string scope, string collection, string id, MutationKind kind, JsonFields? fields, IReadOnlyList<string>? remove, string? conflictId)
+    {
+        var row = tx.GetDocument(scope, collection, id);
+        var view = row is null ? LocalView.Rebuild(null, []) : LocalView.FromStored(row.LocalValue, row.LocalTimestamps);
+        var deleted = row is not null && view.Value is null;
+        switch (kind)
+        {
+            case MutationKind.Delete when deleted:
+                return null;
+            case MutationKind.Patch or MutationKind.Increment when deleted:
+                throw new InvalidOperationException($"Document '{id}' of collection '{collection}' is deleted; a put re-creates it.");
+            case MutationKind.Increment:
+                foreach (var (name, amount) in fields!)
+                {
+                    if (view.Value is null || !view.Value.TryGetValue(name, out var current))
+                    {
+                        continue;
+                    }
+
+                    if (current.ValueKind != JsonValueKind.Number)
+                    {
+                        throw new InvalidOperationException($"Field '{name}' of document '{id}' holds {current.ValueKind}, not a number, and cannot be incremented.");
+                    }
+
+                    if (!DocumentMerge.TryAddNumbers(current, amount, out _))
+                    {
+                        throw new InvalidOperationException($"Incrementing field '{name}' of document '{id}' would overflow: the sum is out of range.");
+                    }
+                }
+
+                break;
+        }
+
+        if (kind == MutationKind.Put && view.Value is not null)
+        {
+            var removed = new List<string>();
+            foreach (var name in view.Value.Keys)
+            {
+                if (!fields!.ContainsKey(name))
+                {
+                    removed.Add(name);
+                }
+            }
+
+            remove = removed.Count > 0 ? removed : null;
+        }
+
+        var mutation = new Mutation
+        {
+            Id = 1,
+            Scope = scope,
+            Collection = collection,
+            DocumentId = id,
+            Kind = kind,
+            Hlc = Clock.Last,
+            BaseRevision = row?.ServerRevision ?? 0,
+            Fields = kind == MutationKind.Delete ? null : fields,
+            Remove = remove,
+            BaseValues = kind == MutationKind.Delete ? null : BaseValues(row, fields, remove),
+            ConflictId = conflictId,
+        };
+        if (Limits.Check(mutation) is { } error)
+        {
+            throw new ArgumentException(error.Message);
+        }
+
+        mutation = mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
+        view.Apply(mutation);
+        tx.AddToOutbox(mutation);
+        tx.PutDocument(scope, collection, id, row?.ServerState, view, (row?.Pending ?? 0) + 1);
+        tx.SaveClock(Clock.Last);
+        return new StoreChange(scope, collection, id, ToChangeKind(kind), ChangeOrigin.Local, view.Value?.ToElement());
+    }
+
+    /// <summary>The values the written and removed fields have in the server state the write starts from; a field it lacks is left out.</summary>
+    private static Dictionary<string, JsonElement>? BaseValues(DocumentRow? row, JsonFields? fields, IReadOnlyList<string>? remove)
+    {
+        if (row?.ServerState is not { Deleted: false } server)
+        {
+            return null;
+        }
+
+        Dictionary<string, JsonElement>? values = null;
+        foreach (var name in (fields?.Keys ?? Enumerable.Empty<string>()).Concat(remove ?? []))
+        {
+            if (server.Fields.TryGetValue(name, out var field) && !field.Removed)
+            {
+                (values ??= new Dictionary<string, JsonElement>(StringComparer.Ordinal))[name] = field.Value;
+            }
+        }
+
+        return values;
+    }
+
+    private static ChangeKind ToChangeKind(MutationKind kind) => kind switch
+    {
+        MutationKind.Put => ChangeKind.Put,
+        MutationKind.Patch => ChangeKind.Patch,
+        MutationKind.Delete => ChangeKind.Delete,
+        MutationKind.Increment => ChangeKind.Increment,
+        _ => ChangeKind.Resolve,
+    };
+}

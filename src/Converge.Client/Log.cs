@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Logging;
+
+namespace Converge.Client;
+
+/// <summary>The client's log messages. Event ids 2000-2099 are stable; no message carries document contents or ids.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(2000, LogLevel.Information, "Converge client {ClientId} opened {Path} with {ScopeCount} scopes; {Pending} mutations pending")]
+    public static partial void Opened(ILogger logger, string clientId, string path, int scopeCount, long pending);
+
+    [LoggerMessage(2001, LogLevel.Debug, "Converge client {ClientId} closed")]
+    public static partial void Closed(ILogger logger, string clientId);
+
+    [LoggerMessage(2010, LogLevel.Debug, "Sync round started")]
+    public static partial void SyncStarted(ILogger logger);
+
+    [LoggerMessage(2011, LogLevel.Information, "Sync round done in {Duration}: {Pushed} pushed, {Pulled} pulled, {Conflicts} conflicts received, {Rejected} rejected, {Restamped} restamped")]
+    public static partial void SyncCompleted(ILogger logger, TimeSpan duration, int pushed, int pulled, int conflicts, int rejected, int restamped);
+
+    [LoggerMessage(2012, LogLevel.Information, "Sync round failed: the server cannot be reached; the client is offline")]
+    public static partial void SyncOffline(ILogger logger, Exception exception);
+
+    [LoggerMessage(2013, LogLevel.Warning, "Sync round failed")]
+    public static partial void SyncFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2014, LogLevel.Debug, "Sync status {Previous} -> {Status}")]
+    public static partial void StatusChanged(ILogger logger, SyncStatus previous, SyncStatus status);
+
+    [LoggerMessage(2015, LogLevel.Debug, "Sync round cancelled by the caller")]
+    public static partial void SyncCancelled(ILogger logger);
+
+    [LoggerMessage(2020, LogLevel.Debug, "Pushing {Count} mutations, ids {First} to {Last}")]
+    public static partial void Pushing(ILogger logger, int count, long first, long last);
+
+    [LoggerMessage(2021, LogLevel.Warning, "Mutation {MutationId} ({Kind} in collection {Collection}) was rejected by the server: {Reason}")]
+    public static partial void MutationRejected(ILogger logger, long mutationId, Converge.Protocol.Messages.MutationKind kind, string collection, string? reason);
+
+    [LoggerMessage(2022, LogLevel.Warning, "Mutation {MutationId} was re-stamped by the server with {Restamped}: this device's clock is ahead of the server's")]
+    public static partial void MutationRestamped(ILogger logger, long mutationId, Converge.Protocol.HybridTimestamp restamped);
+
+    [LoggerMessage(2023, LogLevel.Warning, "The server refused a push of {Count} mutations as too large ({Code}); retrying with batches of {Next}")]
+    public static partial void BatchHalved(ILogger logger, int count, string? code, int next);
+
+    [LoggerMessage(2030, LogLevel.Debug, "Applied a page of scope {Scope}: {Changes} documents, {Conflicts} conflict records, cursor {Cursor}")]
+    public static partial void PageApplied(ILogger logger, string scope, int changes, int conflicts, long cursor);
+
+    [LoggerMessage(2031, LogLevel.Warning, "The server reset scope {Scope}: {Dropped} local documents without pending writes dropped, downloading again")]
+    public static partial void ScopeReset(ILogger logger, string scope, int dropped);
+
+    [LoggerMessage(2032, LogLevel.Debug, "Skipped a stale change of collection {Collection} at revision {Revision}; revision {Stored} is stored")]
+    public static partial void StaleChangeSkipped(ILogger logger, string collection, long revision, long stored);
+
+    [LoggerMessage(2040, LogLevel.Error, "A change event handler threw; the change itself is committed")]
+    public static partial void HandlerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2041, LogLevel.Information, "Conflict {ConflictId} in collection {Collection} is {Status}")]
+    public static partial void ConflictStored(ILogger logger, string conflictId, string collection, string status);
+
+    [LoggerMessage(2042, LogLevel.Information, "Conflict {ConflictId} resolved locally ({Choice}); the resolution is in the outbox")]
+    public static partial void ConflictResolvedLocally(ILogger logger, string conflictId, string choice);
+}

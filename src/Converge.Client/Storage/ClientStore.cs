@@ -1,0 +1,265 @@
+using System.Globalization;
+using Converge.Protocol;
+using Microsoft.Data.Sqlite;
+
+namespace Converge.Client.Storage;
+
+/// <summary>
+/// The client's SQLite store (WAL): one write connection behind an async gate, so every write is one short transaction,
+/// and pooled connections for reads, which WAL lets run beside a write.
+/// </summary>
+internal sealed class ClientStore : IDisposable
+{
+    public const int SchemaVersion = 1;
+
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS meta (
+            key TEXT NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS documents (
+            scope TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            id TEXT NOT NULL,
+            server_state TEXT NULL,
+            server_revision INTEGER NOT NULL DEFAULT 0,
+            local_value TEXT NULL,
+            local_hlc TEXT NULL,
+            pending INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (scope, collection, id);
+        CREATE TABLE IF NOT EXISTS outbox (
+            id INTEGER NOT NULL PRIMARY KEY,
+            scope TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            conflict_id TEXT NULL,
+            mutation TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS outbox_document ON outbox (scope, collection, doc, id);
+        CREATE INDEX IF NOT EXISTS outbox_conflict ON outbox (conflict_id) WHERE conflict_id IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS cursors (
+            scope TEXT NOT NULL PRIMARY KEY,
+            cursor INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS conflicts (
+            id TEXT NOT NULL PRIMARY KEY,
+            scope TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            record TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS conflicts_scope ON conflicts (scope);
+        """;
+
+    private readonly SqliteConnection _write;
+    private readonly FileStream _lock;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+    private readonly string _connectionString;
+    private bool _disposed;
+
+    private ClientStore(string path, FileStream lockFile)
+    {
+        Path = path;
+        _lock = lockFile;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        _write = new SqliteConnection(_connectionString);
+        _write.Open();
+        Execute("PRAGMA journal_mode=WAL;");
+        Execute("PRAGMA synchronous=NORMAL;");
+        Execute("PRAGMA busy_timeout=30000;");
+        Execute("PRAGMA temp_store=MEMORY;");
+        Execute("BEGIN IMMEDIATE;");
+        try
+        {
+            Execute(Schema);
+            var version = Meta("schema_version");
+            if (version is null)
+            {
+                SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
+                SetMeta("replica_id", Protocol.ReplicaId.Format(Protocol.ReplicaId.NewId()));
+                SetMeta("next_mutation_id", "1");
+            }
+            else if (int.Parse(version, CultureInfo.InvariantCulture) > SchemaVersion)
+            {
+                throw new InvalidOperationException($"The local store {path} has schema version {version}; this version of Converge.Client reads up to {SchemaVersion}.");
+            }
+
+            if (!Protocol.ReplicaId.TryParse(Meta("replica_id"), out var replica))
+            {
+                throw new InvalidDataException($"The local store {path} holds no valid replica id.");
+            }
+
+            ReplicaId = replica;
+            Clock = HybridTimestamp.TryParse(Meta("clock"), out var clock) ? clock : null;
+            Execute("COMMIT;");
+        }
+        catch
+        {
+            Execute("ROLLBACK;");
+            throw;
+        }
+    }
+
+    /// <summary>Gets the full path of the database file.</summary>
+    public string Path { get; }
+
+    /// <summary>Gets this replica's id, made when the store was created.</summary>
+    public ulong ReplicaId { get; }
+
+    /// <summary>Gets the last clock reading persisted when the store was opened.</summary>
+    public HybridTimestamp? Clock { get; }
+
+    /// <summary>Opens (or creates) a store, taking its lock file so no other client uses it at the same time.</summary>
+    /// <exception cref="InvalidOperationException">Another client, in this process or another, has the store open.</exception>
+    public static ClientStore Open(string path)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        var directory = System.IO.Path.GetDirectoryName(full);
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        FileStream lockFile;
+        try
+        {
+            // FileShare.None takes an exclusive advisory lock that the OS releases when the process dies. Two clients
+            // on one file would hand out the same mutation ids and fork the clock.
+            lockFile = new FileStream(full + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException($"The local store {full} is already open in another ConvergeClient.", e);
+        }
+
+        try
+        {
+            return new ClientStore(full, lockFile);
+        }
+        catch
+        {
+            lockFile.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Opens a pooled connection for reads.</summary>
+    public SqliteConnection OpenRead()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    /// <summary>Runs <paramref name="work"/> in one write transaction; commits when it returns, rolls back when it throws.</summary>
+    public async Task<T> WriteAsync<T>(Func<StoreTransaction, T> work, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            Execute("BEGIN IMMEDIATE;");
+            T result;
+            try
+            {
+                result = work(new StoreTransaction(this));
+            }
+            catch
+            {
+                Execute("ROLLBACK;");
+                throw;
+            }
+
+            Execute("COMMIT;");
+            return result;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    internal SqliteCommand Command(string sql)
+    {
+        if (!_commands.TryGetValue(sql, out var command))
+        {
+            command = _write.CreateCommand();
+            command.CommandText = sql;
+            _commands[sql] = command;
+        }
+
+        command.Parameters.Clear();
+        return command;
+    }
+
+    public void Dispose()
+    {
+        _gate.Wait();
+        try
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            foreach (var command in _commands.Values)
+            {
+                command.Dispose();
+            }
+
+            _commands.Clear();
+            try
+            {
+                Execute("PRAGMA wal_checkpoint(PASSIVE);");
+            }
+            catch (SqliteException)
+            {
+                // A reader elsewhere keeps the WAL; the next open folds it in.
+            }
+
+            _write.Dispose();
+            SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+            _lock.Dispose();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    internal int Execute(string sql)
+    {
+        using var command = _write.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteNonQuery();
+    }
+
+    private string? Meta(string key)
+    {
+        using var command = _write.CreateCommand();
+        command.CommandText = "SELECT value FROM meta WHERE key = $key;";
+        command.Parameters.AddWithValue("$key", key);
+        return command.ExecuteScalar() as string;
+    }
+
+    private void SetMeta(string key, string value)
+    {
+        using var command = _write.CreateCommand();
+        command.CommandText = "INSERT INTO meta (key, value) VALUES ($key, $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value;";
+        command.Parameters.AddWithValue("$key", key);
+        command.Parameters.AddWithValue("$value", value);
+        command.ExecuteNonQuery();
+    }
+}

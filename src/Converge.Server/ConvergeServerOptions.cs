@@ -1,0 +1,219 @@
+using Converge.Protocol;
+using Converge.Protocol.Documents;
+using Converge.Protocol.Messages;
+
+namespace Converge.Server;
+
+/// <summary>How acknowledged pushes survive failures of the machine.</summary>
+public enum SynchronousMode
+{
+    /// <summary>Survives a crash or kill of the process (SQLite WAL with synchronous NORMAL). The default.</summary>
+    Normal = 0,
+
+    /// <summary>Also survives power loss: every commit is synced to disk (synchronous FULL). Slower.</summary>
+    Full = 1,
+}
+
+/// <summary>A development API key: the principal it signs in as and the scopes it may read and write.</summary>
+/// <param name="Name">The principal's name (the <see cref="System.Security.Claims.ClaimTypes.Name"/> claim).</param>
+/// <param name="Scopes">The scopes the key grants, as scope claims; <c>team:*</c> grants every scope starting with <c>team:</c>.</param>
+public sealed record ConvergeApiKey(string Name, IReadOnlyList<string> Scopes);
+
+/// <summary>Options of the Converge sync server.</summary>
+public sealed class ConvergeServerOptions
+{
+    private readonly Dictionary<string, CollectionRules> _collections = new(StringComparer.Ordinal);
+
+    /// <summary>Gets or sets the path of the SQLite file that holds the documents, created when missing.</summary>
+    /// <value>Required by the embedded SQLite store.</value>
+    public string DatabasePath { get; set; } = "";
+
+    /// <summary>Gets or sets how acknowledged pushes survive failures.</summary>
+    /// <value>The default is <see cref="SynchronousMode.Normal"/>.</value>
+    public SynchronousMode Synchronous { get; set; } = SynchronousMode.Normal;
+
+    /// <summary>Gets or sets how far ahead of the server's clock a write's timestamp may be before the server re-stamps it.</summary>
+    /// <value>The default is 60 seconds.</value>
+    public TimeSpan MaxClockDrift { get; set; } = HybridClock.DefaultMaxDrift;
+
+    /// <summary>Gets or sets the bounds every push must keep: mutations per push, document size, nesting depth, name lengths.</summary>
+    /// <value>The default is <see cref="ProtocolLimits"/> with its own defaults.</value>
+    public ProtocolLimits Limits { get; set; } = new();
+
+    /// <summary>Gets or sets the largest request body the push and resolve endpoints read, in bytes; larger bodies get 413 <c>payload_too_large</c>.</summary>
+    /// <value>The default is 8 MiB.</value>
+    public long MaxRequestBytes { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>Gets or sets the merge rules of every collection without rules of its own.</summary>
+    /// <value>The default is <see cref="CollectionRules.Default"/>: last writer wins, delete wins.</value>
+    public CollectionRules DefaultRules { get; set; } = CollectionRules.Default;
+
+    /// <summary>Gets the collections with rules of their own, set with <see cref="Collection"/>.</summary>
+    public IReadOnlyDictionary<string, CollectionRules> Collections => _collections;
+
+    /// <summary>Gets or sets how long a deleted document's tombstone is kept before compaction removes it.</summary>
+    /// <value>The default is 30 days. A client whose cursor is older than the removed tombstones gets a reset.</value>
+    public TimeSpan TombstoneRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Gets or sets how often the background compaction runs.</summary>
+    /// <value>The default is 1 hour.</value>
+    public TimeSpan CompactionInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Gets or sets the most changes one pull returns; a larger <c>limit</c> is lowered to it.</summary>
+    /// <value>The default is 5,000.</value>
+    public int MaxPullLimit { get; set; } = 5_000;
+
+    /// <summary>Gets or sets the number of changes a pull without <c>limit</c> returns.</summary>
+    /// <value>The default is 1,000.</value>
+    public int DefaultPullLimit { get; set; } = 1_000;
+
+    /// <summary>Gets the development API keys: the key a client sends as <c>Authorization: Bearer &lt;key&gt;</c>, and what it grants.</summary>
+    /// <value>Empty by default. Use JWT bearer authentication in production; see <c>docs/server.md</c>.</value>
+    public IDictionary<string, ConvergeApiKey> ApiKeys { get; } = new Dictionary<string, ConvergeApiKey>(StringComparer.Ordinal);
+
+    /// <summary>Gets or sets the claim type whose values name the scopes a principal may read and write.</summary>
+    /// <value>The default is <c>converge:scope</c>.</value>
+    public string ScopeClaimType { get; set; } = "converge:scope";
+
+    /// <summary>Gets the authentication schemes, besides API keys and every JWT bearer scheme, whose principals the endpoints accept.</summary>
+    /// <value>Empty by default.</value>
+    public IList<string> AuthenticationSchemes { get; } = [];
+
+    /// <summary>Sets the merge rules of one collection.</summary>
+    /// <param name="name">The collection's name.</param>
+    /// <param name="rules">Its rules.</param>
+    /// <returns>These options.</returns>
+    public ConvergeServerOptions Collection(string name, CollectionRules rules)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(rules);
+        _collections[name] = rules;
+        return this;
+    }
+
+    /// <summary>Adds a development API key.</summary>
+    /// <param name="key">The secret the client sends as a bearer token.</param>
+    /// <param name="name">The principal's name.</param>
+    /// <param name="scopes">The scopes it grants; <c>team:*</c> grants every scope starting with <c>team:</c>.</param>
+    /// <returns>These options.</returns>
+    public ConvergeServerOptions AddApiKey(string key, string name, params string[] scopes)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(key);
+        ApiKeys[key] = new ConvergeApiKey(name, scopes);
+        return this;
+    }
+
+    /// <summary>Gets the rules of a collection: its own, or <see cref="DefaultRules"/>.</summary>
+    /// <param name="collection">The collection's name.</param>
+    /// <returns>The rules.</returns>
+    public CollectionRules GetRules(string collection) =>
+        _collections.TryGetValue(collection, out var rules) ? rules : DefaultRules;
+
+    /// <summary>Checks the options and lists what is wrong.</summary>
+    internal List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(DatabasePath))
+        {
+            errors.Add("DatabasePath is required: the SQLite file that holds the documents.");
+        }
+
+        if (!Enum.IsDefined(Synchronous))
+        {
+            errors.Add($"Synchronous {Synchronous} is not defined.");
+        }
+
+        if (MaxClockDrift < TimeSpan.Zero)
+        {
+            errors.Add($"MaxClockDrift cannot be negative; it is {MaxClockDrift}.");
+        }
+
+        if (Limits is null)
+        {
+            errors.Add("Limits is required.");
+        }
+        else
+        {
+            Try(Limits.Validate, "Limits");
+        }
+
+        if (MaxRequestBytes < 1024)
+        {
+            errors.Add($"MaxRequestBytes must be at least 1024; it is {MaxRequestBytes}.");
+        }
+
+        if (DefaultRules is null)
+        {
+            errors.Add("DefaultRules is required.");
+        }
+        else
+        {
+            Try(DefaultRules.Validate, "DefaultRules");
+        }
+
+        foreach (var (name, rules) in _collections)
+        {
+            Try(rules.Validate, $"Collection '{name}'");
+        }
+
+        if (TombstoneRetention <= TimeSpan.Zero)
+        {
+            errors.Add($"TombstoneRetention must be positive; it is {TombstoneRetention}.");
+        }
+
+        if (CompactionInterval <= TimeSpan.Zero || CompactionInterval > TimeSpan.FromDays(49))
+        {
+            errors.Add($"CompactionInterval must be positive and at most 49 days; it is {CompactionInterval}.");
+        }
+
+        if (MaxPullLimit < 1)
+        {
+            errors.Add($"MaxPullLimit must be at least 1; it is {MaxPullLimit}.");
+        }
+
+        if (DefaultPullLimit < 1 || DefaultPullLimit > MaxPullLimit)
+        {
+            errors.Add($"DefaultPullLimit must be between 1 and MaxPullLimit ({MaxPullLimit}); it is {DefaultPullLimit}.");
+        }
+
+        foreach (var (key, identity) in ApiKeys)
+        {
+            if (string.IsNullOrWhiteSpace(key))
+            {
+                errors.Add("An API key cannot be empty.");
+            }
+            else if (key.Any(char.IsWhiteSpace))
+            {
+                errors.Add("An API key cannot contain white space.");
+            }
+
+            if (identity is null || string.IsNullOrWhiteSpace(identity.Name))
+            {
+                errors.Add("Every API key needs a principal name.");
+            }
+            else if (identity.Scopes is null || identity.Scopes.Any(string.IsNullOrWhiteSpace))
+            {
+                errors.Add($"The scopes of API key '{identity.Name}' cannot be null or empty.");
+            }
+        }
+
+        if (string.IsNullOrWhiteSpace(ScopeClaimType))
+        {
+            errors.Add("ScopeClaimType is required.");
+        }
+
+        return errors;
+
+        void Try(Action validate, string what)
+        {
+            try
+            {
+                validate();
+            }
+            catch (ArgumentException e)
+            {
+                errors.Add($"{what}: {e.Message}");
+            }
+        }
+    }
+}

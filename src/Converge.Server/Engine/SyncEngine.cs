@@ -1,0 +1,529 @@
+using System.Text.Json;
+using Converge.Protocol;
+using Converge.Protocol.Documents;
+using Converge.Protocol.Messages;
+using Converge.Server.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Converge.Server.Engine;
+
+/// <summary>The sync logic: applies checked pushes, answers pulls with cursors and resets, resolves conflicts, compacts.</summary>
+/// <remarks>
+/// Works with any <see cref="ISyncStore"/>: the store only reads and writes, while the merge rules, the clock defence,
+/// idempotency and revision allocation live here, so another store gets the same behaviour.
+/// </remarks>
+internal sealed class SyncEngine
+{
+    private const string UnknownConflict = "The conflict to resolve does not exist in this document.";
+
+    private readonly ISyncStore _store;
+    private readonly ConvergeServerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ServerMetrics _metrics;
+    private readonly SemaphoreSlim _initLock = new(1, 1);
+    private volatile HybridClock? _clock;
+
+    public SyncEngine(ISyncStore store, ConvergeServerOptions options, TimeProvider time, ILogger logger, ServerMetrics metrics)
+    {
+        _store = store;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        _metrics = metrics;
+    }
+
+    /// <summary>Gets the server's hybrid clock.</summary>
+    /// <exception cref="InvalidOperationException">The engine is not initialized.</exception>
+    public HybridClock Clock => _clock ?? throw new InvalidOperationException("The Converge server is not initialized.");
+
+    /// <summary>Opens the store and restores the server's clock, once.</summary>
+    public async ValueTask EnsureInitializedAsync(CancellationToken cancellationToken)
+    {
+        if (_clock is not null)
+        {
+            return;
+        }
+
+        await _initLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_clock is not null)
+            {
+                return;
+            }
+
+            await _store.InitializeAsync(cancellationToken).ConfigureAwait(false);
+            var last = await _store.ReadClockAsync(cancellationToken).ConfigureAwait(false);
+            var clock = new HybridClock(last?.Node ?? ReplicaId.NewId(), _time, last, _options.MaxClockDrift);
+            if (last is null)
+            {
+                var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
+                await using (transaction.ConfigureAwait(false))
+                {
+                    await transaction.WriteClockAsync(clock.Last, cancellationToken).ConfigureAwait(false);
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            _clock = clock;
+            Log.ServerReady(_logger, ReplicaId.Format(clock.Node), clock.Last.ToString());
+        }
+        finally
+        {
+            _initLock.Release();
+        }
+    }
+
+    /// <summary>Saves the clock's last timestamp, so a restart never goes back before a timestamp this server handed out.</summary>
+    public async Task SaveClockAsync(CancellationToken cancellationToken)
+    {
+        if (_clock is not { } clock)
+        {
+            return;
+        }
+
+        var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
+        await using (transaction.ConfigureAwait(false))
+        {
+            await transaction.WriteClockAsync(clock.Last, cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Applies a validated, authorized push in one store transaction.</summary>
+    /// <param name="request">The push, already checked against the limits.</param>
+    /// <param name="principal">The stable key of the caller, which scopes its clients' mutation ids.</param>
+    /// <param name="cancellationToken">Stops the push before it commits.</param>
+    /// <returns>The response: one result per mutation.</returns>
+    public async Task<PushResponse> PushAsync(PushRequest request, string principal, CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        var clock = Clock;
+        if (!ReplicaId.TryParse(request.ClientId, out var writer))
+        {
+            throw new ArgumentException("The client id is not a replica id.", nameof(request));
+        }
+
+        var mutations = request.Mutations;
+        var results = new MutationResult[mutations.Count];
+        var counts = new int[ServerMetrics.StatusCount];
+        var restamped = 0;
+        var now = _time.GetUtcNow();
+        List<(string Id, string Collection, string Scope)>? opened = null;
+        List<string>? resolvedIds = null;
+        PushResponse response;
+        var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
+        await using (transaction.ConfigureAwait(false))
+        {
+            var last = await transaction.ReadLastMutationIdAsync(principal, request.ClientId, cancellationToken).ConfigureAwait(false);
+            var keys = new List<DocumentKey>(mutations.Count);
+            var seen = new HashSet<DocumentKey>(mutations.Count);
+            foreach (var m in mutations)
+            {
+                var key = new DocumentKey(m.Scope, m.Collection, m.DocumentId);
+                if (m.Id > last && seen.Add(key))
+                {
+                    keys.Add(key);
+                }
+            }
+
+            var documents = new Dictionary<DocumentKey, DocumentState>(keys.Count);
+            if (keys.Count > 0)
+            {
+                await transaction.ReadDocumentsAsync(keys, documents, cancellationToken).ConfigureAwait(false);
+            }
+
+            // Only the final state of each document is written, once, at the end of the batch.
+            var changed = new HashSet<DocumentKey>();
+            var scopes = new Dictionary<string, ScopeCounter>(StringComparer.Ordinal);
+            var applied = last;
+            clock.TryReceive(request.Clock, out _);
+            for (var i = 0; i < mutations.Count; i++)
+            {
+                var m = mutations[i];
+                if (m.Id <= last)
+                {
+                    results[i] = new MutationResult { Id = m.Id, Status = MutationStatus.Duplicate };
+                    counts[(int)MutationStatus.Duplicate]++;
+                    continue;
+                }
+
+                applied = m.Id;
+                HybridTimestamp? restamp = null;
+                if (!clock.TryReceive(m.Hlc, out _))
+                {
+                    // A device whose clock runs ahead must not win every later conflict: its write takes the server's time.
+                    restamp = clock.Now();
+                    m = m with { Hlc = restamp.Value };
+                    restamped++;
+                }
+
+                var key = new DocumentKey(m.Scope, m.Collection, m.DocumentId);
+                if (!scopes.TryGetValue(m.Scope, out var counter))
+                {
+                    counter = new ScopeCounter(await transaction.ReadScopeRevisionAsync(m.Scope, cancellationToken).ConfigureAwait(false));
+                    scopes.Add(m.Scope, counter);
+                }
+
+                documents.TryGetValue(key, out var current);
+                MutationResult result;
+                if (m.Kind == MutationKind.Resolve)
+                {
+                    var conflict = await transaction.ReadConflictAsync(m.ConflictId!, cancellationToken).ConfigureAwait(false);
+                    if (conflict is null || conflict.Scope != m.Scope || conflict.Collection != m.Collection || conflict.DocumentId != m.DocumentId)
+                    {
+                        result = new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = UnknownConflict };
+                    }
+                    else if (conflict.Status == ConflictStatus.Open)
+                    {
+                        var outcome = DocumentMerge.ApplyResolution(current, m.Fields, m.Remove, m.Hlc, writer, counter.Next);
+                        var revision = Record(outcome, key, counter, documents, changed);
+                        var resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = "edited", Revision = counter.Take() };
+                        await transaction.WriteConflictAsync(resolved, now, cancellationToken).ConfigureAwait(false);
+                        (resolvedIds ??= []).Add(conflict.Id);
+                        result = new MutationResult { Id = m.Id, Status = outcome.Status, Revision = revision, Reason = outcome.Reason };
+                    }
+                    else
+                    {
+                        // Someone resolved it first: the values still count, as an ordinary edit under the collection's rules.
+                        result = m.Fields is { Count: > 0 } || m.Remove is { Count: > 0 }
+                            ? await ApplyAsync(transaction, m with { Kind = MutationKind.Patch, ConflictId = null }, current, key, writer, counter, documents, changed, request.ClientId, now, cancellationToken).ConfigureAwait(false)
+                            : new MutationResult { Id = m.Id, Status = MutationStatus.Applied };
+                    }
+                }
+                else
+                {
+                    result = await ApplyAsync(transaction, m, current, key, writer, counter, documents, changed, request.ClientId, now, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (result.ConflictId is { } conflictId)
+                {
+                    (opened ??= []).Add((conflictId, m.Collection, m.Scope));
+                }
+
+                results[i] = restamp is null ? result : result with { Restamped = restamp };
+                counts[(int)result.Status]++;
+            }
+
+            foreach (var key in changed)
+            {
+                var state = documents[key];
+                await transaction.WriteDocumentAsync(key, state, state.Deleted ? now : null, cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach (var (scope, counter) in scopes)
+            {
+                if (counter.Dirty)
+                {
+                    await transaction.WriteScopeRevisionAsync(scope, counter.Revision, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            if (applied > last)
+            {
+                await transaction.WriteLastMutationIdAsync(principal, request.ClientId, applied, cancellationToken).ConfigureAwait(false);
+            }
+
+            response = new PushResponse { Clock = clock.Now(), Results = results };
+            await transaction.WriteClockAsync(response.Clock, cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        _metrics.Pushes.Add(1);
+        _metrics.RecordMutations(counts);
+        foreach (var (id, collection, scope) in opened ?? [])
+        {
+            Log.ConflictOpened(_logger, id, collection, scope);
+        }
+
+        foreach (var id in resolvedIds ?? [])
+        {
+            _metrics.ConflictsResolved.Add(1);
+            Log.ConflictResolved(_logger, id, "edited");
+        }
+
+        if (restamped > 0)
+        {
+            Log.MutationsRestamped(_logger, request.ClientId, restamped, clock.MaxDrift);
+        }
+
+        Log.PushApplied(
+            _logger,
+            request.ClientId,
+            mutations.Count,
+            counts[(int)MutationStatus.Applied],
+            counts[(int)MutationStatus.Merged],
+            counts[(int)MutationStatus.Conflict],
+            counts[(int)MutationStatus.Rejected],
+            counts[(int)MutationStatus.Duplicate]);
+        return response;
+    }
+
+    private async ValueTask<MutationResult> ApplyAsync(
+        ISyncTransaction transaction,
+        Mutation m,
+        DocumentState? current,
+        DocumentKey key,
+        ulong writer,
+        ScopeCounter counter,
+        Dictionary<DocumentKey, DocumentState> documents,
+        HashSet<DocumentKey> changed,
+        string clientId,
+        DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        var rules = _options.GetRules(m.Collection);
+        MergeOutcome outcome;
+        try
+        {
+            outcome = DocumentMerge.Apply(current, m, writer, counter.Next, rules);
+        }
+        catch (Exception e) when (rules.Policy == ConflictPolicy.Custom && e is not OperationCanceledException)
+        {
+            // A resolver that throws must not make the push fail forever: the client would retry it without end.
+            Log.ResolverFailed(_logger, e, m.Collection);
+            return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = "The collection's custom conflict resolver failed." };
+        }
+
+        if (outcome.Status == MutationStatus.Rejected)
+        {
+            return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = outcome.Reason };
+        }
+
+        var revision = Record(outcome, key, counter, documents, changed);
+        string? conflictId = null;
+        if (outcome.ConflictFields is { Count: > 0 } fields)
+        {
+            var record = new ConflictRecord
+            {
+                Id = Guid.CreateVersion7(now).ToString(),
+                Scope = m.Scope,
+                Collection = m.Collection,
+                DocumentId = m.DocumentId,
+                Revision = counter.Take(),
+                Status = ConflictStatus.Open,
+                Fields = fields,
+                ClientId = clientId,
+                MutationId = m.Id,
+                CreatedAt = now,
+            };
+            await transaction.WriteConflictAsync(record, null, cancellationToken).ConfigureAwait(false);
+            conflictId = record.Id;
+        }
+
+        return new MutationResult { Id = m.Id, Status = outcome.Status, Revision = revision, ConflictId = conflictId, Reason = outcome.Reason };
+    }
+
+    /// <summary>Takes the revision the outcome was computed with when the document changed.</summary>
+    /// <returns>The document's new revision, or 0 when it did not change.</returns>
+    private static long Record(MergeOutcome outcome, DocumentKey key, ScopeCounter counter, Dictionary<DocumentKey, DocumentState> documents, HashSet<DocumentKey> changed)
+    {
+        if (!outcome.Changed)
+        {
+            return 0;
+        }
+
+        var revision = counter.Take();
+        documents[key] = outcome.State;
+        changed.Add(key);
+        return revision;
+    }
+
+    /// <summary>Reads a page of a scope's changes after a cursor.</summary>
+    /// <param name="scope">The scope, already authorized.</param>
+    /// <param name="after">The client's cursor: 0 to start, or the cursor of its last page.</param>
+    /// <param name="limit">The most changes to return.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The page.</returns>
+    /// <remarks>
+    /// A cursor below the scope's min valid cursor (the client may have missed a deletion that compaction has since
+    /// removed), or past the scope's revision (the store was restored from an older copy), answers a reset: the page
+    /// starts from the beginning of the scope. Compaction keeps every item above the min valid cursor, so the cursors of
+    /// a download from the start are never reset again.
+    /// </remarks>
+    public async Task<PullResponse> PullAsync(string scope, long after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(after);
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        var page = await _store.ReadChangesAsync(scope, after, limit, cancellationToken).ConfigureAwait(false);
+        var reset = after > 0 && (after < page.MinValidCursor || after > page.ScopeRevision);
+        if (reset)
+        {
+            Log.PullReset(_logger, scope, after, page.MinValidCursor, page.ScopeRevision);
+            page = await _store.ReadChangesAsync(scope, 0, limit, cancellationToken).ConfigureAwait(false);
+        }
+
+        var fromStart = after == 0 || reset;
+        var empty = page.Documents.Count == 0 && page.Conflicts.Count == 0;
+        long cursor;
+        if (empty)
+        {
+            cursor = fromStart ? page.MinValidCursor : after;
+        }
+        else
+        {
+            cursor = Math.Max(
+                page.Documents.Count > 0 ? page.Documents[^1].State.Revision : 0,
+                page.Conflicts.Count > 0 ? page.Conflicts[^1].Revision : 0);
+            if (fromStart && !page.HasMore)
+            {
+                // Nothing above the page in this snapshot, so nothing between it and the min valid cursor either.
+                cursor = Math.Max(cursor, page.MinValidCursor);
+            }
+        }
+
+        _metrics.Pulls.Add(1);
+        _metrics.DocumentsPulled.Add(page.Documents.Count);
+        Log.Pulled(_logger, scope, after, page.Documents.Count, page.Conflicts.Count, cursor);
+        return new PullResponse
+        {
+            Scope = scope,
+            Cursor = cursor,
+            HasMore = page.HasMore,
+            Reset = reset,
+            Clock = Clock.Now(),
+            Changes = page.Documents,
+            Conflicts = page.Conflicts.Count > 0 ? page.Conflicts : null,
+        };
+    }
+
+    /// <summary>Reads the open conflicts of a scope.</summary>
+    public async Task<IReadOnlyList<ConflictRecord>> GetOpenConflictsAsync(string scope, CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await _store.ReadOpenConflictsAsync(scope, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads a conflict, whatever its scope; the caller checks access.</summary>
+    public async Task<ConflictRecord?> FindConflictAsync(string id, CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await _store.ReadConflictAsync(id, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Resolves an open conflict: keeps the server's values, writes the client's, or writes edited values.</summary>
+    /// <param name="id">The conflict's id.</param>
+    /// <param name="scope">The scope the caller was authorized for; a conflict elsewhere is not found.</param>
+    /// <param name="choice">The choice.</param>
+    /// <param name="fields">The edited values, for <see cref="ResolveChoice.Edited"/>, already checked against the conflict's fields.</param>
+    /// <param name="cancellationToken">Stops the resolution before it commits.</param>
+    /// <returns>The resolved record; the record as it is when it was already resolved; <see langword="null"/> when not found.</returns>
+    public async Task<ConflictRecord?> ResolveAsync(string id, string scope, ResolveChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        var clock = Clock;
+        var now = _time.GetUtcNow();
+        ConflictRecord resolved;
+        var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
+        await using (transaction.ConfigureAwait(false))
+        {
+            var conflict = await transaction.ReadConflictAsync(id, cancellationToken).ConfigureAwait(false);
+            if (conflict is null || conflict.Scope != scope)
+            {
+                return null;
+            }
+
+            if (conflict.Status == ConflictStatus.Resolved)
+            {
+                // The first resolution stands; asking again changes nothing.
+                return conflict;
+            }
+
+            var revision = await transaction.ReadScopeRevisionAsync(scope, cancellationToken).ConfigureAwait(false);
+            if (choice != ResolveChoice.Server)
+            {
+                var key = new DocumentKey(conflict.Scope, conflict.Collection, conflict.DocumentId);
+                var found = new Dictionary<DocumentKey, DocumentState>(1);
+                await transaction.ReadDocumentsAsync([key], found, cancellationToken).ConfigureAwait(false);
+                found.TryGetValue(key, out var current);
+                IReadOnlyDictionary<string, JsonElement>? values = fields;
+                List<string>? remove = null;
+                if (choice == ResolveChoice.Client)
+                {
+                    var clientValues = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+                    foreach (var field in conflict.Fields)
+                    {
+                        if (field.Client.Removed)
+                        {
+                            (remove ??= []).Add(field.Name);
+                        }
+                        else
+                        {
+                            clientValues[field.Name] = field.Client.Value;
+                        }
+                    }
+
+                    values = clientValues;
+                }
+
+                var outcome = DocumentMerge.ApplyResolution(current, values, remove, clock.Now(), clock.Node, revision + 1);
+                if (outcome.Changed)
+                {
+                    revision++;
+                    await transaction.WriteDocumentAsync(key, outcome.State, null, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            revision++;
+            var resolution = choice switch
+            {
+                ResolveChoice.Server => "server",
+                ResolveChoice.Client => "client",
+                _ => "edited",
+            };
+            resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = resolution, Revision = revision };
+            await transaction.WriteConflictAsync(resolved, now, cancellationToken).ConfigureAwait(false);
+            await transaction.WriteScopeRevisionAsync(scope, revision, cancellationToken).ConfigureAwait(false);
+            await transaction.WriteClockAsync(clock.Now(), cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        _metrics.ConflictsResolved.Add(1);
+        Log.ConflictResolved(_logger, id, resolved.Resolution!);
+        return resolved;
+    }
+
+    /// <summary>Removes tombstones and resolved conflicts older than the retention.</summary>
+    public async Task<CompactionResult> CompactAsync(CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        var cutoff = _time.GetUtcNow() - _options.TombstoneRetention;
+        var result = await _store.CompactAsync(cutoff, cancellationToken).ConfigureAwait(false);
+        _metrics.TombstonesRemoved.Add(result.TombstonesRemoved);
+        Log.Compacted(_logger, result.TombstonesRemoved, result.ConflictsRemoved, cutoff, result.ScopesAffected, result.ItemsMoved);
+        return result;
+    }
+
+    /// <summary>Checks that the store answers.</summary>
+    public async Task CheckHealthAsync(CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        await _store.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A scope's revision counter during one push.</summary>
+    private sealed class ScopeCounter(long revision)
+    {
+        public long Revision { get; private set; } = revision;
+
+        public bool Dirty { get; private set; }
+
+        /// <summary>Gets the revision the next change would take.</summary>
+        public long Next => Revision + 1;
+
+        public long Take()
+        {
+            Dirty = true;
+            return ++Revision;
+        }
+    }
+}
+
+/// <summary>The choice of a conflict resolution.</summary>
+internal enum ResolveChoice
+{
+    Server,
+    Client,
+    Edited,
+}

@@ -1,0 +1,44 @@
+using Converge.Server;
+using Converge.Server.Hosting;
+using Converge.Server.Http;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Microsoft.AspNetCore.Builder;
+
+/// <summary>Maps the Converge HTTP API.</summary>
+public static class ConvergeEndpointRouteBuilderExtensions
+{
+    /// <summary>Maps the HTTP API v1 under a base path: push, pull, conflicts, resolve, and the anonymous health endpoint.</summary>
+    /// <param name="endpoints">The app.</param>
+    /// <param name="basePath">The base path.</param>
+    /// <returns>The group of the endpoints, to add conventions to (CORS, rate limiting).</returns>
+    /// <exception cref="InvalidOperationException"><c>AddConvergeServer</c> was not called.</exception>
+    /// <remarks>
+    /// <c>POST {base}/v1/push</c>, <c>GET {base}/v1/pull</c>, <c>GET {base}/v1/conflicts</c>,
+    /// <c>POST {base}/v1/conflicts/{id}/resolve</c> need the <see cref="ConvergeAuthentication.PolicyName"/> policy;
+    /// <c>GET {base}/v1/health</c> is anonymous. A <c>WebApplication</c> adds the authentication and authorization
+    /// middleware by itself; otherwise call <c>UseAuthentication</c> and <c>UseAuthorization</c> after <c>UseRouting</c>.
+    /// </remarks>
+    public static RouteGroupBuilder MapConverge(this IEndpointRouteBuilder endpoints, string basePath = "/converge")
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(basePath);
+        if (endpoints.ServiceProvider.GetService<ConvergeServerMarker>() is null)
+        {
+            throw new InvalidOperationException("MapConverge needs the Converge server's services: call services.AddConvergeServer(options => ...) when building the app.");
+        }
+
+        var path = "/" + basePath.Trim('/');
+        var group = endpoints.MapGroup(path == "/" ? "" : path);
+        group.MapPost("/v1/push", context => Handlers(context).PushAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
+        group.MapGet("/v1/pull", context => Handlers(context).PullAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
+        group.MapGet("/v1/conflicts", context => Handlers(context).ListConflictsAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
+        group.MapPost("/v1/conflicts/{id}/resolve", context => Handlers(context).ResolveAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
+        group.MapGet("/v1/health", context => Handlers(context).HealthAsync(context)).AllowAnonymous();
+        return group;
+    }
+
+    private static ConvergeEndpoints Handlers(HttpContext context) => context.RequestServices.GetRequiredService<ConvergeEndpoints>();
+}

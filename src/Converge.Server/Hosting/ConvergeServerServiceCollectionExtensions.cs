@@ -1,0 +1,94 @@
+using System.Diagnostics.Metrics;
+using Converge.Server;
+using Converge.Server.Authentication;
+using Converge.Server.Engine;
+using Converge.Server.Hosting;
+using Converge.Server.Http;
+using Converge.Server.Storage;
+using Converge.Server.Storage.Sqlite;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers the Converge sync server with a service collection.</summary>
+public static class ConvergeServerServiceCollectionExtensions
+{
+    /// <summary>Adds the sync server: its options, store, engine, API key authentication, authorization policy, scope authorizer and background compaction. Calling it again only adds configuration.</summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configure">Configures the options; <see cref="ConvergeServerOptions.DatabasePath"/> is required.</param>
+    /// <returns>The services.</returns>
+    /// <remarks>
+    /// <para>
+    /// <see cref="TimeProvider"/>, <see cref="ILoggerFactory"/> and <see cref="IMeterFactory"/> are taken from the container
+    /// when registered there. An <see cref="ISyncStore"/> or <see cref="IScopeAuthorizer"/> registered before this call
+    /// replaces the SQLite store or the claims-based authorizer. Options are validated when the host starts.
+    /// </para>
+    /// <para>
+    /// To accept JWTs as well as API keys, add JWT bearer authentication
+    /// (<c>services.AddAuthentication().AddJwtBearer(...)</c>): the endpoints' policy accepts every JWT bearer scheme.
+    /// </para>
+    /// </remarks>
+    public static IServiceCollection AddConvergeServer(this IServiceCollection services, Action<ConvergeServerOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.Configure(configure);
+        if (services.Any(d => d.ServiceType == typeof(ConvergeServerMarker)))
+        {
+            return services;
+        }
+
+        services.AddSingleton<ConvergeServerMarker>();
+        services.AddOptions<ConvergeServerOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConvergeServerOptions>, ConvergeServerOptionsValidator>());
+        services.TryAddSingleton(sp => new ServerMetrics(sp.GetService<IMeterFactory>()));
+        services.TryAddSingleton<ISyncStore>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value;
+            return new SqliteSyncStore(options.DatabasePath, options.Synchronous);
+        });
+        services.TryAddSingleton(sp => new SyncEngine(
+            sp.GetRequiredService<ISyncStore>(),
+            sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"),
+            sp.GetRequiredService<ServerMetrics>()));
+        services.TryAddSingleton(sp => new ConvergeCompactor(sp.GetRequiredService<SyncEngine>()));
+        services.TryAddSingleton<IScopeAuthorizer>(sp => new ClaimsScopeAuthorizer(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value.ScopeClaimType));
+        services.TryAddSingleton(sp => new ConvergeEndpoints(
+            sp.GetRequiredService<SyncEngine>(),
+            sp.GetRequiredService<IScopeAuthorizer>(),
+            sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<ConvergeEndpoints>()));
+        services.TryAddSingleton(sp => new ApiKeyRegistry(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value));
+
+        services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ConvergeAuthentication.ApiKeyScheme, displayName: "Converge API key", _ => { });
+        services.AddAuthorization();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<AuthorizationOptions>, ConvergeAuthorizationSetup>());
+
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ConvergeServerLifetime>(
+            sp => new ConvergeServerLifetime(sp.GetRequiredService<SyncEngine>(), (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, CompactionService>(
+            sp => new CompactionService(
+                sp.GetRequiredService<ConvergeCompactor>(),
+                sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+                sp.GetService<TimeProvider>() ?? TimeProvider.System,
+                (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));
+        return services;
+    }
+
+    private sealed class ConvergeServerOptionsValidator : IValidateOptions<ConvergeServerOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, ConvergeServerOptions options)
+        {
+            var errors = options.Validate();
+            return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors.Select(e => "ConvergeServerOptions." + e));
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using System.Text.Json;
+using Converge.Protocol.Messages;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Converge.Server.Http;
+
+/// <summary>Writes protocol errors as <c>application/problem+json</c> with a <c>code</c> member from <see cref="ProtocolErrorCodes"/>.</summary>
+internal static class Problem
+{
+    public const string ContentType = "application/problem+json";
+
+    /// <summary>Gets the HTTP status of a protocol error code.</summary>
+    public static int StatusOf(string code) => code switch
+    {
+        ProtocolErrorCodes.DocumentTooLarge or ProtocolErrorCodes.BatchTooLarge or ProtocolErrorCodes.PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
+        ProtocolErrorCodes.Unauthenticated => StatusCodes.Status401Unauthorized,
+        ProtocolErrorCodes.ScopeForbidden => StatusCodes.Status403Forbidden,
+        ProtocolErrorCodes.NotFound => StatusCodes.Status404NotFound,
+        _ => StatusCodes.Status400BadRequest,
+    };
+
+    public static async Task WriteAsync(HttpContext context, int status, string code, string detail)
+    {
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = ContentType;
+        response.Headers.CacheControl = "no-store";
+        var writer = new Utf8JsonWriter(response.BodyWriter);
+        await using (writer.ConfigureAwait(false))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("type", "about:blank");
+            writer.WriteString("title", ReasonPhrases.GetReasonPhrase(status));
+            writer.WriteNumber("status", status);
+            writer.WriteString("detail", detail);
+            writer.WriteString("code", code);
+            writer.WriteEndObject();
+        }
+
+        await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,119 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Converge.Protocol.Messages;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Converge.Server.Http;
+
+/// <summary>Reads a request body within a size bound and parses it with the protocol's source-generated metadata.</summary>
+internal static class RequestBody
+{
+    /// <summary>Reads and parses a body; on failure returns the protocol error, having written nothing.</summary>
+    public static async Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, long maxBytes, JsonTypeInfo<T> typeInfo)
+        where T : class
+    {
+        var request = context.Request;
+        if (request.ContentLength is { } declared && declared > maxBytes)
+        {
+            return (null, TooLarge(maxBytes));
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = maxBytes;
+        }
+
+        var capacity = (int)Math.Min(request.ContentLength is { } length ? length + 1 : 16 * 1024, maxBytes + 1);
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(capacity, 256));
+        try
+        {
+            var total = 0;
+            while (true)
+            {
+                if (total == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, maxBytes + 1));
+                    buffer.AsSpan(0, total).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                int read;
+                try
+                {
+                    read = await request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted).ConfigureAwait(false);
+                }
+                catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+                {
+                    return (null, TooLarge(maxBytes));
+                }
+
+                if (read == 0)
+                {
+                    break;
+                }
+
+                total += read;
+                if (total > maxBytes)
+                {
+                    return (null, TooLarge(maxBytes));
+                }
+            }
+
+            return Parse(buffer.AsSpan(0, total), typeInfo);
+        }
+        finally
+        {
+            // The parsed values own copies of what they hold, so the buffer can go back to the pool.
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Parses a body, telling a value nested past the reader's depth bound (too_deep) from other bad JSON (malformed).</summary>
+    public static (T? Value, ProtocolError? Error) Parse<T>(ReadOnlySpan<byte> json, JsonTypeInfo<T> typeInfo)
+        where T : class
+    {
+        T? value;
+        try
+        {
+            value = JsonSerializer.Deserialize(json, typeInfo);
+        }
+        catch (JsonException e)
+        {
+            return ExceedsDepth(json, ProtocolLimits.MaxMessageDepth)
+                ? (null, new ProtocolError(ProtocolErrorCodes.TooDeep, $"The body nests deeper than {ProtocolLimits.MaxMessageDepth} levels."))
+                : (null, new ProtocolError(ProtocolErrorCodes.Malformed, "The body is not a valid message: " + e.Message));
+        }
+
+        return value is null
+            ? (null, new ProtocolError(ProtocolErrorCodes.Malformed, "The body is not a valid message: it is null."))
+            : (value, null);
+    }
+
+    /// <summary>Tells whether JSON opens an object or array deeper than the bound before it turns invalid, if it does.</summary>
+    internal static bool ExceedsDepth(ReadOnlySpan<byte> json, int maxDepth)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = int.MaxValue, CommentHandling = JsonCommentHandling.Disallow });
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && reader.CurrentDepth >= maxDepth)
+                {
+                    return true;
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            // Invalid before the bound: malformed, not too deep.
+        }
+
+        return false;
+    }
+
+    private static ProtocolError TooLarge(long maxBytes) =>
+        new(ProtocolErrorCodes.PayloadTooLarge, $"The body is larger than the server accepts ({maxBytes} bytes).");
+}

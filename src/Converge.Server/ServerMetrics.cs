@@ -1,0 +1,61 @@
+using System.Diagnostics.Metrics;
+using Converge.Protocol.Messages;
+
+namespace Converge.Server;
+
+/// <summary>The server's instruments, on the meter named <see cref="MeterName"/>.</summary>
+internal sealed class ServerMetrics : IDisposable
+{
+    public const string MeterName = "Converge.Server";
+
+    private static readonly KeyValuePair<string, object?>[] s_statusTags =
+    [
+        new("status", "applied"),
+        new("status", "merged"),
+        new("status", "conflict"),
+        new("status", "rejected"),
+        new("status", "duplicate"),
+    ];
+
+    private readonly Meter _meter;
+
+    public ServerMetrics(IMeterFactory? meterFactory)
+    {
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        Pushes = _meter.CreateCounter<long>("converge.server.pushes", "{push}", "Push requests applied.");
+        Mutations = _meter.CreateCounter<long>("converge.server.mutations", "{mutation}", "Mutations pushed, by status: applied, merged, conflict, rejected, duplicate.");
+        Pulls = _meter.CreateCounter<long>("converge.server.pulls", "{pull}", "Pull requests answered.");
+        DocumentsPulled = _meter.CreateCounter<long>("converge.server.documents_pulled", "{document}", "Documents sent in pull pages.");
+        ConflictsResolved = _meter.CreateCounter<long>("converge.server.conflicts_resolved", "{conflict}", "Conflicts resolved, through the endpoint or a resolve mutation.");
+        TombstonesRemoved = _meter.CreateCounter<long>("converge.server.tombstones_removed", "{document}", "Tombstones removed by compaction.");
+    }
+
+    public Counter<long> Pushes { get; }
+
+    public Counter<long> Mutations { get; }
+
+    public Counter<long> Pulls { get; }
+
+    public Counter<long> DocumentsPulled { get; }
+
+    public Counter<long> ConflictsResolved { get; }
+
+    public Counter<long> TombstonesRemoved { get; }
+
+    /// <summary>Counts a push's results, one measurement per status present.</summary>
+    public void RecordMutations(ReadOnlySpan<int> countsByStatus)
+    {
+        for (var i = 0; i < countsByStatus.Length; i++)
+        {
+            if (countsByStatus[i] > 0)
+            {
+                Mutations.Add(countsByStatus[i], s_statusTags[i]);
+            }
+        }
+    }
+
+    /// <summary>The number of <see cref="MutationStatus"/> values, the length of a per-status count.</summary>
+    public const int StatusCount = 5;
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,168 @@
+using Converge.Protocol;
+using Converge.Protocol.Documents;
+using Converge.Protocol.Messages;
+
+namespace Converge.Server.Storage;
+
+/// <summary>Where the server keeps documents, conflict records, scope revisions and per-client progress.</summary>
+/// <remarks>
+/// <para>
+/// The server's merge logic lives outside the store; a store only reads and writes. Writes go through one
+/// <see cref="ISyncTransaction"/> at a time per scope: an implementation must make sure that, within a scope,
+/// commit order equals revision order, so a reader never passes a revision that commits later (the SQLite store has a
+/// single writer; a PostgreSQL store would lock the scope's row).
+/// </para>
+/// <para>Register another implementation as a singleton <see cref="ISyncStore"/> before calling <c>AddConvergeServer</c>.</para>
+/// </remarks>
+public interface ISyncStore
+{
+    /// <summary>Creates or checks the schema; called once, before any other member.</summary>
+    /// <param name="cancellationToken">Stops the wait.</param>
+    /// <returns>A task that completes when the store is ready.</returns>
+    /// <exception cref="InvalidOperationException">The store was made by a newer version, or is in use by another server.</exception>
+    Task InitializeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Reads the last timestamp of the server's hybrid clock, which also carries the server's node id.</summary>
+    /// <param name="cancellationToken">Stops the wait.</param>
+    /// <returns>The timestamp, or <see langword="null"/> for a new store.</returns>
+    Task<HybridTimestamp?> ReadClockAsync(CancellationToken cancellationToken);
+
+    /// <summary>Begins a write transaction; it waits while another transaction that could conflict is open.</summary>
+    /// <param name="cancellationToken">Stops the wait.</param>
+    /// <returns>The transaction; disposing it without <see cref="ISyncTransaction.CommitAsync"/> rolls it back.</returns>
+    Task<ISyncTransaction> BeginAsync(CancellationToken cancellationToken);
+
+    /// <summary>Reads, from one consistent snapshot, the changes of a scope after a revision: documents and conflict records.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="after">Only items with a higher revision are read.</param>
+    /// <param name="limit">The most items, documents and records together, to return: those with the lowest revisions.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The page, each list in revision order, with the scope's revision counter and min valid cursor from the same snapshot.</returns>
+    Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Reads the open conflict records of a scope, in revision order.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The records.</returns>
+    Task<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(string scope, CancellationToken cancellationToken);
+
+    /// <summary>Reads one conflict record.</summary>
+    /// <param name="id">The conflict's id.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The record, or <see langword="null"/> when there is none.</returns>
+    Task<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Removes tombstones deleted, and resolved conflict records resolved, before a time, raising each affected scope's min valid cursor to the highest revision removed.</summary>
+    /// <remarks>
+    /// Every item of the scope that stays at or below the new min valid cursor (a live document, a young tombstone, an
+    /// open conflict) takes a new revision of the scope in the same transaction, so no item ever sits at or below the
+    /// min valid cursor: a download from the start of the scope then never holds a cursor that a pull would reset.
+    /// </remarks>
+    /// <param name="removeBefore">The cutoff.</param>
+    /// <param name="cancellationToken">Stops the compaction between batches; what was removed stays removed.</param>
+    /// <returns>What was removed.</returns>
+    Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, CancellationToken cancellationToken);
+
+    /// <summary>Runs a trivial query, to tell whether the store answers.</summary>
+    /// <param name="cancellationToken">Stops the query.</param>
+    /// <returns>A task that fails when the store does not answer.</returns>
+    Task CheckHealthAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>One write transaction of an <see cref="ISyncStore"/>.</summary>
+/// <remarks>Not thread-safe: one caller uses it at a time. Disposing without committing rolls everything back.</remarks>
+public interface ISyncTransaction : IAsyncDisposable
+{
+    /// <summary>Reads the id of the last mutation applied for a client of a principal.</summary>
+    /// <param name="principal">The principal's stable key, so one principal cannot spend another's mutation ids.</param>
+    /// <param name="clientId">The client's replica id.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The id, or 0 when none was applied.</returns>
+    ValueTask<long> ReadLastMutationIdAsync(string principal, string clientId, CancellationToken cancellationToken);
+
+    /// <summary>Writes the id of the last mutation applied for a client of a principal.</summary>
+    /// <param name="principal">The principal's stable key.</param>
+    /// <param name="clientId">The client's replica id.</param>
+    /// <param name="mutationId">The id.</param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    /// <returns>A task that completes when written.</returns>
+    ValueTask WriteLastMutationIdAsync(string principal, string clientId, long mutationId, CancellationToken cancellationToken);
+
+    /// <summary>Reads a scope's revision counter: the revision of its latest change, 0 for a new scope.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The counter.</returns>
+    ValueTask<long> ReadScopeRevisionAsync(string scope, CancellationToken cancellationToken);
+
+    /// <summary>Writes a scope's revision counter.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="revision">The revision of its latest change.</param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    /// <returns>A task that completes when written.</returns>
+    ValueTask WriteScopeRevisionAsync(string scope, long revision, CancellationToken cancellationToken);
+
+    /// <summary>Reads the documents that exist among the given keys.</summary>
+    /// <param name="keys">The keys, without repeats.</param>
+    /// <param name="found">Receives each document found.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>A task that completes when read.</returns>
+    ValueTask ReadDocumentsAsync(IReadOnlyList<DocumentKey> keys, IDictionary<DocumentKey, DocumentState> found, CancellationToken cancellationToken);
+
+    /// <summary>Inserts or replaces a document.</summary>
+    /// <param name="key">The document's key.</param>
+    /// <param name="state">Its state; <see cref="DocumentState.Revision"/> is its place in the scope's order.</param>
+    /// <param name="deletedAt">When it was deleted, for a tombstone.</param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    /// <returns>A task that completes when written.</returns>
+    ValueTask WriteDocumentAsync(DocumentKey key, DocumentState state, DateTimeOffset? deletedAt, CancellationToken cancellationToken);
+
+    /// <summary>Reads one conflict record.</summary>
+    /// <param name="id">The conflict's id.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The record, or <see langword="null"/>.</returns>
+    ValueTask<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Inserts or replaces a conflict record.</summary>
+    /// <param name="record">The record; <see cref="ConflictRecord.Revision"/> is its place in the scope's order.</param>
+    /// <param name="resolvedAt">When it was resolved, for a resolved record.</param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    /// <returns>A task that completes when written.</returns>
+    ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, CancellationToken cancellationToken);
+
+    /// <summary>Writes the last timestamp of the server's hybrid clock.</summary>
+    /// <param name="last">The timestamp.</param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    /// <returns>A task that completes when written.</returns>
+    ValueTask WriteClockAsync(HybridTimestamp last, CancellationToken cancellationToken);
+
+    /// <summary>Commits every write of the transaction at once.</summary>
+    /// <param name="cancellationToken">Stops the wait; a commit that started completes.</param>
+    /// <returns>A task that completes when the writes are durable to the store's setting.</returns>
+    ValueTask CommitAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>The key of a document: scope, collection and id.</summary>
+/// <param name="Scope">The scope.</param>
+/// <param name="Collection">The collection.</param>
+/// <param name="Id">The document's id.</param>
+public readonly record struct DocumentKey(string Scope, string Collection, string Id);
+
+/// <summary>A page of a scope's changes, read from one snapshot.</summary>
+/// <param name="Documents">The changed documents, each with its whole state, in revision order.</param>
+/// <param name="Conflicts">The created or resolved conflict records, in revision order.</param>
+/// <param name="HasMore">Whether items with higher revisions follow the page.</param>
+/// <param name="ScopeRevision">The scope's revision counter.</param>
+/// <param name="MinValidCursor">The scope's min valid cursor: the highest revision compaction removed, 0 when none.</param>
+public sealed record ChangePage(
+    IReadOnlyList<DocumentChange> Documents,
+    IReadOnlyList<ConflictRecord> Conflicts,
+    bool HasMore,
+    long ScopeRevision,
+    long MinValidCursor);
+
+/// <summary>What a compaction did.</summary>
+/// <param name="TombstonesRemoved">The deleted documents removed.</param>
+/// <param name="ConflictsRemoved">The resolved conflict records removed.</param>
+/// <param name="ScopesAffected">The scopes whose min valid cursor was raised.</param>
+/// <param name="ItemsMoved">The documents and conflict records that stayed and took a new revision, above the raised min valid cursor.</param>
+public sealed record CompactionResult(int TombstonesRemoved, int ConflictsRemoved, int ScopesAffected, int ItemsMoved);
