@@ -1,0 +1,316 @@
+using System.Text.Json;
+using Converge.Protocol;
+using Converge.Protocol.Documents;
+using Converge.Protocol.Messages;
+using Converge.Server.Storage;
+
+namespace Converge.Server.Tests.Stores;
+
+/// <summary>
+/// What every <see cref="ISyncStore"/> must do, whatever it runs on. A store's test class derives from this one and
+/// says how to open its store; the SQLite store runs it here, and any other store runs the same suite.
+/// </summary>
+public abstract class SyncStoreContract : IAsyncLifetime
+{
+    private readonly List<ISyncStore> _opened = [];
+
+    /// <summary>Opens the store named <paramref name="name"/>: the same name gives the same data, across reopenings.</summary>
+    protected abstract Task<ISyncStore> CreateStoreAsync(string name);
+
+    /// <summary>Closes a store, releasing what it holds, so it can be opened again.</summary>
+    protected abstract Task CloseStoreAsync(ISyncStore store);
+
+    /// <summary>Removes every store the test made.</summary>
+    protected abstract Task CleanUpAsync();
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var store in _opened)
+        {
+            await CloseStoreAsync(store);
+        }
+
+        await CleanUpAsync();
+    }
+
+    protected async Task<ISyncStore> OpenAsync(string name = "main")
+    {
+        var store = await CreateStoreAsync(name);
+        await store.InitializeAsync(CancellationToken.None);
+        _opened.Add(store);
+        return store;
+    }
+
+    protected async Task ReopenAsync(ISyncStore store)
+    {
+        _opened.Remove(store);
+        await CloseStoreAsync(store);
+    }
+
+    internal static DocumentState State(long revision, string value = "v", bool deleted = false) => new()
+    {
+        Fields = deleted
+            ? new Dictionary<string, FieldState>()
+            : new Dictionary<string, FieldState> { ["v"] = FieldState.Written(JsonSerializer.SerializeToElement(value), new HybridTimestamp(1_700_000_000_000 + revision, 0, 1), revision, 1) },
+        Deleted = deleted,
+        DeletedRevision = deleted ? revision : 0,
+        DeletedBy = deleted ? 1UL : 0,
+        DeletedHlc = deleted ? new HybridTimestamp(1_700_000_000_000 + revision, 0, 1) : null,
+        Revision = revision,
+    };
+
+    internal static ConflictRecord Conflict(string id, long revision, string scope = "s", ConflictStatus status = ConflictStatus.Open) => new()
+    {
+        Id = id,
+        Scope = scope,
+        Collection = "c",
+        DocumentId = "d1",
+        Revision = revision,
+        Status = status,
+        Fields = [],
+        ClientId = "0000000000000001",
+        CreatedAt = Times.Start,
+    };
+
+    private static async Task WriteAsync(ISyncStore store, Func<ISyncTransaction, Task> write)
+    {
+        await using var transaction = await store.BeginAsync(CancellationToken.None);
+        await write(transaction);
+        await transaction.CommitAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task A_new_store_is_empty_and_healthy()
+    {
+        var store = await OpenAsync();
+
+        await store.CheckHealthAsync(CancellationToken.None);
+        Assert.Null(await store.ReadClockAsync(CancellationToken.None));
+        var page = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        Assert.Empty(page.Documents);
+        Assert.Empty(page.Conflicts);
+        Assert.Equal(0, page.ScopeRevision);
+        Assert.Equal(0, page.MinValidCursor);
+        Assert.False(page.HasMore);
+    }
+
+    [Fact]
+    public async Task Documents_read_back_as_written_and_a_key_is_scope_collection_and_id()
+    {
+        var store = await OpenAsync();
+        var (a, b, c) = (new DocumentKey("s", "c", "d"), new DocumentKey("s", "other", "d"), new DocumentKey("t", "c", "d"));
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteDocumentAsync(a, State(1, "in s/c"), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(b, State(2, "in s/other"), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(c, State(1, "in t/c"), null, CancellationToken.None);
+        });
+
+        await using var read = await store.BeginAsync(CancellationToken.None);
+        var found = new Dictionary<DocumentKey, DocumentState>();
+        await read.ReadDocumentsAsync([a, b, c, new DocumentKey("s", "c", "missing")], found, CancellationToken.None);
+
+        Assert.Equal(3, found.Count);
+        Assert.Equal("in s/c", found[a].Fields["v"].Value.GetString());
+        Assert.Equal("in s/other", found[b].Fields["v"].Value.GetString());
+        Assert.Equal("in t/c", found[c].Fields["v"].Value.GetString());
+        Assert.True(found[a].SameContentAs(State(1, "in s/c")));
+        Assert.Equal(2, found[b].Revision);
+    }
+
+    [Fact]
+    public async Task Changes_merge_documents_and_conflict_records_in_revision_order_within_the_limit()
+    {
+        var store = await OpenAsync();
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d1"), State(1), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k2", 2), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d3"), State(3), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k4", 4), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d5"), State(5), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("other", "c", "d1"), State(9), null, CancellationToken.None);
+            await tx.WriteScopeRevisionAsync("s", 5, CancellationToken.None);
+        });
+
+        var first = await store.ReadChangesAsync("s", 0, 2, CancellationToken.None);
+        var second = await store.ReadChangesAsync("s", 2, 3, CancellationToken.None);
+        var none = await store.ReadChangesAsync("s", 5, 3, CancellationToken.None);
+
+        Assert.Equal([1L], first.Documents.Select(d => d.State.Revision));
+        Assert.Equal([2L], first.Conflicts.Select(c => c.Revision));
+        Assert.True(first.HasMore);
+        Assert.Equal(5, first.ScopeRevision);
+        Assert.Equal([3L, 5L], second.Documents.Select(d => d.State.Revision));
+        Assert.Equal([4L], second.Conflicts.Select(c => c.Revision));
+        Assert.False(second.HasMore);
+        Assert.Empty(none.Documents);
+        Assert.False(none.HasMore);
+    }
+
+    [Fact]
+    public async Task A_document_written_again_moves_to_its_new_revision_and_is_pulled_once()
+    {
+        var store = await OpenAsync();
+        var key = new DocumentKey("s", "c", "d");
+        await WriteAsync(store, tx => tx.WriteDocumentAsync(key, State(1, "first"), null, CancellationToken.None).AsTask());
+        await WriteAsync(store, tx => tx.WriteDocumentAsync(new DocumentKey("s", "c", "e"), State(2), null, CancellationToken.None).AsTask());
+        await WriteAsync(store, tx => tx.WriteDocumentAsync(key, State(3, "second"), null, CancellationToken.None).AsTask());
+
+        var all = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        var after2 = await store.ReadChangesAsync("s", 2, 10, CancellationToken.None);
+
+        Assert.Equal(["e", "d"], all.Documents.Select(d => d.DocumentId));
+        Assert.Equal("second", Assert.Single(after2.Documents).State.Fields["v"].Value.GetString());
+    }
+
+    [Fact]
+    public async Task A_transaction_disposed_without_commit_leaves_nothing()
+    {
+        var store = await OpenAsync();
+        await using (var transaction = await store.BeginAsync(CancellationToken.None))
+        {
+            await transaction.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1), null, CancellationToken.None);
+            await transaction.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
+            await transaction.WriteLastMutationIdAsync("p", "0000000000000001", 7, CancellationToken.None);
+            await transaction.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
+        }
+
+        var page = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        Assert.Empty(page.Documents);
+        Assert.Equal(0, page.ScopeRevision);
+        Assert.Null(await store.ReadConflictAsync("k", CancellationToken.None));
+        await using var check = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(0, await check.ReadLastMutationIdAsync("p", "0000000000000001", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Scope_revisions_are_counted_per_scope()
+    {
+        var store = await OpenAsync();
+        await WriteAsync(store, async tx =>
+        {
+            Assert.Equal(0, await tx.ReadScopeRevisionAsync("s", CancellationToken.None));
+            await tx.WriteScopeRevisionAsync("s", 4, CancellationToken.None);
+            await tx.WriteScopeRevisionAsync("t", 9, CancellationToken.None);
+        });
+
+        await using var read = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(4, await read.ReadScopeRevisionAsync("s", CancellationToken.None));
+        Assert.Equal(9, await read.ReadScopeRevisionAsync("t", CancellationToken.None));
+        Assert.Equal(0, await read.ReadScopeRevisionAsync("u", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Client_progress_is_kept_per_principal_and_client()
+    {
+        var store = await OpenAsync();
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteLastMutationIdAsync("alice", "0000000000000001", 5, CancellationToken.None);
+            await tx.WriteLastMutationIdAsync("alice", "0000000000000002", 8, CancellationToken.None);
+        });
+        await WriteAsync(store, tx => tx.WriteLastMutationIdAsync("alice", "0000000000000001", 6, CancellationToken.None).AsTask());
+
+        await using var read = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(6, await read.ReadLastMutationIdAsync("alice", "0000000000000001", CancellationToken.None));
+        Assert.Equal(8, await read.ReadLastMutationIdAsync("alice", "0000000000000002", CancellationToken.None));
+        Assert.Equal(0, await read.ReadLastMutationIdAsync("mallory", "0000000000000001", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Conflicts_are_found_by_id_and_only_open_ones_are_listed_per_scope()
+    {
+        var store = await OpenAsync();
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteConflictAsync(Conflict("open-s", 1), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("done-s", 2, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("open-t", 1, scope: "t"), null, CancellationToken.None);
+        });
+
+        Assert.Equal(["open-s"], (await store.ReadOpenConflictsAsync("s", CancellationToken.None)).Select(c => c.Id));
+        Assert.Equal("server", (await store.ReadConflictAsync("done-s", CancellationToken.None))!.Resolution);
+        Assert.Equal("t", (await store.ReadConflictAsync("open-t", CancellationToken.None))!.Scope);
+        await using var tx2 = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(ConflictStatus.Open, (await tx2.ReadConflictAsync("open-s", CancellationToken.None))!.Status);
+    }
+
+    [Fact]
+    public async Task Everything_committed_survives_closing_and_opening_the_store()
+    {
+        var store = await OpenAsync("durable");
+        var clock = new HybridTimestamp(1_700_000_123_456, 7, 42);
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1, "kept"), null, CancellationToken.None);
+            await tx.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
+            await tx.WriteLastMutationIdAsync("p", "0000000000000001", 3, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
+            await tx.WriteClockAsync(clock, CancellationToken.None);
+        });
+        await ReopenAsync(store);
+
+        var again = await OpenAsync("durable");
+        Assert.Equal(clock, await again.ReadClockAsync(CancellationToken.None));
+        var page = await again.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        Assert.Equal("kept", Assert.Single(page.Documents).State.Fields["v"].Value.GetString());
+        Assert.Equal(1, page.ScopeRevision);
+        Assert.NotNull(await again.ReadConflictAsync("k", CancellationToken.None));
+        await using var tx = await again.BeginAsync(CancellationToken.None);
+        Assert.Equal(3, await tx.ReadLastMutationIdAsync("p", "0000000000000001", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Compaction_removes_old_tombstones_raises_the_min_valid_cursor_and_moves_what_stays_above_it()
+    {
+        var store = await OpenAsync();
+        var old = Times.Start;
+        var young = Times.Start.AddDays(10);
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "live"), State(1), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "old-tombstone"), State(2, deleted: true), old, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "young-tombstone"), State(3, deleted: true), young, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("t", "c", "other-scope"), State(1, deleted: true), young, CancellationToken.None);
+            await tx.WriteScopeRevisionAsync("s", 3, CancellationToken.None);
+            await tx.WriteScopeRevisionAsync("t", 1, CancellationToken.None);
+        });
+
+        var result = await store.CompactAsync(Times.Start.AddDays(5), CancellationToken.None);
+
+        Assert.Equal(1, result.TombstonesRemoved);
+        Assert.Equal(1, result.ScopesAffected);
+        var page = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        Assert.Equal(2, page.MinValidCursor);
+        Assert.DoesNotContain(page.Documents, d => d.DocumentId == "old-tombstone");
+        Assert.Contains(page.Documents, d => d.DocumentId == "young-tombstone");
+        var live = Assert.Single(page.Documents, d => d.DocumentId == "live");
+        Assert.True(live.State.Revision > page.MinValidCursor, "an item left at or below the min valid cursor would reset every download");
+        Assert.True(page.ScopeRevision >= live.State.Revision);
+        Assert.Single((await store.ReadChangesAsync("t", 0, 10, CancellationToken.None)).Documents);
+    }
+
+    [Fact]
+    public async Task Concurrent_writers_of_one_scope_commit_in_revision_order()
+    {
+        var store = await OpenAsync();
+        const int writers = 8;
+
+        // Each writer takes the scope's next revision and writes a document at it, as the engine does.
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(i => Task.Run(async () =>
+        {
+            await using var tx = await store.BeginAsync(CancellationToken.None);
+            var next = await tx.ReadScopeRevisionAsync("s", CancellationToken.None) + 1;
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", $"d{i}"), State(next), null, CancellationToken.None);
+            await tx.WriteScopeRevisionAsync("s", next, CancellationToken.None);
+            await tx.CommitAsync(CancellationToken.None);
+        })));
+
+        var page = await store.ReadChangesAsync("s", 0, 100, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(1, writers).Select(r => (long)r), page.Documents.Select(d => d.State.Revision));
+        Assert.Equal(writers, page.ScopeRevision);
+    }
+}
