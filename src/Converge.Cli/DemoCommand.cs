@@ -7,7 +7,7 @@ using Spectre.Console;
 namespace Converge.Cli;
 
 /// <summary>`converge demo`: shows Converge at work end to end and exits 0 only if every check holds.</summary>
-internal static class DemoCommand
+internal static partial class DemoCommand
 {
     public static Command Create()
     {
@@ -23,7 +23,7 @@ internal static class DemoCommand
         return command;
     }
 
-    private sealed class Demo(DirectoryInfo? data)
+    private sealed partial class Demo(DirectoryInfo? data)
     {
         private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
         private readonly List<(string Check, bool Ok, string Detail)> _checks = [];
@@ -39,10 +39,11 @@ internal static class DemoCommand
 
             try
             {
+                await SyncAsync(directory, ct);
                 await WorkAsync(Path.Combine(directory, "work.db"), ct);
                 await CrashAsync(Path.Combine(directory, "crash.db"), ct);
             }
-            catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException)
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException or HttpRequestException or Converge.Client.ConvergeSyncException)
             {
                 _checks.Add(("demo ran to the end", false, e.Message));
             }
@@ -85,7 +86,7 @@ internal static class DemoCommand
             await manager.StartAsync(ct);
 
             // 1. Unique periodic work with a network constraint, the seed's "dataSyncTask".
-            AnsiConsole.Write(new Rule("1. Periodic work: \"dataSyncTask\", every second, network required").LeftJustified());
+            AnsiConsole.Write(new Rule("3. Periodic work: \"dataSyncTask\", every second, network required").LeftJustified());
             var sync = new PeriodicWorkRequestBuilder("dataSyncTask", TimeSpan.FromSeconds(1))
                 .SetConstraints(new Constraints(NetworkType.Connected))
                 .SetBackoffCriteria(BackoffPolicy.Exponential, TimeSpan.FromMilliseconds(200))
@@ -114,7 +115,7 @@ internal static class DemoCommand
 
             // 2. Retry with exponential backoff.
             AnsiConsole.WriteLine();
-            AnsiConsole.Write(new Rule("2. Retry with backoff: \"flaky-upload\" fails twice, exponential 200 ms").LeftJustified());
+            AnsiConsole.Write(new Rule("4. Retry with backoff: \"flaky-upload\" fails twice, exponential 200 ms").LeftJustified());
             var upload = new OneTimeWorkRequestBuilder("flaky-upload").SetBackoffCriteria(BackoffPolicy.Exponential, TimeSpan.FromMilliseconds(200)).Build();
             await manager.EnqueueAsync(upload, ct);
             var uploaded = await WaitAsync(manager, upload.Id, i => i.State.IsFinished(), ct);
@@ -131,7 +132,7 @@ internal static class DemoCommand
 
             // 3. A chain: two downloads in parallel, merged, then a notification.
             AnsiConsole.WriteLine();
-            AnsiConsole.Write(new Rule("3. Chain: download ×2 → merge (array-creating) → notify").LeftJustified());
+            AnsiConsole.Write(new Rule("5. Chain: download ×2 → merge (array-creating) → notify").LeftJustified());
             var a = new OneTimeWorkRequestBuilder("download").SetInputData(WorkData.From(("file", "a.json"))).Build();
             var b = new OneTimeWorkRequestBuilder("download").SetInputData(WorkData.From(("file", "b.json"))).Build();
             var merge = new OneTimeWorkRequestBuilder("merge").SetInputMerger(InputMerger.ArrayCreating).Build();
@@ -146,7 +147,7 @@ internal static class DemoCommand
         private async Task CrashAsync(string db, CancellationToken ct)
         {
             AnsiConsole.WriteLine();
-            AnsiConsole.Write(new Rule("4. Durability: the process running \"import\" is killed (SIGKILL) mid-work").LeftJustified());
+            AnsiConsole.Write(new Rule("6. Durability: the process running \"import\" is killed (SIGKILL) mid-work").LeftJustified());
             using (var child = ChildProcess.StartSelf("demo", "crash-child", "--db", db))
             {
                 var started = await child.WaitForLineAsync("STARTED", StepTimeout);
