@@ -1,0 +1,110 @@
+using System.Text.Json.Nodes;
+
+namespace Converge.Cli.Tests;
+
+public sealed class CommandTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("converge-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public async Task The_demo_exits_zero_only_after_every_check_passed()
+    {
+        var (exit, output, error) = await Converge.RunAsync("demo", "--data", _folder);
+
+        Assert.True(exit == 0, $"exit {exit}\n{output}\n{error}");
+        Assert.Matches(@"All \d+ checks passed", output);
+        Assert.Contains("every replica ended identical", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("FAIL", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Two_replicas_scripted_with_client_commands_sync_through_serve_and_resolve_a_conflict()
+    {
+        var port = Converge.FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        using var server = Converge.Start("serve", "--db", Path.Combine(_folder, "server.db"), "--urls", url, "--api-key", "k=team:1", "--collection", "notes=Manual");
+        try
+        {
+            string[] A(params string[] args) => [.. args, "--db", Path.Combine(_folder, "a.db"), "--server", url, "--key", "k", "--scope", "team:1"];
+            string[] B(params string[] args) => [.. args, "--db", Path.Combine(_folder, "b.db"), "--server", url, "--key", "k", "--scope", "team:1"];
+
+            await WaitForServerAsync(url);
+            await Ok(A("client", "put", "notes", "n1", """{"title":"draft","n":1}"""));
+            await Ok(A("client", "sync"));
+            await Ok(B("client", "sync"));
+            Assert.Equal("draft", JsonNode.Parse(await Ok(B("client", "get", "notes", "n1")))!["title"]!.GetValue<string>());
+
+            await Ok(A("client", "patch", "notes", "n1", """{"title":"from A"}"""));
+            await Ok(B("client", "patch", "notes", "n1", """{"title":"from B"}"""));
+            await Ok(A("client", "sync"));
+            var report = JsonNode.Parse(await Ok(B("client", "sync", "--json")))!;
+            Assert.Equal(1, report["conflicts"]!.GetValue<int>());
+
+            var conflict = JsonNode.Parse((await Ok(B("client", "conflicts", "--json"))).Trim())!;
+            Assert.Equal("title", conflict["fields"]![0]!["name"]!.GetValue<string>());
+            await Ok(B("client", "resolve", conflict["id"]!.GetValue<string>(), "--edited", """{"title":"A and B"}"""));
+            await Ok(B("client", "sync"));
+            await Ok(A("client", "sync"));
+
+            Assert.Equal("A and B", JsonNode.Parse(await Ok(A("client", "get", "notes", "n1")))!["title"]!.GetValue<string>());
+            Assert.Equal("", (await Ok(A("client", "conflicts", "--json"))).Trim());
+            var list = await Ok(B("client", "list", "notes", "--json"));
+            Assert.Equal("A and B", JsonNode.Parse(list.Trim())!["value"]!["title"]!.GetValue<string>());
+
+            var missing = await Converge.RunAsync(A("client", "get", "notes", "nope"));
+            Assert.Equal(1, missing.ExitCode);
+            var refused = await Converge.RunAsync(["client", "sync", "--db", Path.Combine(_folder, "c.db"), "--server", url, "--key", "wrong", "--scope", "team:1"]);
+            Assert.Equal(3, refused.ExitCode);
+            Assert.Contains("unauthenticated", refused.Error, StringComparison.Ordinal);
+            var badJson = await Converge.RunAsync(A("client", "put", "notes", "n2", "not json"));
+            Assert.Equal(2, badJson.ExitCode);
+        }
+        finally
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_sync_with_no_server_listening_says_unreachable()
+    {
+        var url = $"http://127.0.0.1:{Converge.FreePort()}";
+        var (exit, _, error) = await Converge.RunAsync("client", "sync", "--db", Path.Combine(_folder, "a.db"), "--server", url, "--scope", "s");
+
+        Assert.Equal(4, exit);
+        Assert.Contains("unreachable", error, StringComparison.Ordinal);
+    }
+
+    private static async Task<string> Ok(string[] args)
+    {
+        var (exit, output, error) = await Converge.RunAsync(args);
+        Assert.True(exit == 0, $"converge {string.Join(' ', args)} exited {exit}: {error}{output}");
+        return output;
+    }
+
+    private static async Task WaitForServerAsync(string url)
+    {
+        using var http = new HttpClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        while (true)
+        {
+            try
+            {
+                using var response = await http.GetAsync(url + "/converge/v1/health", timeout.Token);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet: the server process is still starting.
+            }
+
+            await Task.Delay(50, timeout.Token);
+        }
+    }
+}
