@@ -21,7 +21,14 @@ internal static class ServeCommand
         {
             Description = "A collection's conflict policy, as NAME=LastWriterWins|ServerWins|ClientWins|Manual[:UpdateWins]. Repeatable.",
         };
-        var command = new Command("serve", "Run the Converge sync server on an embedded SQLite database.") { db, urls, keys, collections };
+        var jwtAuthority = new Option<string?>("--jwt-authority") { Description = "Accept JWTs from this OpenID Connect authority (its signing keys are fetched from it)." };
+        var jwtAudience = new Option<string?>("--jwt-audience") { Description = "The audience JWTs must carry." };
+        var jwtIssuer = new Option<string?>("--jwt-issuer") { Description = "The issuer JWTs must carry (with --jwt-signing-key)." };
+        var jwtKey = new Option<string?>("--jwt-signing-key") { Description = "Accept JWTs signed (HS256) with this base64 key from --jwt-issuer; for development and tests." };
+        var command = new Command("serve", "Run the Converge sync server on an embedded SQLite database. JWT settings may also come from appsettings.json or environment variables (Authentication__Schemes__Bearer__...).")
+        {
+            db, urls, keys, collections, jwtAuthority, jwtAudience, jwtIssuer, jwtKey,
+        };
         command.SetAction(async (parse, ct) =>
         {
             if (!TryParseKeys(parse.GetValue(keys) ?? [], out var apiKeys, out var error) || !TryParseCollections(parse.GetValue(collections) ?? [], out var rules, out error))
@@ -30,12 +37,41 @@ internal static class ServeCommand
                 return 2;
             }
 
-            if (apiKeys.Count == 0)
+            var settings = new Dictionary<string, string?>();
+            const string Bearer = "Authentication:Schemes:Bearer:";
+            if (parse.GetValue(jwtAuthority) is { } authority)
             {
-                AnsiConsole.MarkupLine("[yellow]No --api-key given: every request but health will be refused (401). Example: --api-key dev-key=user:alice[/]");
+                settings[Bearer + "Authority"] = authority;
             }
 
-            var (app, address) = await ServerHost.StartAsync(parse.GetValue(db)!.FullName, parse.GetValue(urls)!, apiKeys, rules, LogLevel.Information, ct);
+            if (parse.GetValue(jwtAudience) is { } audience)
+            {
+                settings[Bearer + "ValidAudiences:0"] = audience;
+            }
+
+            if (parse.GetValue(jwtIssuer) is { } issuer)
+            {
+                settings[Bearer + "ValidIssuer"] = issuer;
+            }
+
+            if (parse.GetValue(jwtKey) is { } signingKey)
+            {
+                if (parse.GetValue(jwtIssuer) is not { } keyIssuer || !IsBase64(signingKey))
+                {
+                    AnsiConsole.MarkupLine("[red]--jwt-signing-key needs a base64 key and --jwt-issuer.[/]");
+                    return 2;
+                }
+
+                settings[Bearer + "SigningKeys:0:Issuer"] = keyIssuer;
+                settings[Bearer + "SigningKeys:0:Value"] = signingKey;
+            }
+
+            if (apiKeys.Count == 0 && settings.Count == 0)
+            {
+                AnsiConsole.MarkupLine("[yellow]No --api-key and no JWT settings: every request but health will be refused (401). Example: --api-key dev-key=user:alice[/]");
+            }
+
+            var (app, address) = await ServerHost.StartAsync(parse.GetValue(db)!.FullName, parse.GetValue(urls)!, apiKeys, rules, LogLevel.Information, ct, settings: settings);
             await using (app)
             {
                 AnsiConsole.MarkupLine($"Converge server on [green]{address}[/] (store {Markup.Escape(parse.GetValue(db)!.FullName)}). Ctrl+C stops it.");
@@ -53,6 +89,12 @@ internal static class ServeCommand
             return 0;
         });
         return command;
+    }
+
+    private static bool IsBase64(string text)
+    {
+        Span<byte> buffer = new byte[text.Length];
+        return Convert.TryFromBase64String(text, buffer, out var written) && written >= 16;
     }
 
     internal static bool TryParseKeys(string[] values, out Dictionary<string, string[]> keys, out string error)

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -21,9 +22,15 @@ internal static class ServerHost
         IReadOnlyDictionary<string, CollectionRules>? collections,
         LogLevel logLevel,
         CancellationToken cancellationToken,
-        Action<ConvergeServerOptions>? configure = null)
+        Action<ConvergeServerOptions>? configure = null,
+        IReadOnlyDictionary<string, string?>? settings = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
+
         builder.Logging.ClearProviders();
         if (logLevel != LogLevel.None)
         {
@@ -46,6 +53,13 @@ internal static class ServerHost
 
             configure?.Invoke(options);
         });
+        // JWT bearer tokens, when configured: the standard "Authentication:Schemes:Bearer" section (Authority,
+        // ValidAudiences, ValidIssuer, SigningKeys), from appsettings.json, environment variables or serve's --jwt-* options.
+        if (builder.Configuration.GetSection("Authentication:Schemes:Bearer").Exists())
+        {
+            builder.Services.AddAuthentication().AddJwtBearer();
+        }
+
         var app = builder.Build();
         app.MapConverge();
         await app.StartAsync(cancellationToken);

@@ -1,4 +1,8 @@
+using System.Security.Claims;
+using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
 
 namespace Converge.Cli.Tests;
 
@@ -60,6 +64,44 @@ public sealed class CommandTests : IDisposable
             Assert.Contains("unauthenticated", refused.Error, StringComparison.Ordinal);
             var badJson = await Converge.RunAsync(A("client", "put", "notes", "n2", "not json"));
             Assert.Equal(2, badJson.ExitCode);
+        }
+        finally
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Serve_accepts_jwts_signed_with_the_configured_key_and_refuses_forged_ones()
+    {
+        var port = Converge.FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var keyBytes = Encoding.UTF8.GetBytes("a development signing key, long enough for HS256");
+        using var server = Converge.Start(
+            "serve", "--db", Path.Combine(_folder, "server.db"), "--urls", url,
+            "--jwt-issuer", "converge-tests", "--jwt-audience", "converge", "--jwt-signing-key", Convert.ToBase64String(keyBytes));
+        try
+        {
+            await WaitForServerAsync(url);
+            var token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+            {
+                Issuer = "converge-tests",
+                Audience = "converge",
+                Subject = new ClaimsIdentity([new Claim("sub", "carol"), new Claim("converge:scope", "user:carol")]),
+                SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(keyBytes), SecurityAlgorithms.HmacSha256),
+            });
+            string[] Carol(string key, string scope, params string[] args) => [.. args, "--db", Path.Combine(_folder, $"carol-{scope}.db"), "--server", url, "--key", key, "--scope", scope];
+
+            await Ok(Carol(token, "user:carol", "client", "put", "notes", "n", """{"by":"jwt"}"""));
+            Assert.Contains("pushed 1", await Ok(Carol(token, "user:carol", "client", "sync")), StringComparison.Ordinal);
+
+            var foreign = await Converge.RunAsync(Carol(token, "user:dave", "client", "sync"));
+            Assert.Equal(3, foreign.ExitCode);
+            Assert.Contains("scope_forbidden", foreign.Error, StringComparison.Ordinal);
+            var forged = await Converge.RunAsync(Carol(token[..^4] + "AAAA", "user:carol", "client", "sync"));
+            Assert.Equal(3, forged.ExitCode);
+            Assert.Contains("unauthenticated", forged.Error, StringComparison.Ordinal);
         }
         finally
         {
