@@ -69,8 +69,9 @@ public sealed class FaultTests
                 o.CompactionInterval = TimeSpan.FromDays(40); // longer than the test advances: it compacts by itself
             },
             time);
+        var pullGate = new BeforePull();
         var a = await server.OpenClientAsync("a");
-        var b = await server.OpenClientAsync("b");
+        var b = await server.OpenClientAsync("b", configure: o => o.HttpMessageHandler = pullGate);
         var todosA = a.Collection<Todo>("todos");
         var todosB = b.Collection<Todo>("todos");
         foreach (var id in new[] { "t1", "t2", "t3" })
@@ -89,16 +90,25 @@ public sealed class FaultTests
         var compaction = await server.Services.GetRequiredService<ConvergeCompactor>().CompactAsync();
         Assert.True(compaction.TombstonesRemoved >= 1, "the tombstone of t2 was compacted");
 
-        // Meanwhile B edited t1 offline.
+        // Meanwhile B edited t1 offline; and while its pull runs (its push is done), it edits t3: that write is
+        // pending in the outbox while the reset drops B's copy of the scope.
         await todosB.PatchAsync("t1", new JsonObject { ["title"] = "edited on B while away" });
+        pullGate.BeforeFirstPull = () => todosB.PatchAsync("t3", new JsonObject { ["note"] = "written during the reset" });
         await b.SyncAsync();
 
+        // t2's tombstone is gone from the server, so only a reset can have removed it from B.
         Assert.Null(await todosB.GetAsync("t2"));
         Assert.True((await todosB.GetAsync("t3"))!.Done);
+        Assert.Equal("written during the reset", (await todosB.GetAsync("t3"))!.Note);
         Assert.Equal("edited on B while away", (await todosB.GetAsync("t1"))!.Title);
+        Assert.Equal(1, await b.GetPendingCountAsync());
+
+        await b.SyncAsync();
         await a.SyncAsync();
-        Assert.Equal("edited on B while away", (await todosA.GetAsync("t1"))!.Title);
         Assert.Equal(0, await b.GetPendingCountAsync());
+        Assert.Equal("edited on B while away", (await todosA.GetAsync("t1"))!.Title);
+        Assert.Equal("written during the reset", (await todosA.GetAsync("t3"))!.Note);
+        Assert.True((await todosA.GetAsync("t3"))!.Done);
     }
 
     [Fact]
@@ -162,6 +172,23 @@ public sealed class FaultTests
         Assert.Equal(SyncStatus.UpToDate, a.Status);
         await restartedA.SyncAsync();
         Assert.Equal("offline", (await restartedA.Collection<Todo>("todos").GetAsync("t"))!.Title);
+    }
+
+    /// <summary>Runs an action once, just before the next pull request leaves, after the round's push is done.</summary>
+    private sealed class BeforePull() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        public Func<Task>? BeforeFirstPull { get; set; }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri!.AbsolutePath.EndsWith("/pull", StringComparison.Ordinal) && BeforeFirstPull is { } action)
+            {
+                BeforeFirstPull = null;
+                await action();
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
     }
 
     /// <summary>Lets the first push reach the server, then throws as if the connection dropped before the response.</summary>
