@@ -1,3 +1,4 @@
+using Converge.Tests.Shared;
 using System.Net;
 using System.Text.Json.Nodes;
 using Converge.Client;
@@ -39,7 +40,7 @@ public sealed class FaultTests
     {
         await using var server = await SyncServer.StartAsync();
         var db = Path.Combine(server.Folder, "killed.db");
-        using (var child = CrashChild.Start(db, server.Address.ToString(), SyncServer.AllScopesKey, "s1", "200"))
+        using (var child = CrashChild.Start("Converge.EndToEnd.CrashChild.dll", db, server.Address.ToString(), SyncServer.AllScopesKey, "s1", "200"))
         {
             Assert.Equal("written 200", await child.WaitForLineAsync("written"));
             await child.KillAsync();

@@ -1,14 +1,18 @@
+using Converge.Tests.Shared;
+
 namespace Converge.Work.Tests.Durability;
 
 public class CrashRecoveryTests
 {
+    private const string Child = "Converge.Work.CrashChild.dll";
+
     [Fact]
     public async Task Work_killed_mid_run_runs_again_after_restart_with_attempt_count_one_and_nothing_is_lost()
     {
         var directory = Directory.CreateTempSubdirectory("converge-crash-").FullName;
         var db = Path.Combine(directory, "work.db");
         Guid slowId;
-        using (var child = CrashChild.Start("run-slow", db, "100"))
+        using (var child = CrashChild.Start(Child, "run-slow", db, "100"))
         {
             await child.WaitForLineAsync("ENQUEUED");
             var started = await child.WaitForLineAsync("STARTED");
@@ -35,7 +39,7 @@ public class CrashRecoveryTests
     {
         var directory = Directory.CreateTempSubdirectory("converge-crash-").FullName;
         var db = Path.Combine(directory, "work.db");
-        using (var child = CrashChild.Start("enqueue", db, "10000"))
+        using (var child = CrashChild.Start(Child, "enqueue", db, "10000"))
         {
             await child.WaitForLineAsync("ENQUEUED 10000");
             await child.KillAsync();

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 
-namespace Converge.Work.Tests.Durability;
+namespace Converge.Tests.Shared;
 
-/// <summary>Runs the crash child process and reads its stdout line by line.</summary>
+/// <summary>Runs a child process the crash tests kill with SIGKILL, and reads its stdout line by line.</summary>
+/// <remarks>Compiled into each test project that needs it (a linked file), so the child's dll is found next to the tests.</remarks>
 internal sealed class CrashChild : IDisposable
 {
     private readonly Process _process;
@@ -10,9 +11,10 @@ internal sealed class CrashChild : IDisposable
 
     private CrashChild(Process process) => _process = process;
 
-    public static CrashChild Start(params string[] args)
+    /// <summary>Starts <paramref name="dllName"/>, built next to the tests, with arguments.</summary>
+    public static CrashChild Start(string dllName, params string[] args)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Converge.Work.CrashChild.dll");
+        var dll = Path.Combine(AppContext.BaseDirectory, dllName);
         if (!File.Exists(dll))
         {
             throw new FileNotFoundException("The crash child was not built next to the tests.", dll);
