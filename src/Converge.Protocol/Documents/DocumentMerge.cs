@@ -70,6 +70,14 @@ public static class DocumentMerge
 
         if (current is null)
         {
+            if (mutation.BaseRevision > 0 && mutation.Kind != MutationKind.Put && rules.Delete == DeleteRule.DeleteWins)
+            {
+                // The writer saw this document, and the server no longer has it: it was deleted and its tombstone
+                // collected since. A patch or increment of it would bring back a fragment; a put, the whole
+                // document, may re-create it.
+                return new MergeOutcome(DocumentState.Empty, false, MutationStatus.Merged, "The document was deleted; the write was discarded.", null);
+            }
+
             return Changed(Create(mutation, writer, revision), MutationStatus.Applied, null);
         }
 

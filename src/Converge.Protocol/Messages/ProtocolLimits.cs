@@ -147,27 +147,23 @@ public sealed record ProtocolLimits
         }
 
         long bytes = 0;
-        foreach (var (name, value) in mutation.Fields ?? Empty)
+        if (CheckValues(mutation.Fields, "Field", ref bytes) is { } e3)
         {
-            if (CheckName(name, "field name") is { } e3)
-            {
-                return e3;
-            }
+            return e3;
+        }
 
-            if (value.ValueKind == JsonValueKind.Undefined)
-            {
-                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"Field '{name}' has no value.");
-            }
+        // Base values travel into conflict records and every device pulls them: they are bounded like the values,
+        // and only the fields the mutation writes or removes may have one.
+        if (CheckValues(mutation.BaseValues, "Base value of field", ref bytes) is { } e6)
+        {
+            return e6;
+        }
 
-            if (Depth(value) > MaxValueDepth)
+        foreach (var name in (mutation.BaseValues ?? Empty).Keys)
+        {
+            if (!(mutation.Fields?.ContainsKey(name) ?? false) && !(mutation.Remove?.Contains(name) ?? false))
             {
-                return new ProtocolError(ProtocolErrorCodes.TooDeep, $"Field '{name}' nests deeper than {MaxValueDepth} levels.");
-            }
-
-            bytes += System.Text.Encoding.UTF8.GetByteCount(name) + System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value).Length;
-            if (bytes > MaxDocumentBytes)
-            {
-                return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The mutation's values exceed {MaxDocumentBytes} bytes.");
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"'baseValues' names field '{name}', which the mutation neither writes nor removes.");
             }
         }
 
@@ -181,6 +177,35 @@ public sealed record ProtocolLimits
             if (mutation.Fields is not null && mutation.Fields.ContainsKey(name))
             {
                 return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"Field '{name}' is both written and removed.");
+            }
+        }
+
+        return null;
+    }
+
+    private ProtocolError? CheckValues(IReadOnlyDictionary<string, JsonElement>? values, string what, ref long bytes)
+    {
+        foreach (var (name, value) in values ?? Empty)
+        {
+            if (CheckName(name, "field name") is { } error)
+            {
+                return error;
+            }
+
+            if (value.ValueKind == JsonValueKind.Undefined)
+            {
+                return new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"{what} '{name}' has no value.");
+            }
+
+            if (Depth(value) > MaxValueDepth)
+            {
+                return new ProtocolError(ProtocolErrorCodes.TooDeep, $"{what} '{name}' nests deeper than {MaxValueDepth} levels.");
+            }
+
+            bytes += System.Text.Encoding.UTF8.GetByteCount(name) + System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value).Length;
+            if (bytes > MaxDocumentBytes)
+            {
+                return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The mutation's values and base values exceed {MaxDocumentBytes} bytes.");
             }
         }
 

@@ -60,6 +60,31 @@ public class DocumentMergeTests
     }
 
     [Fact]
+    public void Under_DeleteWins_a_patch_or_increment_of_a_document_the_server_no_longer_has_is_discarded()
+    {
+        // The writer saw the document at revision 7; the server has none: it was deleted and its tombstone collected.
+        var patch = Apply(null, Patch(T(100, A), """{"done":true}""", @base: 7), A, 9);
+        var increment = Apply(null, Increment(T(100, A), """{"n":1}""", @base: 7), A, 9);
+
+        Assert.False(patch.Changed);
+        Assert.Equal(MutationStatus.Merged, patch.Status);
+        Assert.False(increment.Changed);
+        Assert.Equal(MutationStatus.Merged, increment.Status);
+    }
+
+    [Fact]
+    public void A_put_of_a_document_the_server_no_longer_has_re_creates_it_and_UpdateWins_keeps_a_patch()
+    {
+        var put = Apply(null, Put(T(100, A), """{"title":"again"}""", @base: 7), A, 9);
+        var patch = Apply(null, Patch(T(100, A), """{"done":true}""", @base: 7), A, 9, new CollectionRules { Delete = DeleteRule.UpdateWins });
+
+        Assert.True(put.Changed);
+        AssertJson("""{"title":"again"}""", put.State);
+        Assert.True(patch.Changed);
+        AssertJson("""{"done":true}""", patch.State);
+    }
+
+    [Fact]
     public void An_increment_on_an_unknown_document_creates_it_with_the_amounts()
     {
         var outcome = Apply(null, Increment(T(100, A), """{"n":5,"m":-2.5}"""), A, 1);

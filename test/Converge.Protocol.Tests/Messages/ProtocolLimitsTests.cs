@@ -258,6 +258,18 @@ public class ProtocolLimitsTests
     }
 
     [Fact]
+    public void Base_values_are_bounded_like_values_and_only_for_fields_the_mutation_touches()
+    {
+        var written = Valid().Fields!.Keys.First();
+        AssertAccepted(Valid() with { BaseValues = Fields($$"""{"{{written}}":"before"}""") });
+        AssertRefused(ProtocolErrorCodes.TooDeep, Valid() with { BaseValues = Fields($$"""{"{{written}}":{{Nested(33)}}}""") });
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { BaseValues = Fields("""{"untouched":1}""") });
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { BaseValues = new Dictionary<string, JsonElement> { [written] = default } });
+        var big = new string('x', 300);
+        AssertRefused(ProtocolErrorCodes.DocumentTooLarge, Valid() with { BaseValues = Fields($$"""{"{{written}}":"{{big}}"}""") }, new ProtocolLimits { MaxDocumentBytes = 256 });
+    }
+
+    [Fact]
     public void A_field_without_a_value_is_invalid() =>
         AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { Fields = new Dictionary<string, JsonElement> { ["a"] = default } });
 
