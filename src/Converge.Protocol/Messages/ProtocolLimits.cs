@@ -154,7 +154,8 @@ public sealed record ProtocolLimits
 
         // Base values travel into conflict records and every device pulls them: they are bounded like the values,
         // and only the fields the mutation writes or removes may have one.
-        if (CheckValues(mutation.BaseValues, "Base value of field", ref bytes) is { } e6)
+        long baseBytes = 0;
+        if (CheckValues(mutation.BaseValues, "Base value of field", ref baseBytes) is { } e6)
         {
             return e6;
         }
@@ -205,7 +206,7 @@ public sealed record ProtocolLimits
             bytes += System.Text.Encoding.UTF8.GetByteCount(name) + System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value).Length;
             if (bytes > MaxDocumentBytes)
             {
-                return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The mutation's values and base values exceed {MaxDocumentBytes} bytes.");
+                return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The mutation's {(what == "Field" ? "values" : "base values")} exceed {MaxDocumentBytes} bytes.");
             }
         }
 
