@@ -26,6 +26,27 @@ public class ValidationTests
         Assert.Equal(MutationStatus.Applied, next.Results[0].Status);
     }
 
+    [Fact]
+    public async Task Reused_mutation_ids_with_newer_timestamps_are_refused_while_a_true_retry_is_a_duplicate()
+    {
+        var time = Times.NewFake();
+        await using var server = await TestServer.StartAsync(time);
+        var device = new Device(time);
+        var first = device.Batch(device.Put(Scope, "notes", "a", 0, """{"title":"one"}"""), device.Put(Scope, "notes", "b", 0, """{"title":"two"}"""));
+        await server.Alice.PushAsync(first);
+        var before = await server.Alice.SnapshotAsync(Scope);
+
+        // The device's store is restored from a backup: the same client id numbers new writes from 1 again.
+        time.Advance(TimeSpan.FromSeconds(5));
+        var restored = new Device(time, device.Node);
+        using var reused = await server.Alice.PostAsync("v1/push", Api.Json(restored.Batch(restored.Put(Scope, "notes", "c", 0, """{"title":"after restore"}"""))));
+        await Api.AssertProblemAsync(reused, HttpStatusCode.Conflict, ProtocolErrorCodes.ClientIdReused);
+        Assert.Equal(before, await server.Alice.SnapshotAsync(Scope));
+
+        var retry = await server.Alice.PushAsync(first);
+        Assert.All(retry.Results, r => Assert.Equal(MutationStatus.Duplicate, r.Status));
+    }
+
     [Theory]
     [InlineData("{")]
     [InlineData("not json")]

@@ -303,6 +303,13 @@ public static class ProtocolErrorCodes
     /// <summary>The caller may not read or write a scope it named (HTTP 403); nothing is said about what the scope holds.</summary>
     public const string ScopeForbidden = "scope_forbidden";
 
+    /// <summary>
+    /// The push reuses mutation ids the server already applied for this client, with newer timestamps: the client's
+    /// store was restored from a backup or copied to another device (HTTP 409). Nothing was applied; the client takes a
+    /// new replica id, numbers its outbox again from 1, and pushes again.
+    /// </summary>
+    public const string ClientIdReused = "client_id_reused";
+
     /// <summary>The conflict does not exist in any scope the caller may see (HTTP 404).</summary>
     public const string NotFound = "not_found";
 

@@ -116,7 +116,18 @@ internal sealed class SyncEngine
         var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
         await using (transaction.ConfigureAwait(false))
         {
-            var last = await transaction.ReadLastMutationIdAsync(principal, request.ClientId, cancellationToken).ConfigureAwait(false);
+            var progress = await transaction.ReadClientProgressAsync(principal, request.ClientId, cancellationToken).ConfigureAwait(false);
+            var last = progress.LastMutationId;
+            foreach (var m in mutations)
+            {
+                if (m.Id <= last && m.Hlc > progress.LastHlc)
+                {
+                    // A retry carries the timestamp it had; a newer one under an applied id is another write reusing it.
+                    throw new ClientIdReusedException(
+                        $"Mutation {m.Id} reuses an id this client already used, with a newer timestamp: the client's store was restored or copied. Take a new client id and push again.");
+                }
+            }
+
             var keys = new List<DocumentKey>(mutations.Count);
             var seen = new HashSet<DocumentKey>(mutations.Count);
             foreach (var m in mutations)
@@ -137,7 +148,7 @@ internal sealed class SyncEngine
             // Only the final state of each document is written, once, at the end of the batch.
             var changed = new HashSet<DocumentKey>();
             var scopes = new Dictionary<string, ScopeCounter>(StringComparer.Ordinal);
-            var applied = last;
+            var applied = progress;
             clock.TryReceive(request.Clock, out _);
             for (var i = 0; i < mutations.Count; i++)
             {
@@ -149,7 +160,7 @@ internal sealed class SyncEngine
                     continue;
                 }
 
-                applied = m.Id;
+                applied = new ClientProgress(m.Id, m.Hlc);
                 HybridTimestamp? restamp = null;
                 if (!clock.TryReceive(m.Hlc, out _))
                 {
@@ -220,9 +231,9 @@ internal sealed class SyncEngine
                 }
             }
 
-            if (applied > last)
+            if (applied.LastMutationId > last)
             {
-                await transaction.WriteLastMutationIdAsync(principal, request.ClientId, applied, cancellationToken).ConfigureAwait(false);
+                await transaction.WriteClientProgressAsync(principal, request.ClientId, applied, cancellationToken).ConfigureAwait(false);
             }
 
             response = new PushResponse { Clock = clock.Now(), Results = results };
@@ -342,20 +353,21 @@ internal sealed class SyncEngine
     /// starts from the beginning of the scope. Compaction keeps every item above the min valid cursor, so the cursors of
     /// a download from the start are never reset again.
     /// </remarks>
-    public async Task<PullResponse> PullAsync(string scope, long after, int limit, CancellationToken cancellationToken)
+    public async Task<PullPage> PullAsync(string scope, long after, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(after);
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var page = await _store.ReadChangesAsync(scope, after, limit, cancellationToken).ConfigureAwait(false);
+        var page = await ReadAsync(after).ConfigureAwait(false);
         var reset = after > 0 && (after < page.MinValidCursor || after > page.ScopeRevision);
         if (reset)
         {
             Log.PullReset(_logger, scope, after, page.MinValidCursor, page.ScopeRevision);
-            page = await _store.ReadChangesAsync(scope, 0, limit, cancellationToken).ConfigureAwait(false);
+            page.Raw?.Dispose();
+            page = await ReadAsync(0).ConfigureAwait(false);
         }
 
         var fromStart = after == 0 || reset;
-        var empty = page.Documents.Count == 0 && page.Conflicts.Count == 0;
+        var empty = page.Count == 0 && page.Conflicts.Count == 0;
         long cursor;
         if (empty)
         {
@@ -364,7 +376,7 @@ internal sealed class SyncEngine
         else
         {
             cursor = Math.Max(
-                page.Documents.Count > 0 ? page.Documents[^1].State.Revision : 0,
+                page.Count > 0 ? page.LastRevision : 0,
                 page.Conflicts.Count > 0 ? page.Conflicts[^1].Revision : 0);
             if (fromStart && !page.HasMore)
             {
@@ -374,18 +386,47 @@ internal sealed class SyncEngine
         }
 
         _metrics.Pulls.Add(1);
-        _metrics.DocumentsPulled.Add(page.Documents.Count);
-        Log.Pulled(_logger, scope, after, page.Documents.Count, page.Conflicts.Count, cursor);
-        return new PullResponse
+        _metrics.DocumentsPulled.Add(page.Count);
+        Log.Pulled(_logger, scope, after, page.Count, page.Conflicts.Count, cursor);
+        return new PullPage
         {
             Scope = scope,
             Cursor = cursor,
             HasMore = page.HasMore,
             Reset = reset,
             Clock = Clock.Now(),
-            Changes = page.Documents,
-            Conflicts = page.Conflicts.Count > 0 ? page.Conflicts : null,
+            Documents = page.Typed?.Documents,
+            Raw = page.Raw,
+            Conflicts = page.Conflicts,
         };
+
+        // The built-in store gives the states as stored JSON, which the page sends without building them; another store's
+        // page is used as it is.
+        async Task<StorePage> ReadAsync(long from)
+        {
+            if (_store is IRawChangeReader raw)
+            {
+                return new StorePage(null, raw.ReadRawChanges(scope, from, limit, cancellationToken));
+            }
+
+            return new StorePage(await _store.ReadChangesAsync(scope, from, limit, cancellationToken).ConfigureAwait(false), null);
+        }
+    }
+
+    /// <summary>A page as a store read it: built, or with its states as stored JSON.</summary>
+    private readonly record struct StorePage(ChangePage? Typed, RawChangePage? Raw)
+    {
+        public int Count => Raw?.Documents.Count ?? Typed!.Documents.Count;
+
+        public long LastRevision => Raw is { } raw ? raw.Documents[^1].Revision : Typed!.Documents[^1].State.Revision;
+
+        public IReadOnlyList<ConflictRecord> Conflicts => Raw?.Conflicts ?? Typed!.Conflicts;
+
+        public bool HasMore => Raw?.HasMore ?? Typed!.HasMore;
+
+        public long ScopeRevision => Raw?.ScopeRevision ?? Typed!.ScopeRevision;
+
+        public long MinValidCursor => Raw?.MinValidCursor ?? Typed!.MinValidCursor;
     }
 
     /// <summary>Reads the open conflicts of a scope.</summary>
@@ -527,3 +568,6 @@ internal enum ResolveChoice
     Client,
     Edited,
 }
+
+/// <summary>A push reuses mutation ids the server already applied for its client, with newer timestamps.</summary>
+internal sealed class ClientIdReusedException(string message) : Exception(message);

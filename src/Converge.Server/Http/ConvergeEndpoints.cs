@@ -53,7 +53,17 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             previous = scope;
         }
 
-        var response = await engine.PushAsync(request, PrincipalKey(context.User), context.RequestAborted).ConfigureAwait(false);
+        PushResponse response;
+        try
+        {
+            response = await engine.PushAsync(request, PrincipalKey(context.User), context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (ClientIdReusedException e)
+        {
+            await RefuseAsync(context, new ProtocolError(ProtocolErrorCodes.ClientIdReused, e.Message)).ConfigureAwait(false);
+            return;
+        }
+
         await WriteJsonAsync(context, response, ProtocolJson.PushResponse).ConfigureAwait(false);
     }
 
@@ -88,8 +98,10 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        var response = await engine.PullAsync(scope, after, Math.Min(limit, options.MaxPullLimit), context.RequestAborted).ConfigureAwait(false);
-        await WriteJsonAsync(context, response, ProtocolJson.PullResponse).ConfigureAwait(false);
+        using var page = await engine.PullAsync(scope, after, Math.Min(limit, options.MaxPullLimit), context.RequestAborted).ConfigureAwait(false);
+        context.Response.ContentType = JsonContentType;
+        context.Response.Headers.CacheControl = "no-store";
+        await page.WriteAsync(context.Response.BodyWriter, context.RequestAborted).ConfigureAwait(false);
     }
 
     public async Task ListConflictsAsync(HttpContext context)
@@ -261,7 +273,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
     private Task ForbidAsync(HttpContext context, string scope)
     {
         Log.ScopeForbidden(logger, context.User.Identity?.Name ?? "(unnamed)", scope);
-        return Problem.WriteAsync(context, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, "The caller may not use a scope the request names.");
+        return Problem.WriteAsync(context, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, $"The caller may not use scope '{scope}'.", scope);
     }
 
     private Task RefuseAsync(HttpContext context, ProtocolError error)

@@ -17,10 +17,11 @@ internal static class Problem
         ProtocolErrorCodes.Unauthenticated => StatusCodes.Status401Unauthorized,
         ProtocolErrorCodes.ScopeForbidden => StatusCodes.Status403Forbidden,
         ProtocolErrorCodes.NotFound => StatusCodes.Status404NotFound,
+        ProtocolErrorCodes.ClientIdReused => StatusCodes.Status409Conflict,
         _ => StatusCodes.Status400BadRequest,
     };
 
-    public static async Task WriteAsync(HttpContext context, int status, string code, string detail)
+    public static async Task WriteAsync(HttpContext context, int status, string code, string detail, string? scope = null)
     {
         var response = context.Response;
         response.StatusCode = status;
@@ -35,6 +36,12 @@ internal static class Problem
             writer.WriteNumber("status", status);
             writer.WriteString("detail", detail);
             writer.WriteString("code", code);
+            if (scope is not null)
+            {
+                // The caller's own input, named so a client can set that scope's writes aside and sync the others.
+                writer.WriteString("scope", scope);
+            }
+
             writer.WriteEndObject();
         }
 

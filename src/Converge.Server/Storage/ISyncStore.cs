@@ -73,20 +73,20 @@ public interface ISyncStore
 /// <remarks>Not thread-safe: one caller uses it at a time. Disposing without committing rolls everything back.</remarks>
 public interface ISyncTransaction : IAsyncDisposable
 {
-    /// <summary>Reads the id of the last mutation applied for a client of a principal.</summary>
+    /// <summary>Reads how far a client of a principal got: the id and timestamp of the last mutation applied for it.</summary>
     /// <param name="principal">The principal's stable key, so one principal cannot spend another's mutation ids.</param>
     /// <param name="clientId">The client's replica id.</param>
     /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The id, or 0 when none was applied.</returns>
-    ValueTask<long> ReadLastMutationIdAsync(string principal, string clientId, CancellationToken cancellationToken);
+    /// <returns>The progress; <see cref="ClientProgress.None"/> when nothing was applied.</returns>
+    ValueTask<ClientProgress> ReadClientProgressAsync(string principal, string clientId, CancellationToken cancellationToken);
 
-    /// <summary>Writes the id of the last mutation applied for a client of a principal.</summary>
+    /// <summary>Writes how far a client of a principal got.</summary>
     /// <param name="principal">The principal's stable key.</param>
     /// <param name="clientId">The client's replica id.</param>
-    /// <param name="mutationId">The id.</param>
+    /// <param name="progress">The id and timestamp of the last mutation applied.</param>
     /// <param name="cancellationToken">Stops the write.</param>
     /// <returns>A task that completes when written.</returns>
-    ValueTask WriteLastMutationIdAsync(string principal, string clientId, long mutationId, CancellationToken cancellationToken);
+    ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, CancellationToken cancellationToken);
 
     /// <summary>Reads a scope's revision counter: the revision of its latest change, 0 for a new scope.</summary>
     /// <param name="scope">The scope.</param>
@@ -146,6 +146,20 @@ public interface ISyncTransaction : IAsyncDisposable
 /// <param name="Collection">The collection.</param>
 /// <param name="Id">The document's id.</param>
 public readonly record struct DocumentKey(string Scope, string Collection, string Id);
+
+/// <summary>How far a client got: the id of the last mutation applied for it, and the timestamp that mutation carried.</summary>
+/// <param name="LastMutationId">The id; 0 when none was applied.</param>
+/// <param name="LastHlc">The timestamp the client stamped that mutation with (before any re-stamp).</param>
+/// <remarks>
+/// A client's ids and timestamps grow together, so a mutation whose id was applied already but whose timestamp is newer
+/// than <see cref="LastHlc"/> is not a retry: the client reuses ids (its store was restored from a backup, or copied
+/// to another device), and the server refuses it rather than drop it as a duplicate.
+/// </remarks>
+public readonly record struct ClientProgress(long LastMutationId, HybridTimestamp LastHlc)
+{
+    /// <summary>Gets the progress of a client nothing was applied for.</summary>
+    public static ClientProgress None => default;
+}
 
 /// <summary>A page of a scope's changes, read from one snapshot.</summary>
 /// <param name="Documents">The changed documents, each with its whole state, in revision order.</param>

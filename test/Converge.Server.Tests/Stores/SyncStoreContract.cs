@@ -174,7 +174,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
         {
             await transaction.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1), null, CancellationToken.None);
             await transaction.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
-            await transaction.WriteLastMutationIdAsync("p", "0000000000000001", 7, CancellationToken.None);
+            await transaction.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(7, new HybridTimestamp(1_700_000_000_000, 7, 1)), CancellationToken.None);
             await transaction.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
         }
 
@@ -183,7 +183,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
         Assert.Equal(0, page.ScopeRevision);
         Assert.Null(await store.ReadConflictAsync("k", CancellationToken.None));
         await using var check = await store.BeginAsync(CancellationToken.None);
-        Assert.Equal(0, await check.ReadLastMutationIdAsync("p", "0000000000000001", CancellationToken.None));
+        Assert.Equal(0, (await check.ReadClientProgressAsync("p", "0000000000000001", CancellationToken.None)).LastMutationId);
     }
 
     [Fact]
@@ -209,15 +209,15 @@ public abstract class SyncStoreContract : IAsyncLifetime
         var store = await OpenAsync();
         await WriteAsync(store, async tx =>
         {
-            await tx.WriteLastMutationIdAsync("alice", "0000000000000001", 5, CancellationToken.None);
-            await tx.WriteLastMutationIdAsync("alice", "0000000000000002", 8, CancellationToken.None);
+            await tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(5, new HybridTimestamp(1_700_000_000_000, 5, 1)), CancellationToken.None);
+            await tx.WriteClientProgressAsync("alice", "0000000000000002", new ClientProgress(8, new HybridTimestamp(1_700_000_000_000, 8, 1)), CancellationToken.None);
         });
-        await WriteAsync(store, tx => tx.WriteLastMutationIdAsync("alice", "0000000000000001", 6, CancellationToken.None).AsTask());
+        await WriteAsync(store, tx => tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(6, new HybridTimestamp(1_700_000_000_000, 6, 1)), CancellationToken.None).AsTask());
 
         await using var read = await store.BeginAsync(CancellationToken.None);
-        Assert.Equal(6, await read.ReadLastMutationIdAsync("alice", "0000000000000001", CancellationToken.None));
-        Assert.Equal(8, await read.ReadLastMutationIdAsync("alice", "0000000000000002", CancellationToken.None));
-        Assert.Equal(0, await read.ReadLastMutationIdAsync("mallory", "0000000000000001", CancellationToken.None));
+        Assert.Equal(new ClientProgress(6, new HybridTimestamp(1_700_000_000_000, 6, 1)), await read.ReadClientProgressAsync("alice", "0000000000000001", CancellationToken.None));
+        Assert.Equal(8, (await read.ReadClientProgressAsync("alice", "0000000000000002", CancellationToken.None)).LastMutationId);
+        Assert.Equal(0, (await read.ReadClientProgressAsync("mallory", "0000000000000001", CancellationToken.None)).LastMutationId);
     }
 
     [Fact]
@@ -247,7 +247,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
         {
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1, "kept"), null, CancellationToken.None);
             await tx.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
-            await tx.WriteLastMutationIdAsync("p", "0000000000000001", 3, CancellationToken.None);
+            await tx.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(3, new HybridTimestamp(1_700_000_000_000, 3, 1)), CancellationToken.None);
             await tx.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
             await tx.WriteClockAsync(clock, CancellationToken.None);
         });
@@ -260,7 +260,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
         Assert.Equal(1, page.ScopeRevision);
         Assert.NotNull(await again.ReadConflictAsync("k", CancellationToken.None));
         await using var tx = await again.BeginAsync(CancellationToken.None);
-        Assert.Equal(3, await tx.ReadLastMutationIdAsync("p", "0000000000000001", CancellationToken.None));
+        Assert.Equal(3, (await tx.ReadClientProgressAsync("p", "0000000000000001", CancellationToken.None)).LastMutationId);
     }
 
     [Fact]

@@ -13,7 +13,7 @@ namespace Converge.Server.Storage.Sqlite;
 /// unique by (scope, rev), so a pull is an index seek on (scope, rev) whose cost follows the changes, not the store.
 /// The writer's statements are prepared once for the life of the store.
 /// </remarks>
-internal sealed partial class SqliteSyncStore : ISyncStore, IDisposable
+internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, IDisposable
 {
     /// <summary>The schema this code reads and writes.</summary>
     public const int SchemaVersion = 1;
@@ -158,6 +158,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IDisposable
                         principal TEXT NOT NULL,
                         client TEXT NOT NULL,
                         last_mutation INTEGER NOT NULL,
+                        last_hlc BLOB NOT NULL,
                         PRIMARY KEY (principal, client)
                     ) WITHOUT ROWID;
                     """);
@@ -229,6 +230,25 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IDisposable
 
     public Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken)
     {
+        using var page = ReadRawChanges(scope, after, limit, cancellationToken);
+        var documents = new List<DocumentChange>(page.Documents.Count);
+        foreach (var document in page.Documents)
+        {
+            documents.Add(new DocumentChange
+            {
+                Collection = document.Collection,
+                DocumentId = document.Id,
+                State = JsonSerializer.Deserialize(page.State(document), ProtocolJson.DocumentState)
+                    ?? throw new InvalidOperationException("A stored document state is null."),
+            });
+        }
+
+        return Task.FromResult(new ChangePage(documents, page.Conflicts, page.HasMore, page.ScopeRevision, page.MinValidCursor));
+    }
+
+    /// <summary>Reads a page of a scope's changes from one snapshot, with each document's state as the JSON it is stored as, so a pull can send it without building it.</summary>
+    public RawChangePage ReadRawChanges(string scope, long after, int limit, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(scope);
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         cancellationToken.ThrowIfCancellationRequested();
@@ -258,35 +278,42 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IDisposable
         conflictsCommand.Parameters.AddWithValue("$after", after);
         conflictsCommand.Parameters.AddWithValue("$limit", limit + 1);
 
-        var documents = new List<DocumentChange>();
-        List<ConflictRecord>? conflicts = null;
-        using var documentRows = documentsCommand.ExecuteReader();
-        using var conflictRows = conflictsCommand.ExecuteReader();
-        var hasDocument = documentRows.Read();
-        var hasConflict = conflictRows.Read();
-        var taken = 0;
-        while ((hasDocument || hasConflict) && taken < limit)
+        var page = new RawChangePage();
+        try
         {
-            if (hasDocument && (!hasConflict || documentRows.GetInt64(0) < conflictRows.GetInt64(0)))
+            List<ConflictRecord>? conflicts = null;
+            using var documentRows = documentsCommand.ExecuteReader();
+            using var conflictRows = conflictsCommand.ExecuteReader();
+            var hasDocument = documentRows.Read();
+            var hasConflict = conflictRows.Read();
+            var taken = 0;
+            while ((hasDocument || hasConflict) && taken < limit)
             {
-                documents.Add(new DocumentChange
+                if (hasDocument && (!hasConflict || documentRows.GetInt64(0) < conflictRows.GetInt64(0)))
                 {
-                    Collection = documentRows.GetString(1),
-                    DocumentId = documentRows.GetString(2),
-                    State = DeserializeState(documentRows, 3),
-                });
-                hasDocument = documentRows.Read();
-            }
-            else
-            {
-                (conflicts ??= []).Add(DeserializeConflict(conflictRows, 1));
-                hasConflict = conflictRows.Read();
+                    page.Add(documentRows.GetInt64(0), documentRows.GetString(1), documentRows.GetString(2), documentRows, 3);
+                    hasDocument = documentRows.Read();
+                }
+                else
+                {
+                    (conflicts ??= []).Add(DeserializeConflict(conflictRows, 1));
+                    hasConflict = conflictRows.Read();
+                }
+
+                taken++;
             }
 
-            taken++;
+            page.Conflicts = (IReadOnlyList<ConflictRecord>?)conflicts ?? [];
+            page.HasMore = hasDocument || hasConflict;
+            page.ScopeRevision = scopeRevision;
+            page.MinValidCursor = minValid;
+            return page;
         }
-
-        return Task.FromResult(new ChangePage(documents, (IReadOnlyList<ConflictRecord>?)conflicts ?? [], hasDocument || hasConflict, scopeRevision, minValid));
+        catch
+        {
+            page.Dispose();
+            throw;
+        }
     }
 
     public Task<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(string scope, CancellationToken cancellationToken)
@@ -527,11 +554,15 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IDisposable
         var acquired = _writeLock.Wait(TimeSpan.FromSeconds(30));
         _disposed = true;
         _ready = false;
-        CloseConnections();
-        if (acquired)
+        if (!acquired)
         {
-            _writeLock.Release();
+            // A transaction still holds the writer after 30 s: closing its connection under it could leave a torn
+            // commit, so the connections are left to the process's end; SQLite's WAL recovers what was committed.
+            return;
         }
+
+        CloseConnections();
+        _writeLock.Release();
     }
 
     private void CloseConnections()

@@ -16,13 +16,14 @@ internal sealed class WriterCommands : IDisposable
         Begin = Create(connection, "BEGIN IMMEDIATE;");
         Commit = Create(connection, "COMMIT;");
         Rollback = Create(connection, "ROLLBACK;");
-        ReadClient = Create(connection, "SELECT last_mutation FROM clients WHERE principal = $principal AND client = $client;", ("$principal", SqliteType.Text), ("$client", SqliteType.Text));
+        ReadClient = Create(connection, "SELECT last_mutation, last_hlc FROM clients WHERE principal = $principal AND client = $client;", ("$principal", SqliteType.Text), ("$client", SqliteType.Text));
         WriteClient = Create(
             connection,
-            "INSERT INTO clients (principal, client, last_mutation) VALUES ($principal, $client, $last) ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation;",
+            "INSERT INTO clients (principal, client, last_mutation, last_hlc) VALUES ($principal, $client, $last, $hlc) ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation, last_hlc = excluded.last_hlc;",
             ("$principal", SqliteType.Text),
             ("$client", SqliteType.Text),
-            ("$last", SqliteType.Integer));
+            ("$last", SqliteType.Integer),
+            ("$hlc", SqliteType.Blob));
         ReadScope = Create(connection, "SELECT revision FROM scopes WHERE scope = $scope;", ("$scope", SqliteType.Text));
         WriteScope = Create(
             connection,
@@ -125,22 +126,32 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
     private bool _committed;
     private bool _disposed;
 
-    public ValueTask<long> ReadLastMutationIdAsync(string principal, string clientId, CancellationToken cancellationToken)
+    public ValueTask<ClientProgress> ReadClientProgressAsync(string principal, string clientId, CancellationToken cancellationToken)
     {
         ThrowIfDone(cancellationToken);
         var command = commands.ReadClient;
         command.Parameters[0].Value = principal;
         command.Parameters[1].Value = clientId;
-        return new ValueTask<long>(command.ExecuteScalar() is long last ? last : 0);
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+        {
+            return new ValueTask<ClientProgress>(ClientProgress.None);
+        }
+
+        var hlc = (byte[])reader.GetValue(1);
+        return new ValueTask<ClientProgress>(new ClientProgress(reader.GetInt64(0), HybridTimestamp.ReadFrom(hlc)));
     }
 
-    public ValueTask WriteLastMutationIdAsync(string principal, string clientId, long mutationId, CancellationToken cancellationToken)
+    public ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, CancellationToken cancellationToken)
     {
         ThrowIfDone(cancellationToken);
         var command = commands.WriteClient;
         command.Parameters[0].Value = principal;
         command.Parameters[1].Value = clientId;
-        command.Parameters[2].Value = mutationId;
+        command.Parameters[2].Value = progress.LastMutationId;
+        var hlc = new byte[HybridTimestamp.BinarySize];
+        progress.LastHlc.WriteTo(hlc);
+        command.Parameters[3].Value = hlc;
         command.ExecuteNonQuery();
         return ValueTask.CompletedTask;
     }

@@ -1,0 +1,98 @@
+using System.IO.Pipelines;
+using System.Text.Json;
+using Converge.Protocol;
+using Converge.Protocol.Messages;
+using Converge.Server.Storage;
+
+namespace Converge.Server.Engine;
+
+/// <summary>A pull page as the engine answers it: the protocol's <see cref="PullResponse"/>, with the documents' states either built or as stored JSON.</summary>
+internal sealed class PullPage : IDisposable
+{
+    private const int FlushBytes = 64 * 1024;
+
+    public required string Scope { get; init; }
+
+    public required long Cursor { get; init; }
+
+    public bool HasMore { get; init; }
+
+    public bool Reset { get; init; }
+
+    public required HybridTimestamp Clock { get; init; }
+
+    /// <summary>Gets the documents as a store built them, when it cannot give their JSON.</summary>
+    public IReadOnlyList<DocumentChange>? Documents { get; init; }
+
+    /// <summary>Gets the documents with their states as stored JSON.</summary>
+    public RawChangePage? Raw { get; init; }
+
+    public required IReadOnlyList<ConflictRecord> Conflicts { get; init; }
+
+    public int DocumentCount => Raw?.Documents.Count ?? Documents?.Count ?? 0;
+
+    /// <summary>Writes the page as the JSON of a <see cref="PullResponse"/>, members in the same order, stored states copied as they are.</summary>
+    public async Task WriteAsync(PipeWriter output, CancellationToken cancellationToken)
+    {
+        var writer = new Utf8JsonWriter(output);
+        await using (writer.ConfigureAwait(false))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("scope"u8, Scope);
+            writer.WriteNumber("cursor"u8, Cursor);
+            writer.WriteBoolean("hasMore"u8, HasMore);
+            if (Reset)
+            {
+                writer.WriteBoolean("reset"u8, true);
+            }
+
+            Span<char> clock = stackalloc char[HybridTimestamp.TextLength];
+            Clock.TryFormat(clock, out _);
+            writer.WriteString("clock"u8, clock);
+            writer.WriteStartArray("changes"u8);
+            var count = DocumentCount;
+            for (var i = 0; i < count; i++)
+            {
+                writer.WriteStartObject();
+                if (Raw is { } raw)
+                {
+                    var document = raw.Documents[i];
+                    writer.WriteString("collection"u8, document.Collection);
+                    writer.WriteString("id"u8, document.Id);
+                    writer.WritePropertyName("state"u8);
+                    writer.WriteRawValue(raw.State(document), skipInputValidation: true);
+                }
+                else
+                {
+                    var change = Documents![i];
+                    writer.WriteString("collection"u8, change.Collection);
+                    writer.WriteString("id"u8, change.DocumentId);
+                    writer.WritePropertyName("state"u8);
+                    JsonSerializer.Serialize(writer, change.State, ProtocolJson.DocumentState);
+                }
+
+                writer.WriteEndObject();
+                if (writer.BytesPending >= FlushBytes)
+                {
+                    // Hand what is written to the connection as it goes, so the page's JSON never sits whole in memory.
+                    writer.Flush();
+                    await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            writer.WriteEndArray();
+            if (Conflicts.Count > 0)
+            {
+                writer.WritePropertyName("conflicts"u8);
+                JsonSerializer.Serialize(writer, Conflicts, ProtocolJson.ConflictRecords);
+            }
+
+            writer.WriteEndObject();
+            writer.Flush();
+        }
+
+        await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Dispose() => Raw?.Dispose();
+}
