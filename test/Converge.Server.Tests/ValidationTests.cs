@@ -27,6 +27,22 @@ public class ValidationTests
     }
 
     [Fact]
+    public async Task A_write_that_would_grow_a_document_past_its_bound_is_rejected_and_changes_nothing()
+    {
+        var time = Times.NewFake();
+        await using var server = await TestServer.StartAsync(time, o => o.Limits = new ProtocolLimits { MaxFieldsPerMutation = 2, MaxFieldsPerDocument = 3 });
+        var device = new Device(time);
+        var first = await server.Alice.PushAsync(device.Batch(device.Put(Scope, "notes", "n", 0, """{"a":1,"b":2}""")));
+        var before = await server.Alice.SnapshotAsync(Scope);
+
+        var grow = await server.Alice.PushAsync(device.Batch(device.Patch(Scope, "notes", "n", first.Results[0].Revision, """{"c":3,"d":4}""")));
+
+        Assert.Equal(MutationStatus.Rejected, grow.Results[0].Status);
+        Assert.Contains("at most 3", grow.Results[0].Reason, StringComparison.Ordinal);
+        Assert.Equal(before, await server.Alice.SnapshotAsync(Scope));
+    }
+
+    [Fact]
     public async Task Reused_mutation_ids_with_newer_timestamps_are_refused_while_a_true_retry_is_a_duplicate()
     {
         var time = Times.NewFake();

@@ -36,6 +36,14 @@ public sealed record ProtocolLimits
     /// <value>The default is 512.</value>
     public int MaxFieldsPerMutation { get; init; } = 512;
 
+    /// <summary>Gets the most fields, removed ones included, one document may hold.</summary>
+    /// <value>The default is 1,024.</value>
+    public int MaxFieldsPerDocument { get; init; } = 1_024;
+
+    /// <summary>Gets the largest size of a whole document's field names and values.</summary>
+    /// <value>The default is 1 MiB.</value>
+    public int MaxDocumentStateBytes { get; init; } = 1024 * 1024;
+
     /// <summary>Checks that the limits themselves are sane.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A limit is not positive, or the value depth leaves no room for the envelope.</exception>
     public void Validate()
@@ -47,6 +55,32 @@ public sealed record ProtocolLimits
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxIdLength, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxNameLength, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxFieldsPerMutation, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxFieldsPerDocument, MaxFieldsPerMutation);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxDocumentStateBytes, MaxDocumentBytes);
+    }
+
+    /// <summary>Checks a document's state after a write: its field count and the size of its names and values.</summary>
+    /// <param name="state">The state.</param>
+    /// <returns><see langword="null"/> when within the limits; otherwise a <see cref="ProtocolErrorCodes.DocumentTooLarge"/> problem.</returns>
+    public ProtocolError? CheckState(Documents.DocumentState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Fields.Count > MaxFieldsPerDocument)
+        {
+            return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The document would hold {state.Fields.Count} fields (removed ones included); at most {MaxFieldsPerDocument} are allowed.");
+        }
+
+        long bytes = 0;
+        foreach (var (name, field) in state.Fields)
+        {
+            bytes += name.Length + (field.Removed ? 0 : System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(field.Value).Length);
+            if (bytes > MaxDocumentStateBytes)
+            {
+                return new ProtocolError(ProtocolErrorCodes.DocumentTooLarge, $"The document would exceed {MaxDocumentStateBytes} bytes.");
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Checks a push request against the limits and the protocol's rules.</summary>

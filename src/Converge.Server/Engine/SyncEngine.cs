@@ -302,6 +302,12 @@ internal sealed class SyncEngine
             return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = outcome.Reason };
         }
 
+        // Each mutation is bounded, but a document could still grow without end one field at a time.
+        if (outcome.Changed && _options.Limits.CheckState(outcome.State) is { } tooLarge)
+        {
+            return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = tooLarge.Message };
+        }
+
         var revision = Record(outcome, key, counter, documents, changed);
         string? conflictId = null;
         if (outcome.ConflictFields is { Count: > 0 } fields)

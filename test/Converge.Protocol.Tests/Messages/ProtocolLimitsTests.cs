@@ -1,3 +1,4 @@
+using Converge.Protocol.Documents;
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using Converge.Protocol.Messages;
@@ -267,6 +268,22 @@ public class ProtocolLimitsTests
         AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { BaseValues = new Dictionary<string, JsonElement> { [written] = default } });
         var big = new string('x', 300);
         AssertRefused(ProtocolErrorCodes.DocumentTooLarge, Valid() with { BaseValues = Fields($$"""{"{{written}}":"{{big}}"}""") }, new ProtocolLimits { MaxDocumentBytes = 256 });
+    }
+
+    [Fact]
+    public void A_whole_document_is_bounded_in_fields_and_bytes()
+    {
+        static DocumentState StateOf(params (string Name, string Json)[] fields) => new()
+        {
+            Fields = fields.ToDictionary(f => f.Name, f => FieldState.Written(JsonDocument.Parse(f.Json).RootElement.Clone(), Hlc, 1, 1)),
+        };
+
+        var three = StateOf(("a", "1"), ("b", "2"), ("c", "3"));
+        Assert.Null(new ProtocolLimits().CheckState(three));
+        Assert.Equal(ProtocolErrorCodes.DocumentTooLarge, new ProtocolLimits { MaxFieldsPerDocument = 2 }.CheckState(three)?.Code);
+        var big = StateOf(("a", $"\"{new string('x', 100)}\""), ("b", $"\"{new string('y', 100)}\""));
+        Assert.Null(new ProtocolLimits { MaxDocumentStateBytes = 300 }.CheckState(big));
+        Assert.Equal(ProtocolErrorCodes.DocumentTooLarge, new ProtocolLimits { MaxDocumentStateBytes = 150 }.CheckState(big)?.Code);
     }
 
     [Fact]
