@@ -13,7 +13,7 @@ namespace Converge.Client;
 /// It takes the <see cref="ConvergeClient"/> registered in the container.
 /// </para>
 /// <para>
-/// An unreachable server, a timeout, or a server error (5xx, 429) returns <see cref="WorkResult.Retry"/>, so the work
+/// An unreachable server, a timeout, a dropped connection, or a server error (5xx, 429) returns <see cref="WorkResult.Retry"/>, so the work
 /// backs off exponentially; any other refusal is a failure whose output says why. A periodic work comes back at its
 /// next period either way. The output of a successful run holds <c>pushed</c>, <c>pulled</c>, <c>conflicts</c> and
 /// <c>rejected</c>.
@@ -51,7 +51,7 @@ public sealed partial class SyncWorker : IWorker
                 ("conflicts", report.ConflictsReceived),
                 ("rejected", report.Rejected.Count)));
         }
-        catch (Exception e) when (e is HttpRequestException or TimeoutException)
+        catch (Exception e) when (e is HttpRequestException or TimeoutException or IOException or System.Net.Sockets.SocketException)
         {
             LogRetry(_logger, context.RunAttemptCount, e.Message);
             return WorkResult.Retry();
