@@ -27,6 +27,12 @@ public sealed record PullResponse
     [JsonPropertyName("clock")]
     public required HybridTimestamp Clock { get; init; }
 
+    /// <summary>Gets the id of the server store's history: made when the store is created, new when it is replaced or restored from a backup.</summary>
+    /// <remarks>A client keeps it with its cursor; when it changes, the client's cursors mean nothing to this store, and the client pulls the scope again from 0 as after a reset, keeping its outbox.</remarks>
+    [JsonPropertyName("epoch")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Epoch { get; init; }
+
     /// <summary>Gets the changed documents, each with its whole current state, in revision order.</summary>
     [JsonPropertyName("changes")]
     public required IReadOnlyList<DocumentChange> Changes { get; init; }
