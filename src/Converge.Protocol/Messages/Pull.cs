@@ -27,7 +27,7 @@ public sealed record PullResponse
     [JsonPropertyName("clock")]
     public required HybridTimestamp Clock { get; init; }
 
-    /// <summary>Gets the id of the server store's history: made when the store is created, new when it is replaced or restored from a backup.</summary>
+    /// <summary>Gets the id of the server store's history: made when the store is created, and made anew when an operator starts the server on a store restored from a backup.</summary>
     /// <remarks>A client keeps it with its cursor; when it changes, the client's cursors mean nothing to this store, and the client pulls the scope again from 0 as after a reset, keeping its outbox.</remarks>
     [JsonPropertyName("epoch")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
