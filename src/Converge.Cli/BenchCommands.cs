@@ -9,6 +9,7 @@ internal static class BenchCommands
     {
         var bench = new Command("bench", "Run benchmarks and print (and optionally write as JSON) their figures.");
         bench.Subcommands.Add(WorkBench.Create());
+        bench.Subcommands.Add(SyncBench.Create());
         return bench;
     }
 }

@@ -1,4 +1,7 @@
 using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Converge.Client.Sync;
 using Converge.Client.Storage;
 using Converge.Protocol.Messages;
 
@@ -157,10 +160,10 @@ public sealed partial class ConvergeClient
         long after = 0;
         while (true)
         {
-            List<Mutation> batch;
+            List<OutboxRow> batch;
             using (var connection = Store.OpenRead())
             {
-                batch = StoreReads.Outbox(connection, after, upTo, batchSize);
+                batch = StoreReads.OutboxRows(connection, after, upTo, batchSize);
             }
 
             if (batch.Count == 0)
@@ -172,7 +175,7 @@ public sealed partial class ConvergeClient
             IReadOnlyList<MutationResult> results;
             try
             {
-                var response = await http.PushAsync(new PushRequest { ClientId = ClientId, Clock = Clock.Now(), Mutations = batch }, cancellationToken).ConfigureAwait(false);
+                var response = await http.PushAsync(PushBody(batch), cancellationToken).ConfigureAwait(false);
                 CheckResults(batch, response);
                 Clock.TryReceive(response.Clock, out _);
                 results = response.Results;
@@ -193,13 +196,50 @@ public sealed partial class ConvergeClient
                 results = [new MutationResult { Id = batch[0].Id, Status = MutationStatus.Rejected, Reason = e.Message }];
             }
 
-            await ApplyResultsAsync(batch, results, round, cancellationToken).ConfigureAwait(false);
+            await ApplyResultsAsync(batch, after, results, round, cancellationToken).ConfigureAwait(false);
             after = batch[^1].Id;
             round.Progress(SyncPhase.Push, null);
         }
     }
 
-    private static void CheckResults(List<Mutation> batch, PushResponse response)
+    /// <summary>The body of a push: the outbox's mutations spliced in as stored, which is exactly how the protocol writes them.</summary>
+    private byte[] PushBody(List<OutboxRow> batch)
+    {
+        Span<char> clock = stackalloc char[Protocol.HybridTimestamp.TextLength];
+        Clock.Now().TryFormat(clock, out _);
+        const string Start = "{\"client\":\"";
+        const string Middle = "\",\"clock\":\"";
+        const string Mutations = "\",\"mutations\":[";
+        const string End = "]}";
+        var utf8 = Encoding.UTF8;
+        var length = Start.Length + ClientId.Length + Middle.Length + clock.Length + Mutations.Length + End.Length + batch.Count - 1;
+        foreach (var row in batch)
+        {
+            length += row.Json.Length;
+        }
+
+        var body = new byte[length];
+        var at = utf8.GetBytes(Start, body);
+        at += utf8.GetBytes(ClientId, body.AsSpan(at));
+        at += utf8.GetBytes(Middle, body.AsSpan(at));
+        at += utf8.GetBytes(clock, body.AsSpan(at));
+        at += utf8.GetBytes(Mutations, body.AsSpan(at));
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (i > 0)
+            {
+                body[at++] = (byte)',';
+            }
+
+            batch[i].Json.CopyTo(body, at);
+            at += batch[i].Json.Length;
+        }
+
+        utf8.GetBytes(End, body.AsSpan(at));
+        return body;
+    }
+
+    private static void CheckResults(List<OutboxRow> batch, PushResponse response)
     {
         if (response.Results is null || response.Results.Count != batch.Count)
         {
@@ -216,36 +256,40 @@ public sealed partial class ConvergeClient
     }
 
     /// <summary>Drops answered mutations from the outbox; rebuilds the documents whose mutations were rejected.</summary>
-    private async Task ApplyResultsAsync(List<Mutation> batch, IReadOnlyList<MutationResult> results, Round round, CancellationToken cancellationToken)
+    /// <remarks>The batch is every outbox row with an id in (<paramref name="after"/>, last id of the batch], so one statement removes it.</remarks>
+    private async Task ApplyResultsAsync(List<OutboxRow> batch, long after, IReadOnlyList<MutationResult> results, Round round, CancellationToken cancellationToken)
     {
-        var byId = batch.ToDictionary(m => m.Id);
         var (changes, conflictChanges) = await Store.WriteAsync(
             tx =>
             {
-                var touched = new Dictionary<(string Scope, string Collection, string Id), bool>();
+                // Accepted writes change nothing locally until the pull brings the server's state: their documents only
+                // count one pending mutation less. A rejected write's document is rebuilt below, pending count included.
+                tx.SettlePending(after, batch[^1].Id);
+                tx.RemoveFromOutbox(after, batch[^1].Id);
+                var rejected = new HashSet<(string Scope, string Collection, string Id)>();
                 var conflictEvents = new List<ConflictChangedEventArgs>();
-                foreach (var result in results)
+                for (var i = 0; i < results.Count; i++)
                 {
-                    var mutation = byId[result.Id];
-                    tx.RemoveFromOutbox(mutation.Id);
-                    var key = (mutation.Scope, mutation.Collection, mutation.DocumentId);
-                    var rejected = result.Status == MutationStatus.Rejected;
-                    touched[key] = (touched.TryGetValue(key, out var before) && before) || rejected;
+                    var result = results[i];
+                    var row = batch[i];
+                    var key = (row.Scope, row.Collection, row.DocumentId);
                     round.Pushed++;
                     if (result.Restamped is { } restamped)
                     {
                         round.Restamped++;
-                        Log.MutationRestamped(_logger, mutation.Id, restamped);
+                        Log.MutationRestamped(_logger, row.Id, restamped);
                     }
 
-                    if (!rejected)
+                    if (result.Status != MutationStatus.Rejected)
                     {
                         continue;
                     }
 
+                    rejected.Add(key);
+                    var mutation = JsonSerializer.Deserialize(row.Json, ProtocolJson.Mutation)!;
                     round.Rejected.Add(new RejectedMutation(mutation.Id, mutation.Scope, mutation.Collection, mutation.DocumentId, mutation.Kind, result.Reason));
                     Log.MutationRejected(_logger, mutation.Id, mutation.Kind, mutation.Collection, result.Reason);
-                    if (mutation.ConflictId is { } conflictId && !tx.HasPendingResolve(conflictId) && tx.GetConflict(conflictId) is { Resolving: true } conflict)
+                    if (row.ConflictId is { } conflictId && !PendingLater(batch, i, conflictId) && !tx.HasPendingResolve(conflictId) && tx.GetConflict(conflictId) is { Resolving: true } conflict)
                     {
                         // The resolution was refused: the conflict waits for a person again.
                         tx.SetConflictResolving(conflictId, false);
@@ -254,7 +298,7 @@ public sealed partial class ConvergeClient
                 }
 
                 var events = new List<StoreChange>();
-                foreach (var ((scope, collection, id), rebuild) in touched)
+                foreach (var (scope, collection, id) in rejected)
                 {
                     var row = tx.GetDocument(scope, collection, id);
                     if (row is null)
@@ -263,11 +307,12 @@ public sealed partial class ConvergeClient
                     }
 
                     var pending = tx.PendingMutations(scope, collection, id);
-                    var view = rebuild ? LocalView.Rebuild(row.ServerState, pending) : LocalView.FromStored(row.LocalValue, row.LocalTimestamps);
-                    tx.PutDocument(scope, collection, id, row.ServerState, view, pending.Count);
-                    if (rebuild && Changed(row.LocalValue, view) is { } change)
+                    var view = LocalView.Rebuild(row.ServerState, pending);
+                    var json = view.Value?.ToJson();
+                    tx.PutDocument(scope, collection, id, row, view, json, pending.Count);
+                    if (Changed(row.LocalValue, json) is { } change)
                     {
-                        events.Add(new StoreChange(scope, collection, id, change, ChangeOrigin.Remote, view.Value?.ToElement()));
+                        events.Add(new StoreChange(scope, collection, id, change, ChangeOrigin.Remote, json));
                     }
                 }
 
@@ -277,18 +322,31 @@ public sealed partial class ConvergeClient
             cancellationToken).ConfigureAwait(false);
         Changes.Publish(changes);
         ConflictChanges.Publish(conflictChanges);
+
+        // A later mutation of the same batch that resolves the same conflict was in the outbox when this one was answered.
+        static bool PendingLater(List<OutboxRow> batch, int index, string conflictId)
+        {
+            for (var j = index + 1; j < batch.Count; j++)
+            {
+                if (batch[j].ConflictId == conflictId)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
     }
 
     /// <summary>What a rebuild did to a document's local value, or <see langword="null"/> when the value is the same.</summary>
-    private static ChangeKind? Changed(string? before, LocalView after)
+    private static ChangeKind? Changed(string? before, string? after)
     {
-        var json = after.Value?.ToJson();
-        if (string.Equals(before, json, StringComparison.Ordinal))
+        if (string.Equals(before, after, StringComparison.Ordinal))
         {
             return null;
         }
 
-        return json is null ? ChangeKind.Delete : ChangeKind.Put;
+        return after is null ? ChangeKind.Delete : ChangeKind.Put;
     }
 
     // ---- pull ----
@@ -303,8 +361,8 @@ public sealed partial class ConvergeClient
 
         while (true)
         {
-            var page = await http.PullAsync(scope, cursor, PullPageSize, cancellationToken).ConfigureAwait(false);
-            if (page.Scope != scope || page.Changes is null || page.Cursor < 0 || (!page.Reset && page.Cursor < cursor))
+            using var page = await http.PullAsync(scope, cursor, PullPageSize, cancellationToken).ConfigureAwait(false);
+            if (page.Scope != scope || page.Cursor < 0 || (!page.Reset && page.Cursor < cursor))
             {
                 throw new ConvergeSyncException($"The server answered a pull of scope '{scope}' after {cursor} with a page of scope '{page.Scope}' ending at cursor {page.Cursor}.");
             }
@@ -316,7 +374,7 @@ public sealed partial class ConvergeClient
             }
 
             Clock.TryReceive(page.Clock, out _);
-            var applied = await ApplyPageAsync(scope, page.Changes, page.Conflicts, page.Cursor, page.Reset, cancellationToken).ConfigureAwait(false);
+            var applied = await ApplyRawPageAsync(scope, page.Changes, page.Conflicts, page.Cursor, page.Reset, cancellationToken, page.ConflictJson).ConfigureAwait(false);
             round.Pulled += applied.Documents;
             round.Conflicts += applied.Conflicts;
             round.Progress(SyncPhase.Pull, scope);
@@ -328,20 +386,40 @@ public sealed partial class ConvergeClient
         }
     }
 
+    /// <summary>Applies a page of changes given as states, for callers that hold <see cref="DocumentChange"/>s rather than the server's JSON.</summary>
+    internal Task<(int Documents, int Conflicts)> ApplyPageAsync(string scope, IReadOnlyList<DocumentChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        var raw = new List<PageChange>(changes.Count);
+        foreach (var change in changes)
+        {
+            if (change?.State is null)
+            {
+                throw new ConvergeSyncException($"A page of scope '{scope}' holds a change without a valid collection, id and state.");
+            }
+
+            raw.Add(new PageChange(change.Collection, change.DocumentId, JsonSerializer.SerializeToUtf8Bytes(change.State, ProtocolJson.DocumentState)));
+        }
+
+        return ApplyRawPageAsync(scope, raw, conflicts, cursor, reset, cancellationToken);
+    }
+
     /// <summary>Applies a page of changes of one scope, and its new cursor, in one transaction; then raises their events.</summary>
     /// <param name="scope">The scope.</param>
-    /// <param name="changes">The documents' new server states.</param>
+    /// <param name="changes">The documents' new server states, as JSON.</param>
     /// <param name="conflicts">Conflict records created, changed or resolved.</param>
     /// <param name="cursor">The scope's cursor after the page: pass it only when every change up to it has been applied. The stored cursor never moves back, except on a reset.</param>
     /// <param name="reset">Whether the scope restarts from scratch: its documents without pending writes are dropped first.</param>
     /// <param name="cancellationToken">Cancels before the transaction starts.</param>
     /// <returns>How many documents and conflict records were applied.</returns>
     /// <remarks>
-    /// Takes its page from any source (a pull, a live message), so it trusts nothing: names are checked, and a change
-    /// older than the stored server state is skipped. Each document's local value is rebuilt as the new server state with
-    /// the document's still-pending outbox mutations re-applied on top.
+    /// Takes its page from any source (a pull, a live message), so it trusts nothing: names are checked, states are read
+    /// strictly, and a change older than the stored server state is skipped. Each document's local value is rebuilt as the
+    /// new server state with the document's still-pending outbox mutations re-applied on top; a document with nothing
+    /// pending takes the state's values directly, without building the state.
     /// </remarks>
-    internal async Task<(int Documents, int Conflicts)> ApplyPageAsync(string scope, IReadOnlyList<DocumentChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken)
+    /// <param name="conflictJson">The records' JSON as received, kept as it is; <see langword="null"/> to write them from the records.</param>
+    internal async Task<(int Documents, int Conflicts)> ApplyRawPageAsync(string scope, IReadOnlyList<PageChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken, IReadOnlyList<ReadOnlyMemory<byte>>? conflictJson = null)
     {
         ThrowIfDisposed();
         CheckPage(scope, changes, conflicts);
@@ -369,24 +447,50 @@ public sealed partial class ConvergeClient
                 var applied = 0;
                 foreach (var change in changes)
                 {
-                    var row = tx.GetDocument(scope, change.Collection, change.DocumentId);
+                    StateSummary state;
+                    try
+                    {
+                        state = StateJson.Read(change.State.Span);
+                    }
+                    catch (JsonException e)
+                    {
+                        throw new ConvergeSyncException($"A page of scope '{scope}' holds an invalid document state: {e.Message}", e);
+                    }
+
+                    var exists = tx.TryGetDocumentBrief(scope, change.Collection, change.DocumentId, out var storedRevision, out var before, out var pendingCount);
+
                     // A change older than the stored state is a late duplicate (a live message after a pull); a reset page is
                     // the server's word on the scope and applies whatever was stored.
-                    if (!reset && row?.ServerState is { } stored && stored.Revision > change.State.Revision)
+                    if (!reset && exists && storedRevision > state.Revision)
                     {
-                        Log.StaleChangeSkipped(_logger, change.Collection, change.State.Revision, stored.Revision);
+                        Log.StaleChangeSkipped(_logger, change.Collection, state.Revision, storedRevision);
                         continue;
                     }
 
-                    var pending = tx.PendingMutations(scope, change.Collection, change.DocumentId);
-                    var view = LocalView.Rebuild(change.State, pending);
-                    tx.PutDocument(scope, change.Collection, change.DocumentId, change.State, view, pending.Count);
-                    applied++;
-                    var before = row is not null ? row.LocalValue
-                        : dropped.Remove((change.Collection, change.DocumentId), out var old) ? old : null;
-                    if (Changed(before, view) is { } kind)
+                    string? json;
+                    if (pendingCount == 0)
                     {
-                        events.Add(new StoreChange(scope, change.Collection, change.DocumentId, kind, ChangeOrigin.Remote, view.Value?.ToElement()));
+                        json = state.LocalValue;
+                        // No local_hlc: with nothing pending, the fields' timestamps are the server state's.
+                        tx.PutDocument(scope, change.Collection, change.DocumentId, change.State.Span, state.Revision, json, null, 0);
+                    }
+                    else
+                    {
+                        var pending = tx.PendingMutations(scope, change.Collection, change.DocumentId);
+                        var view = LocalView.Rebuild(JsonSerializer.Deserialize(change.State.Span, ProtocolJson.DocumentState), pending);
+                        json = view.Value?.ToJson();
+                        tx.PutDocument(scope, change.Collection, change.DocumentId, change.State.Span, state.Revision, json, view.TimestampsJson(), pending.Count);
+                    }
+
+                    applied++;
+                    if (!exists)
+                    {
+                        before = dropped.Remove((change.Collection, change.DocumentId), out var old) ? old : null;
+                    }
+
+                    if (Changed(before, json) is { } kind)
+                    {
+                        events.Add(new StoreChange(scope, change.Collection, change.DocumentId, kind, ChangeOrigin.Remote, json));
                     }
                 }
 
@@ -395,8 +499,9 @@ public sealed partial class ConvergeClient
                     events.Add(new StoreChange(scope, collection, id, ChangeKind.Delete, ChangeOrigin.Remote, null));
                 }
 
-                foreach (var record in conflicts ?? [])
+                for (var i = 0; i < (conflicts?.Count ?? 0); i++)
                 {
+                    var record = conflicts![i];
                     if (record.Status == ConflictStatus.Resolved)
                     {
                         if (tx.DeleteConflict(record.Id))
@@ -407,7 +512,7 @@ public sealed partial class ConvergeClient
                     else
                     {
                         var resolving = tx.HasPendingResolve(record.Id);
-                        tx.PutConflict(record, resolving);
+                        tx.PutConflict(record, resolving, conflictJson is null ? default : conflictJson[i].Span);
                         conflictEvents.Add(new ConflictChangedEventArgs(new InboxConflict(record, resolving ? InboxConflictStatus.Resolving : InboxConflictStatus.Open)));
                     }
 
@@ -425,7 +530,7 @@ public sealed partial class ConvergeClient
         return (applied, conflicts?.Count ?? 0);
     }
 
-    private void CheckPage(string scope, IReadOnlyList<DocumentChange> changes, IReadOnlyList<ConflictRecord>? conflicts)
+    private void CheckPage(string scope, IReadOnlyList<PageChange> changes, IReadOnlyList<ConflictRecord>? conflicts)
     {
         ArgumentNullException.ThrowIfNull(changes);
         if (!_scopes.Contains(scope))
@@ -435,7 +540,7 @@ public sealed partial class ConvergeClient
 
         foreach (var change in changes)
         {
-            if (change?.State is null || Limits.CheckName(change.Collection, "collection") is not null || !ValidId(change.DocumentId))
+            if (change.State.IsEmpty || Limits.CheckName(change.Collection, "collection") is not null || !ValidId(change.DocumentId))
             {
                 throw new ConvergeSyncException($"A page of scope '{scope}' holds a change without a valid collection, id and state.");
             }

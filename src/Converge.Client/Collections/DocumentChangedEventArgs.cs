@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 
@@ -33,12 +34,52 @@ public enum ChangeOrigin
 }
 
 /// <summary>A change of one document in the local store, as delivered by events and watch streams.</summary>
-internal sealed record StoreChange(string Scope, string Collection, string Id, ChangeKind Kind, ChangeOrigin Origin, JsonElement? Value);
+/// <remarks>Holds the new local value as the JSON text the store wrote, parsed only when a subscriber reads it.</remarks>
+internal sealed class StoreChange(string scope, string collection, string id, ChangeKind kind, ChangeOrigin origin, string? json)
+{
+    private StrongBox<JsonElement>? _value;
+
+    public string Scope { get; } = scope;
+
+    public string Collection { get; } = collection;
+
+    public string Id { get; } = id;
+
+    public ChangeKind Kind { get; } = kind;
+
+    public ChangeOrigin Origin { get; } = origin;
+
+    /// <summary>Gets the new local value as JSON text; <see langword="null"/> when the document is deleted.</summary>
+    public string? Json { get; } = json;
+
+    /// <summary>Gets the new local value; <see langword="null"/> when the document is deleted.</summary>
+    public JsonElement? Value
+    {
+        get
+        {
+            if (Json is null)
+            {
+                return null;
+            }
+
+            var value = Volatile.Read(ref _value);
+            if (value is null)
+            {
+                // Parsed at most a few times when threads race; every result is the same.
+                value = new StrongBox<JsonElement>(JsonElement.Parse(Json));
+                Volatile.Write(ref _value, value);
+            }
+
+            return value.Value;
+        }
+    }
+}
 
 /// <summary>A change of one document: raised by <see cref="DocumentCollection{T}.Changed"/> and yielded by its watch streams.</summary>
 /// <typeparam name="T">The collection's document type.</typeparam>
 public sealed class DocumentChangedEventArgs<T> : EventArgs
 {
+    private readonly StoreChange _change;
     private readonly JsonTypeInfo<T> _typeInfo;
     private readonly Lazy<T?> _value;
 
@@ -49,9 +90,9 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
         Id = change.Id;
         Kind = change.Kind;
         Origin = change.Origin;
-        Json = change.Value;
+        _change = change;
         _typeInfo = typeInfo;
-        _value = new Lazy<T?>(() => Json is { } json ? json.Deserialize(_typeInfo) : default);
+        _value = new Lazy<T?>(() => change.Json is { } json ? JsonSerializer.Deserialize(json, _typeInfo) : default);
     }
 
     /// <summary>Gets the document's scope.</summary>
@@ -70,7 +111,8 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
     public ChangeOrigin Origin { get; }
 
     /// <summary>Gets the document's new local value as JSON; <see langword="null"/> when it is deleted.</summary>
-    public JsonElement? Json { get; }
+    /// <remarks>Parsed on first read.</remarks>
+    public JsonElement? Json => _change.Value;
 
     /// <summary>Gets the document's new local value; <see langword="null"/> (default) when it is deleted.</summary>
     /// <remarks>Deserialized on first read.</remarks>

@@ -91,8 +91,7 @@ public sealed class DocumentCollection<T>
     public Task PutAsync(string id, T value, CancellationToken cancellationToken = default)
     {
         _client.CheckId(id, nameof(id));
-        var fields = DocumentJson.FieldsOf(JsonSerializer.SerializeToElement(value, TypeInfo), nameof(value));
-        return _client.WriteAsync(Scope, Name, id, MutationKind.Put, fields, cancellationToken);
+        return _client.WriteAsync(Scope, Name, id, MutationKind.Put, FieldsOf(value, nameof(value)), cancellationToken);
     }
 
     /// <summary>Writes some fields of a document: the top-level properties of <paramref name="changes"/>; the other fields keep their values.</summary>
@@ -105,18 +104,13 @@ public sealed class DocumentCollection<T>
     public Task PatchAsync(string id, object changes, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        switch (changes)
+        if (changes is JsonObject node)
         {
-            case JsonObject node:
-                return PatchAsync(id, node, cancellationToken);
-            case JsonElement element:
-                _client.CheckId(id, nameof(id));
-                return _client.WriteAsync(Scope, Name, id, MutationKind.Patch, DocumentJson.FieldsOf(element, nameof(changes)), cancellationToken);
+            return PatchAsync(id, node, cancellationToken);
         }
 
         _client.CheckId(id, nameof(id));
-        var serialized = JsonSerializer.SerializeToElement(changes, _client.DocumentOptions.GetTypeInfo(changes.GetType()));
-        return _client.WriteAsync(Scope, Name, id, MutationKind.Patch, DocumentJson.FieldsOf(serialized, nameof(changes)), cancellationToken);
+        return _client.WriteAsync(Scope, Name, id, MutationKind.Patch, ChangesOf(changes, nameof(changes)), cancellationToken);
     }
 
     /// <summary>Writes some fields of a document: the properties of <paramref name="changes"/>; the other fields keep their values.</summary>
@@ -249,6 +243,18 @@ public sealed class DocumentCollection<T>
             }
         }
     }
+
+    /// <summary>The fields of a whole document of this collection.</summary>
+    internal JsonFields FieldsOf(T value, string parameter) =>
+        DocumentJson.FieldsOf(JsonSerializer.SerializeToElement(value, TypeInfo), parameter, owned: true);
+
+    /// <summary>The fields a patch writes: a <see cref="JsonObject"/>, a <see cref="JsonElement"/> object, or any object serialized with the client's options.</summary>
+    internal JsonFields ChangesOf(object changes, string parameter) => changes switch
+    {
+        JsonObject node => DocumentJson.FieldsOf(node, parameter),
+        JsonElement element => DocumentJson.FieldsOf(element, parameter),
+        _ => DocumentJson.FieldsOf(JsonSerializer.SerializeToElement(changes, _client.DocumentOptions.GetTypeInfo(changes.GetType())), parameter, owned: true),
+    };
 
     internal string? GetJson(string id)
     {

@@ -8,14 +8,18 @@ namespace Converge.Client;
 /// <summary>Turns the application's values into top-level document fields.</summary>
 internal static class DocumentJson
 {
-    public static JsonFields FieldsOf(JsonElement element, string parameter)
+    /// <summary>The fields of a JSON object.</summary>
+    /// <param name="element">The object.</param>
+    /// <param name="parameter">The parameter it came from, for the exception.</param>
+    /// <param name="owned">Whether the element belongs to a document nobody disposes (made by the client itself), so its values can be kept without a copy.</param>
+    public static JsonFields FieldsOf(JsonElement element, string parameter, bool owned = false)
     {
         if (element.ValueKind != JsonValueKind.Object)
         {
             throw new ArgumentException($"A document must serialize to a JSON object, not {element.ValueKind}.", parameter);
         }
 
-        return JsonFields.FromObject(element);
+        return JsonFields.FromObject(element, clone: !owned);
     }
 
     public static JsonFields FieldsOf(JsonObject node, string parameter)
@@ -26,7 +30,6 @@ internal static class DocumentJson
             node.WriteTo(writer);
         }
 
-        using var document = JsonDocument.Parse(buffer.WrittenMemory);
-        return FieldsOf(document.RootElement, parameter);
+        return FieldsOf(JsonElement.Parse(buffer.WrittenSpan), parameter, owned: true);
     }
 }

@@ -57,7 +57,8 @@ internal sealed class ClientStore : IDisposable
     private readonly SqliteConnection _write;
     private readonly FileStream _lock;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+    private readonly StoreStatements _statements;
+    private readonly WalCheckpointer _checkpointer;
     private readonly string _connectionString;
     private bool _disposed;
 
@@ -100,7 +101,18 @@ internal sealed class ClientStore : IDisposable
             }
 
             ReplicaId = replica;
-            Clock = HybridTimestamp.TryParse(Meta("clock"), out var clock) ? clock : null;
+
+            // Local writes keep the next mutation id and the clock in memory: each write's id and timestamp are in its
+            // outbox row, and the transaction that removes rows from the outbox stores both in meta. So the next id is
+            // past both meta's and the outbox's, and the clock at least meta's and the last outbox mutation's.
+            NextMutationId = Math.Max(long.Parse(Meta("next_mutation_id")!, CultureInfo.InvariantCulture), LastOutboxId() + 1);
+            HybridTimestamp? clock = HybridTimestamp.TryParse(Meta("clock"), out var saved) ? saved : null;
+            if (LastOutboxTimestamp() is { } written && (clock is null || written > clock))
+            {
+                clock = written;
+            }
+
+            Clock = clock;
             Execute("COMMIT;");
         }
         catch
@@ -108,6 +120,10 @@ internal sealed class ClientStore : IDisposable
             Execute("ROLLBACK;");
             throw;
         }
+
+        _statements = new StoreStatements(_write);
+        Execute(WalCheckpointer.WriterPragmas);
+        _checkpointer = new WalCheckpointer(_connectionString);
     }
 
     /// <summary>Gets the full path of the database file.</summary>
@@ -116,8 +132,11 @@ internal sealed class ClientStore : IDisposable
     /// <summary>Gets this replica's id, made when the store was created.</summary>
     public ulong ReplicaId { get; }
 
-    /// <summary>Gets the last clock reading persisted when the store was opened.</summary>
+    /// <summary>Gets the last clock reading persisted when the store was opened: meta's, or the last outbox mutation's when later.</summary>
     public HybridTimestamp? Clock { get; }
+
+    /// <summary>Gets or sets the next mutation id; used under the write gate only.</summary>
+    internal long NextMutationId { get; set; }
 
     /// <summary>Opens (or creates) a store, taking its lock file so no other client uses it at the same time.</summary>
     /// <exception cref="InvalidOperationException">Another client, in this process or another, has the store open.</exception>
@@ -169,38 +188,30 @@ internal sealed class ClientStore : IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            Execute("BEGIN IMMEDIATE;");
+            _statements.Begin.Execute();
+            var nextMutationId = NextMutationId;
             T result;
             try
             {
-                result = work(new StoreTransaction(this));
+                var transaction = new StoreTransaction(this, _statements);
+                result = work(transaction);
+                transaction.Flush();
             }
             catch
             {
-                Execute("ROLLBACK;");
+                _statements.Rollback.Execute();
+                NextMutationId = nextMutationId;
                 throw;
             }
 
-            Execute("COMMIT;");
+            _statements.Commit.Execute();
+            _checkpointer.Committed();
             return result;
         }
         finally
         {
             _gate.Release();
         }
-    }
-
-    internal SqliteCommand Command(string sql)
-    {
-        if (!_commands.TryGetValue(sql, out var command))
-        {
-            command = _write.CreateCommand();
-            command.CommandText = sql;
-            _commands[sql] = command;
-        }
-
-        command.Parameters.Clear();
-        return command;
     }
 
     public void Dispose()
@@ -214,12 +225,8 @@ internal sealed class ClientStore : IDisposable
             }
 
             _disposed = true;
-            foreach (var command in _commands.Values)
-            {
-                command.Dispose();
-            }
-
-            _commands.Clear();
+            _checkpointer.Dispose();
+            _statements.Dispose();
             try
             {
                 Execute("PRAGMA wal_checkpoint(PASSIVE);");
@@ -244,6 +251,20 @@ internal sealed class ClientStore : IDisposable
         using var command = _write.CreateCommand();
         command.CommandText = sql;
         return command.ExecuteNonQuery();
+    }
+
+    private long LastOutboxId()
+    {
+        using var command = _write.CreateCommand();
+        command.CommandText = "SELECT COALESCE(MAX(id), 0) FROM outbox;";
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+    }
+
+    private HybridTimestamp? LastOutboxTimestamp()
+    {
+        using var command = _write.CreateCommand();
+        command.CommandText = "SELECT mutation FROM outbox ORDER BY id DESC LIMIT 1;";
+        return command.ExecuteScalar() is string json ? StoreJson.DeserializeMutation(json).Hlc : null;
     }
 
     private string? Meta(string key)

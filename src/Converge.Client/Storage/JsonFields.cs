@@ -17,51 +17,52 @@ internal sealed class JsonFields : OrderedDictionary<string, JsonElement>
     }
 
     /// <summary>Reads an object's fields; the element must be a JSON object.</summary>
-    public static JsonFields FromObject(JsonElement element)
+    /// <param name="element">The object.</param>
+    /// <param name="clone">Whether to copy the values, for an element whose document will be disposed; an element of a document nobody disposes (from <see cref="JsonElement.Parse(string, JsonDocumentOptions)"/> or <c>SerializeToElement</c>) is safe to share.</param>
+    public static JsonFields FromObject(JsonElement element, bool clone = true)
     {
         var fields = new JsonFields();
         foreach (var property in element.EnumerateObject())
         {
             // A duplicate name keeps its last value, as System.Text.Json does when it reads an object into a type.
-            fields[property.Name] = property.Value.Clone();
+            fields[property.Name] = clone ? property.Value.Clone() : property.Value;
         }
 
         return fields;
     }
 
     /// <summary>Parses stored JSON text; <see langword="null"/> text means no value (a deleted document).</summary>
-    public static JsonFields? Parse(string? json)
-    {
-        if (json is null)
-        {
-            return null;
-        }
-
-        using var document = JsonDocument.Parse(json);
-        return FromObject(document.RootElement);
-    }
+    public static JsonFields? Parse(string? json) => json is null ? null : FromObject(JsonElement.Parse(json), clone: false);
 
     public string ToJson()
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            WriteTo(writer);
-        }
-
+        var buffer = Buffer;
+        buffer.ResetWrittenCount();
+        var writer = Writer(buffer);
+        WriteTo(writer);
+        writer.Flush();
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    public JsonElement ToElement()
+    /// <summary>A writer buffer per thread, reused: documents are serialized one at a time on each thread.</summary>
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    internal static ArrayBufferWriter<byte> Buffer => t_buffer ??= new ArrayBufferWriter<byte>(1024);
+
+    /// <summary>The thread's writer, reset onto <paramref name="buffer"/>.</summary>
+    internal static Utf8JsonWriter Writer(ArrayBufferWriter<byte> buffer)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        if (t_writer is { } writer)
         {
-            WriteTo(writer);
+            writer.Reset(buffer);
+            return writer;
         }
 
-        using var document = JsonDocument.Parse(buffer.WrittenMemory);
-        return document.RootElement.Clone();
+        return t_writer = new Utf8JsonWriter(buffer);
     }
 
     public void WriteTo(Utf8JsonWriter writer)

@@ -30,8 +30,29 @@ internal sealed class LocalView
     public Dictionary<string, HybridTimestamp> Timestamps { get; }
 
     /// <summary>Gets the view of a stored row.</summary>
-    public static LocalView FromStored(string? localValue, string? localTimestamps) =>
-        new(JsonFields.Parse(localValue), localValue is null, ParseTimestamps(localTimestamps));
+    /// <remarks>
+    /// A row whose <c>local_hlc</c> is NULL has the timestamps of its server state (nothing was written locally since the
+    /// state arrived); one whose <c>local_hlc</c> is a single timestamp has it for every field of its value.
+    /// </remarks>
+    public static LocalView FromStored(DocumentRow row)
+    {
+        var value = JsonFields.Parse(row.LocalValue);
+        Dictionary<string, HybridTimestamp> timestamps;
+        if (row.LocalTimestamps is { } stored)
+        {
+            timestamps = ParseTimestamps(stored, value);
+        }
+        else
+        {
+            timestamps = new Dictionary<string, HybridTimestamp>(StringComparer.Ordinal);
+            foreach (var (name, field) in row.ServerState?.Fields ?? EmptyState)
+            {
+                timestamps[name] = field.Hlc;
+            }
+        }
+
+        return new LocalView(value, row.LocalValue is null, timestamps);
+    }
 
     /// <summary>Builds the view from a server state and the pending mutations of the document, in outbox order.</summary>
     public static LocalView Rebuild(DocumentState? server, IEnumerable<Mutation> pending)
@@ -124,6 +145,7 @@ internal sealed class LocalView
         }
     }
 
+    /// <summary>The timestamps as stored in <c>local_hlc</c>: one JSON string when every field of the value has the same one and no removed field has any (a new document, say); otherwise an object of each field's.</summary>
     public string? TimestampsJson()
     {
         if (Timestamps.Count == 0)
@@ -131,37 +153,93 @@ internal sealed class LocalView
             return null;
         }
 
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        Span<char> text = stackalloc char[HybridTimestamp.TextLength];
+        HybridTimestamp? uniform = null;
+        if (Value is not null && Value.Count == Timestamps.Count)
         {
-            writer.WriteStartObject();
-            foreach (var (name, hlc) in Timestamps)
+            foreach (var (_, hlc) in Timestamps)
             {
-                writer.WriteString(name, hlc.ToString());
+                if (uniform is null)
+                {
+                    uniform = hlc;
+                }
+                else if (hlc != uniform)
+                {
+                    uniform = null;
+                    break;
+                }
             }
-
-            writer.WriteEndObject();
         }
 
+        if (uniform is { } one)
+        {
+            one.TryFormat(text, out _);
+            return string.Concat("\"", text, "\"");
+        }
+
+        var buffer = JsonFields.Buffer;
+        buffer.ResetWrittenCount();
+        var writer = JsonFields.Writer(buffer);
+        writer.WriteStartObject();
+        HybridTimestamp last = default;
+        var formatted = 0;
+        foreach (var (name, hlc) in Timestamps)
+        {
+            // The fields of one write share its timestamp: format it once.
+            if (formatted == 0 || hlc != last)
+            {
+                hlc.TryFormat(text, out formatted);
+                last = hlc;
+            }
+
+            writer.WriteString(name, text[..formatted]);
+        }
+
+        writer.WriteEndObject();
+        writer.Flush();
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     private static readonly IReadOnlyDictionary<string, JsonElement> Empty = new Dictionary<string, JsonElement>();
 
-    private static Dictionary<string, HybridTimestamp> ParseTimestamps(string? json)
+    private static readonly IReadOnlyDictionary<string, FieldState> EmptyState = new Dictionary<string, FieldState>();
+
+    private static Dictionary<string, HybridTimestamp> ParseTimestamps(string json, JsonFields? value)
     {
         var result = new Dictionary<string, HybridTimestamp>(StringComparer.Ordinal);
-        if (json is null)
+        Span<char> text = stackalloc char[HybridTimestamp.TextLength];
+        if (json.Length == HybridTimestamp.TextLength + 2 && json[0] == '"')
         {
+            // One timestamp for every field of the value.
+            if (value is not null && HybridTimestamp.TryParse(json.AsSpan(1, HybridTimestamp.TextLength), out var all))
+            {
+                foreach (var (field, _) in value)
+                {
+                    result[field] = all;
+                }
+            }
+
             return result;
         }
 
-        using var document = JsonDocument.Parse(json);
-        foreach (var property in document.RootElement.EnumerateObject())
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        var reader = new Utf8JsonReader(bytes);
+        string? name = null;
+        while (reader.Read())
         {
-            if (HybridTimestamp.TryParse(property.Value.GetString(), out var hlc))
+            switch (reader.TokenType)
             {
-                result[property.Name] = hlc;
+                case JsonTokenType.PropertyName:
+                    name = reader.GetString();
+                    break;
+                case JsonTokenType.String when name is not null && reader.CurrentDepth == 1:
+                    if (!reader.ValueIsEscaped && reader.ValueSpan.Length == HybridTimestamp.TextLength
+                        && HybridTimestamp.TryParse(text[..reader.CopyString(text)], out var hlc))
+                    {
+                        result[name] = hlc;
+                    }
+
+                    break;
             }
         }
 

@@ -11,8 +11,6 @@ internal static class StoreJson
     /// <summary>Gets the metadata of a mutation, as it sits in the outbox (the same JSON as on the wire).</summary>
     public static JsonTypeInfo<Mutation> Mutation => ProtocolJson.Mutation;
 
-    public static string Serialize(Mutation mutation) => JsonSerializer.Serialize(mutation, Mutation);
-
     public static Mutation DeserializeMutation(string json) =>
         JsonSerializer.Deserialize(json, Mutation) ?? throw new InvalidDataException("An outbox row holds no mutation.");
 

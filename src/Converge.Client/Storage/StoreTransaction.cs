@@ -6,106 +6,166 @@ using Microsoft.Data.Sqlite;
 
 namespace Converge.Client.Storage;
 
-/// <summary>A stored document row.</summary>
-internal sealed record DocumentRow(
-    string Scope,
-    string Collection,
-    string Id,
-    DocumentState? ServerState,
-    long ServerRevision,
-    string? LocalValue,
-    string? LocalTimestamps,
-    int Pending);
+/// <summary>A stored document row; the server state is parsed when first read.</summary>
+internal sealed class DocumentRow(string? serverStateJson, long serverRevision, string? localValue, string? localTimestamps, int pending)
+{
+    private DocumentState? _serverState;
+
+    /// <summary>Gets the server's state as stored, or <see langword="null"/> when the server has not sent the document.</summary>
+    public string? ServerStateJson { get; } = serverStateJson;
+
+    public DocumentState? ServerState => ServerStateJson is null ? null : _serverState ??= StoreJson.DeserializeState(ServerStateJson);
+
+    public long ServerRevision { get; } = serverRevision;
+
+    public string? LocalValue { get; } = localValue;
+
+    public string? LocalTimestamps { get; } = localTimestamps;
+
+    public int Pending { get; } = pending;
+}
+
+/// <summary>An outbox row: a mutation's keys and its JSON, exactly as pushed.</summary>
+internal sealed record OutboxRow(long Id, string Scope, string Collection, string DocumentId, string? ConflictId, byte[] Json);
 
 /// <summary>A stored conflict row.</summary>
 internal sealed record ConflictRow(ConflictRecord Record, bool Resolving);
 
-/// <summary>The operations of one write transaction, on the store's write connection.</summary>
-internal readonly struct StoreTransaction
+/// <summary>
+/// The operations of one write transaction, on the store's write connection, with its statements prepared once.
+/// The next mutation id and the clock are kept in memory and written once, when the transaction commits.
+/// </summary>
+internal sealed class StoreTransaction
 {
     private readonly ClientStore _store;
+    private readonly StoreStatements _sql;
+    private HybridTimestamp? _clock;
 
-    public StoreTransaction(ClientStore store) => _store = store;
+    public StoreTransaction(ClientStore store, StoreStatements statements)
+    {
+        _store = store;
+        _sql = statements;
+    }
 
     /// <summary>Runs a statement that takes no parameters, such as an index's DDL.</summary>
-    public int Execute(string sql)
+    public int Execute(string sql) => _store.Execute(sql);
+
+    /// <summary>Writes what the transaction kept in memory; called once, just before the commit.</summary>
+    public void Flush()
     {
-        return _store.Execute(sql);
+        if (_clock is { } clock)
+        {
+            Span<byte> text = stackalloc byte[HybridTimestamp.TextLength];
+            Span<char> chars = stackalloc char[HybridTimestamp.TextLength];
+            clock.TryFormat(chars, out _);
+            System.Text.Encoding.ASCII.GetBytes(chars, text);
+            _sql.SaveClock.Text(0, text).Execute();
+        }
     }
 
     // ---- documents ----
 
     public DocumentRow? GetDocument(string scope, string collection, string id)
     {
-        var command = _store.Command("SELECT server_state, server_revision, local_value, local_hlc, pending FROM documents WHERE scope = $s AND collection = $c AND id = $i;");
-        command.Parameters.AddWithValue("$s", scope);
-        command.Parameters.AddWithValue("$c", collection);
-        command.Parameters.AddWithValue("$i", id);
-        using var reader = command.ExecuteReader();
-        if (!reader.Read())
+        var statement = _sql.GetDocument.Text(0, scope).Text(1, collection).Text(2, id);
+        using var rows = statement.Query();
+        if (!rows.Next())
         {
             return null;
         }
 
-        return new DocumentRow(
-            scope,
-            collection,
-            id,
-            StoreJson.DeserializeState(reader.IsDBNull(0) ? null : reader.GetString(0)),
-            reader.GetInt64(1),
-            reader.IsDBNull(2) ? null : reader.GetString(2),
-            reader.IsDBNull(3) ? null : reader.GetString(3),
-            reader.GetInt32(4));
+        return new DocumentRow(statement.String(0), statement.Int64(1), statement.String(2), statement.String(3), (int)statement.Int64(4));
+    }
+
+    /// <summary>Reads what a pulled change needs of a stored row: its server revision, local value and pending count.</summary>
+    public bool TryGetDocumentBrief(string scope, string collection, string id, out long serverRevision, out string? localValue, out int pending)
+    {
+        var statement = _sql.GetDocumentBrief.Text(0, scope).Text(1, collection).Text(2, id);
+        using var rows = statement.Query();
+        if (!rows.Next())
+        {
+            (serverRevision, localValue, pending) = (0, null, 0);
+            return false;
+        }
+
+        serverRevision = statement.Int64(0);
+        localValue = statement.String(1);
+        pending = (int)statement.Int64(2);
+        return true;
     }
 
     /// <summary>Writes a document row, or removes it when it holds nothing: no server state, no value, nothing pending.</summary>
-    public void PutDocument(string scope, string collection, string id, DocumentState? server, LocalView view, int pending)
+    public void PutDocument(string scope, string collection, string id, string? serverState, long serverRevision, string? localValue, string? localTimestamps, int pending)
     {
-        if (server is null && view.Value is null && pending == 0)
+        if (serverState is null && localValue is null && pending == 0)
         {
             DeleteDocument(scope, collection, id);
             return;
         }
 
-        var command = _store.Command("""
-            INSERT INTO documents (scope, collection, id, server_state, server_revision, local_value, local_hlc, pending)
-            VALUES ($s, $c, $i, $state, $rev, $value, $hlc, $pending)
-            ON CONFLICT (scope, collection, id) DO UPDATE SET
-                server_state = excluded.server_state, server_revision = excluded.server_revision,
-                local_value = excluded.local_value, local_hlc = excluded.local_hlc, pending = excluded.pending;
-            """);
-        command.Parameters.AddWithValue("$s", scope);
-        command.Parameters.AddWithValue("$c", collection);
-        command.Parameters.AddWithValue("$i", id);
-        command.Parameters.AddWithValue("$state", server is null ? DBNull.Value : StoreJson.Serialize(server));
-        command.Parameters.AddWithValue("$rev", server?.Revision ?? 0);
-        command.Parameters.AddWithValue("$value", (object?)view.Value?.ToJson() ?? DBNull.Value);
-        command.Parameters.AddWithValue("$hlc", (object?)view.TimestampsJson() ?? DBNull.Value);
-        command.Parameters.AddWithValue("$pending", pending);
-        command.ExecuteNonQuery();
+        _sql.PutDocument.Text(3, serverState);
+        PutDocument(scope, collection, id, serverRevision, localValue, localTimestamps, pending);
     }
 
-    public void DeleteDocument(string scope, string collection, string id)
+    /// <summary>Writes a document row whose server state is UTF-8 JSON, as a pull brings it.</summary>
+    public void PutDocument(string scope, string collection, string id, ReadOnlySpan<byte> serverState, long serverRevision, string? localValue, string? localTimestamps, int pending)
     {
-        var command = _store.Command("DELETE FROM documents WHERE scope = $s AND collection = $c AND id = $i;");
-        command.Parameters.AddWithValue("$s", scope);
-        command.Parameters.AddWithValue("$c", collection);
-        command.Parameters.AddWithValue("$i", id);
-        command.ExecuteNonQuery();
+        _sql.PutDocument.Text(3, serverState);
+        PutDocument(scope, collection, id, serverRevision, localValue, localTimestamps, pending);
+    }
+
+    /// <summary>Writes a document row from a local view.</summary>
+    public void PutDocument(string scope, string collection, string id, DocumentRow? row, LocalView view, string? localValue, int pending) =>
+        PutDocument(scope, collection, id, row?.ServerStateJson, row?.ServerRevision ?? 0, localValue, view.TimestampsJson(), pending);
+
+    private void PutDocument(string scope, string collection, string id, long serverRevision, string? localValue, string? localTimestamps, int pending) =>
+        _sql.PutDocument
+            .Text(0, scope)
+            .Text(1, collection)
+            .Text(2, id)
+            .Int(4, serverRevision)
+            .Text(5, localValue)
+            .Text(6, localTimestamps)
+            .Int(7, pending)
+            .Execute();
+
+    public void DeleteDocument(string scope, string collection, string id) =>
+        _sql.DeleteDocument.Text(0, scope).Text(1, collection).Text(2, id).Execute();
+
+    /// <summary>Takes the outbox's mutations with ids in (<paramref name="after"/>, <paramref name="last"/>] off their documents' pending counts, in one statement; removes the rows left holding nothing.</summary>
+    /// <remarks>Runs before the mutations leave the outbox.</remarks>
+    public void SettlePending(long after, long last)
+    {
+        List<(string Scope, string Collection, string Id)>? empty = null;
+        var statement = _sql.SettleBatch.Int(0, after).Int(1, last);
+        using (var rows = statement.Query())
+        {
+            while (rows.Next())
+            {
+                if (statement.Int64(3) == 0 && statement.Int64(4) != 0)
+                {
+                    (empty ??= []).Add((statement.String(0)!, statement.String(1)!, statement.String(2)!));
+                }
+            }
+        }
+
+        foreach (var (scope, collection, id) in empty ?? [])
+        {
+            DeleteDocument(scope, collection, id);
+        }
     }
 
     /// <summary>Drops a scope's documents that have no pending mutations; returns the dropped documents that had a value, with it.</summary>
     public List<(string Collection, string Id, string LocalValue)> DropSettledDocuments(string scope)
     {
         var dropped = new List<(string, string, string)>();
-        var command = _store.Command("DELETE FROM documents WHERE scope = $s AND pending = 0 RETURNING collection, id, local_value;");
-        command.Parameters.AddWithValue("$s", scope);
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        var statement = _sql.DropSettledDocuments.Text(0, scope);
+        using var rows = statement.Query();
+        while (rows.Next())
         {
-            if (!reader.IsDBNull(2))
+            if (statement.String(2) is { } value)
             {
-                dropped.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+                dropped.Add((statement.String(0)!, statement.String(1)!, value));
             }
         }
 
@@ -115,43 +175,43 @@ internal readonly struct StoreTransaction
     // ---- outbox ----
 
     /// <summary>Takes the next mutation id: per client, increasing by one, never reused even after the outbox drains.</summary>
-    public long NextMutationId()
-    {
-        var command = _store.Command("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'next_mutation_id' RETURNING CAST(value AS INTEGER) - 1;");
-        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
-    }
+    /// <remarks>Kept in memory (a rolled-back transaction gives its ids back); the outbox row holds it, and removing rows from the outbox stores the next id in meta.</remarks>
+    public long NextMutationId() => _store.NextMutationId++;
 
     public void AddToOutbox(Mutation mutation)
     {
-        var command = _store.Command("INSERT INTO outbox (id, scope, collection, doc, conflict_id, mutation) VALUES ($id, $s, $c, $d, $conflict, $m);");
-        command.Parameters.AddWithValue("$id", mutation.Id);
-        command.Parameters.AddWithValue("$s", mutation.Scope);
-        command.Parameters.AddWithValue("$c", mutation.Collection);
-        command.Parameters.AddWithValue("$d", mutation.DocumentId);
-        command.Parameters.AddWithValue("$conflict", (object?)mutation.ConflictId ?? DBNull.Value);
-        command.Parameters.AddWithValue("$m", StoreJson.Serialize(mutation));
-        command.ExecuteNonQuery();
+        _sql.Mutations.Write(mutation);
+        _sql.AddToOutbox
+            .Int(0, mutation.Id)
+            .Text(1, mutation.Scope)
+            .Text(2, mutation.Collection)
+            .Text(3, mutation.DocumentId)
+            .Text(4, mutation.ConflictId)
+            .Text(5, _sql.Mutations.Json)
+            .Execute();
     }
 
-    public void RemoveFromOutbox(long id)
+    /// <summary>Gets the JSON object of the fields of the mutation last added to the outbox, as it was written there.</summary>
+    public string LastMutationFields() => System.Text.Encoding.UTF8.GetString(_sql.Mutations.Fields);
+
+    public void RemoveFromOutbox(long id) => RemoveFromOutbox(id - 1, id);
+
+    /// <summary>Removes the outbox's mutations with ids in (<paramref name="after"/>, <paramref name="last"/>], and stores the next mutation id, which their rows held until now.</summary>
+    public void RemoveFromOutbox(long after, long last)
     {
-        var command = _store.Command("DELETE FROM outbox WHERE id = $id;");
-        command.Parameters.AddWithValue("$id", id);
-        command.ExecuteNonQuery();
+        _sql.RemoveFromOutbox.Int(0, after).Int(1, last).Execute();
+        _sql.WriteNextMutationId.Int(0, Math.Max(_store.NextMutationId, last + 1)).Execute();
     }
 
     /// <summary>Reads a document's pending mutations, in outbox order.</summary>
     public List<Mutation> PendingMutations(string scope, string collection, string id)
     {
-        var command = _store.Command("SELECT mutation FROM outbox WHERE scope = $s AND collection = $c AND doc = $d ORDER BY id;");
-        command.Parameters.AddWithValue("$s", scope);
-        command.Parameters.AddWithValue("$c", collection);
-        command.Parameters.AddWithValue("$d", id);
         var result = new List<Mutation>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        var statement = _sql.PendingMutations.Text(0, scope).Text(1, collection).Text(2, id);
+        using var rows = statement.Query();
+        while (rows.Next())
         {
-            result.Add(StoreJson.DeserializeMutation(reader.GetString(0)));
+            result.Add(StoreJson.DeserializeMutation(statement.String(0)!));
         }
 
         return result;
@@ -159,93 +219,71 @@ internal readonly struct StoreTransaction
 
     public bool HasPendingResolve(string conflictId)
     {
-        var command = _store.Command("SELECT EXISTS (SELECT 1 FROM outbox WHERE conflict_id = $id);");
-        command.Parameters.AddWithValue("$id", conflictId);
-        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) != 0;
+        var statement = _sql.HasPendingResolve.Text(0, conflictId);
+        using var rows = statement.Query();
+        return rows.Next() && statement.Int64(0) != 0;
     }
 
     // ---- cursors and clock ----
 
-    public long GetCursor(string scope)
-    {
-        var command = _store.Command("SELECT cursor FROM cursors WHERE scope = $s;");
-        command.Parameters.AddWithValue("$s", scope);
-        return command.ExecuteScalar() is long cursor ? cursor : 0;
-    }
-
     /// <summary>Moves a scope's cursor forward (never back, so pages from two sources may interleave), or anywhere on a reset.</summary>
-    public void SetCursor(string scope, long cursor, bool reset)
-    {
-        var command = _store.Command("""
-            INSERT INTO cursors (scope, cursor) VALUES ($s, $c)
-            ON CONFLICT (scope) DO UPDATE SET cursor = CASE WHEN $reset THEN excluded.cursor ELSE max(cursor, excluded.cursor) END;
-            """);
-        command.Parameters.AddWithValue("$s", scope);
-        command.Parameters.AddWithValue("$c", cursor);
-        command.Parameters.AddWithValue("$reset", reset);
-        command.ExecuteNonQuery();
-    }
+    public void SetCursor(string scope, long cursor, bool reset) =>
+        _sql.SetCursor.Text(0, scope).Int(1, cursor).Int(2, reset ? 1 : 0).Execute();
 
-    /// <summary>Persists the clock's last reading, so the clock never goes back across restarts.</summary>
+    /// <summary>Persists the clock's last reading when the transaction commits, so the clock never goes back across restarts.</summary>
     public void SaveClock(HybridTimestamp last)
     {
-        var command = _store.Command("INSERT INTO meta (key, value) VALUES ('clock', $v) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE excluded.value > meta.value;");
-        command.Parameters.AddWithValue("$v", last.ToString());
-        command.ExecuteNonQuery();
+        if (_clock is not { } kept || last > kept)
+        {
+            _clock = last;
+        }
     }
 
     // ---- conflicts ----
 
     public ConflictRow? GetConflict(string id)
     {
-        var command = _store.Command("SELECT record, status FROM conflicts WHERE id = $id;");
-        command.Parameters.AddWithValue("$id", id);
-        using var reader = command.ExecuteReader();
-        return reader.Read() ? new ConflictRow(StoreJson.DeserializeConflict(reader.GetString(0)), reader.GetString(1) == "resolving") : null;
+        var statement = _sql.GetConflict.Text(0, id);
+        using var rows = statement.Query();
+        return rows.Next() ? new ConflictRow(StoreJson.DeserializeConflict(statement.String(0)!), statement.String(1) == "resolving") : null;
     }
 
-    public void PutConflict(ConflictRecord record, bool resolving)
+    /// <summary>Stores a conflict record; <paramref name="json"/>, when given, is the record's JSON as received, kept as it is.</summary>
+    public void PutConflict(ConflictRecord record, bool resolving, ReadOnlySpan<byte> json = default)
     {
-        var command = _store.Command("""
-            INSERT INTO conflicts (id, scope, collection, doc, revision, status, record) VALUES ($id, $s, $c, $d, $rev, $status, $record)
-            ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, collection = excluded.collection, doc = excluded.doc,
-                revision = excluded.revision, status = excluded.status, record = excluded.record;
-            """);
-        command.Parameters.AddWithValue("$id", record.Id);
-        command.Parameters.AddWithValue("$s", record.Scope);
-        command.Parameters.AddWithValue("$c", record.Collection);
-        command.Parameters.AddWithValue("$d", record.DocumentId);
-        command.Parameters.AddWithValue("$rev", record.Revision);
-        command.Parameters.AddWithValue("$status", resolving ? "resolving" : "open");
-        command.Parameters.AddWithValue("$record", StoreJson.Serialize(record));
-        command.ExecuteNonQuery();
+        var statement = _sql.PutConflict
+            .Text(0, record.Id)
+            .Text(1, record.Scope)
+            .Text(2, record.Collection)
+            .Text(3, record.DocumentId)
+            .Int(4, record.Revision)
+            .Text(5, resolving ? "resolving" : "open");
+        if (json.IsEmpty)
+        {
+            statement.Text(6, StoreJson.Serialize(record));
+        }
+        else
+        {
+            statement.Text(6, json);
+        }
+
+        statement.Execute();
     }
 
-    public void SetConflictResolving(string id, bool resolving)
-    {
-        var command = _store.Command("UPDATE conflicts SET status = $status WHERE id = $id;");
-        command.Parameters.AddWithValue("$id", id);
-        command.Parameters.AddWithValue("$status", resolving ? "resolving" : "open");
-        command.ExecuteNonQuery();
-    }
+    public void SetConflictResolving(string id, bool resolving) =>
+        _sql.SetConflictStatus.Text(0, id).Text(1, resolving ? "resolving" : "open").Execute();
 
-    public bool DeleteConflict(string id)
-    {
-        var command = _store.Command("DELETE FROM conflicts WHERE id = $id;");
-        command.Parameters.AddWithValue("$id", id);
-        return command.ExecuteNonQuery() > 0;
-    }
+    public bool DeleteConflict(string id) => _sql.DeleteConflict.Text(0, id).Execute() > 0;
 
     /// <summary>Drops a scope's conflict records that no pending resolution refers to; returns their ids.</summary>
     public List<string> DropSettledConflicts(string scope)
     {
-        var command = _store.Command("DELETE FROM conflicts WHERE scope = $s AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.conflict_id = conflicts.id) RETURNING id;");
-        command.Parameters.AddWithValue("$s", scope);
         var ids = new List<string>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        var statement = _sql.DropSettledConflicts.Text(0, scope);
+        using var rows = statement.Query();
+        while (rows.Next())
         {
-            ids.Add(reader.GetString(0));
+            ids.Add(statement.String(0)!);
         }
 
         return ids;
@@ -267,6 +305,25 @@ internal static class StoreReads
         while (reader.Read())
         {
             result.Add(StoreJson.DeserializeMutation(reader.GetString(0)));
+        }
+
+        return result;
+    }
+
+    /// <summary>Reads outbox rows with their mutations as stored, the JSON the protocol sends.</summary>
+    public static List<OutboxRow> OutboxRows(SqliteConnection connection, long afterId, long upToId, int limit)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, scope, collection, doc, conflict_id, mutation FROM outbox WHERE id > $after AND id <= $upTo ORDER BY id LIMIT $limit;";
+        command.Parameters.AddWithValue("$after", afterId);
+        command.Parameters.AddWithValue("$upTo", upToId);
+        command.Parameters.AddWithValue("$limit", limit);
+        var result = new List<OutboxRow>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            // The mutation's UTF-8 text as stored, for the push body: no round trip through a .NET string.
+            result.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetFieldValue<byte[]>(5)));
         }
 
         return result;

@@ -7,7 +7,7 @@ using Converge.Server.Storage;
 namespace Converge.Server.Engine;
 
 /// <summary>A pull page as the engine answers it: the protocol's <see cref="PullResponse"/>, with the documents' states either built or as stored JSON.</summary>
-internal sealed class PullPage : IDisposable
+internal sealed class PullPage
 {
     private const int FlushBytes = 64 * 1024;
 
@@ -21,13 +21,17 @@ internal sealed class PullPage : IDisposable
 
     public required HybridTimestamp Clock { get; init; }
 
+    /// <summary>Gets the store's epoch, written when set (see <see cref="PullResponse.Epoch"/>).</summary>
+    public string? Epoch { get; init; }
+
     /// <summary>Gets the documents as a store built them, when it cannot give their JSON.</summary>
     public IReadOnlyList<DocumentChange>? Documents { get; init; }
 
     /// <summary>Gets the documents with their states as stored JSON.</summary>
     public RawChangePage? Raw { get; init; }
 
-    public required IReadOnlyList<ConflictRecord> Conflicts { get; init; }
+    /// <summary>Gets the conflict records as a store built them, when it cannot give their JSON (otherwise they are in <see cref="Raw"/>).</summary>
+    public IReadOnlyList<ConflictRecord>? Conflicts { get; init; }
 
     public int DocumentCount => Raw?.Documents.Count ?? Documents?.Count ?? 0;
 
@@ -49,6 +53,11 @@ internal sealed class PullPage : IDisposable
             Span<char> clock = stackalloc char[HybridTimestamp.TextLength];
             Clock.TryFormat(clock, out _);
             writer.WriteString("clock"u8, clock);
+            if (Epoch is not null)
+            {
+                writer.WriteString("epoch"u8, Epoch);
+            }
+
             writer.WriteStartArray("changes"u8);
             var count = DocumentCount;
             for (var i = 0; i < count; i++)
@@ -60,7 +69,7 @@ internal sealed class PullPage : IDisposable
                     writer.WriteString("collection"u8, document.Collection);
                     writer.WriteString("id"u8, document.Id);
                     writer.WritePropertyName("state"u8);
-                    writer.WriteRawValue(raw.State(document), skipInputValidation: true);
+                    writer.WriteRawValue(document.State, skipInputValidation: true);
                 }
                 else
                 {
@@ -81,7 +90,17 @@ internal sealed class PullPage : IDisposable
             }
 
             writer.WriteEndArray();
-            if (Conflicts.Count > 0)
+            if (Raw is { Conflicts.Count: > 0 } rawPage)
+            {
+                writer.WriteStartArray("conflicts"u8);
+                foreach (var conflict in rawPage.Conflicts)
+                {
+                    writer.WriteRawValue(conflict.Record, skipInputValidation: true);
+                }
+
+                writer.WriteEndArray();
+            }
+            else if (Conflicts is { Count: > 0 })
             {
                 writer.WritePropertyName("conflicts"u8);
                 JsonSerializer.Serialize(writer, Conflicts, ProtocolJson.ConflictRecords);
@@ -93,6 +112,4 @@ internal sealed class PullPage : IDisposable
 
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    public void Dispose() => Raw?.Dispose();
 }

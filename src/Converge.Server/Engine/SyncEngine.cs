@@ -368,12 +368,11 @@ internal sealed class SyncEngine
         if (reset)
         {
             Log.PullReset(_logger, scope, after, page.MinValidCursor, page.ScopeRevision);
-            page.Raw?.Dispose();
             page = await ReadAsync(0).ConfigureAwait(false);
         }
 
         var fromStart = after == 0 || reset;
-        var empty = page.Count == 0 && page.Conflicts.Count == 0;
+        var empty = page.Count == 0 && page.ConflictCount == 0;
         long cursor;
         if (empty)
         {
@@ -383,7 +382,7 @@ internal sealed class SyncEngine
         {
             cursor = Math.Max(
                 page.Count > 0 ? page.LastRevision : 0,
-                page.Conflicts.Count > 0 ? page.Conflicts[^1].Revision : 0);
+                page.ConflictCount > 0 ? page.LastConflictRevision : 0);
             if (fromStart && !page.HasMore)
             {
                 // Nothing above the page in this snapshot, so nothing between it and the min valid cursor either.
@@ -393,7 +392,7 @@ internal sealed class SyncEngine
 
         _metrics.Pulls.Add(1);
         _metrics.DocumentsPulled.Add(page.Count);
-        Log.Pulled(_logger, scope, after, page.Count, page.Conflicts.Count, cursor);
+        Log.Pulled(_logger, scope, after, page.Count, page.ConflictCount, cursor);
         return new PullPage
         {
             Scope = scope,
@@ -403,7 +402,7 @@ internal sealed class SyncEngine
             Clock = Clock.Now(),
             Documents = page.Typed?.Documents,
             Raw = page.Raw,
-            Conflicts = page.Conflicts,
+            Conflicts = page.Typed?.Conflicts,
         };
 
         // The built-in store gives the states as stored JSON, which the page sends without building them; another store's
@@ -426,7 +425,9 @@ internal sealed class SyncEngine
 
         public long LastRevision => Raw is { } raw ? raw.Documents[^1].Revision : Typed!.Documents[^1].State.Revision;
 
-        public IReadOnlyList<ConflictRecord> Conflicts => Raw?.Conflicts ?? Typed!.Conflicts;
+        public int ConflictCount => Raw?.Conflicts.Count ?? Typed!.Conflicts.Count;
+
+        public long LastConflictRevision => Raw is { } raw ? raw.Conflicts[^1].Revision : Typed!.Conflicts[^1].Revision;
 
         public bool HasMore => Raw?.HasMore ?? Typed!.HasMore;
 

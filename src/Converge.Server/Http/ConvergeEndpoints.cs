@@ -20,7 +20,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
 
     public async Task PushAsync(HttpContext context)
     {
-        var (request, error) = await RequestBody.ReadAsync(context, options.MaxRequestBytes, ProtocolJson.PushRequest).ConfigureAwait(false);
+        var (request, error) = await RequestBody.ReadAsync(context, options.MaxRequestBytes, PushReader.Read).ConfigureAwait(false);
         if (error is null && options.Limits.Check(request!) is { } invalid)
         {
             error = invalid;
@@ -98,7 +98,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        using var page = await engine.PullAsync(scope, after, Math.Min(limit, options.MaxPullLimit), context.RequestAborted).ConfigureAwait(false);
+        var page = await engine.PullAsync(scope, after, Math.Min(limit, options.MaxPullLimit), context.RequestAborted).ConfigureAwait(false);
         context.Response.ContentType = JsonContentType;
         context.Response.Headers.CacheControl = "no-store";
         await page.WriteAsync(context.Response.BodyWriter, context.RequestAborted).ConfigureAwait(false);

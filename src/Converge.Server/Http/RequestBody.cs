@@ -10,8 +10,17 @@ namespace Converge.Server.Http;
 /// <summary>Reads a request body within a size bound and parses it with the protocol's source-generated metadata.</summary>
 internal static class RequestBody
 {
+    /// <summary>Parses a body.</summary>
+    /// <exception cref="JsonException">The body is not valid JSON or not the message.</exception>
+    public delegate T? Parser<T>(ReadOnlySpan<byte> json);
+
     /// <summary>Reads and parses a body; on failure returns the protocol error, having written nothing.</summary>
-    public static async Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, long maxBytes, JsonTypeInfo<T> typeInfo)
+    public static Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, long maxBytes, JsonTypeInfo<T> typeInfo)
+        where T : class =>
+        ReadAsync(context, maxBytes, json => JsonSerializer.Deserialize(json, typeInfo));
+
+    /// <summary>Reads a body and parses it with <paramref name="parse"/>; on failure returns the protocol error, having written nothing.</summary>
+    public static async Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, long maxBytes, Parser<T> parse)
         where T : class
     {
         var request = context.Request;
@@ -62,7 +71,7 @@ internal static class RequestBody
                 }
             }
 
-            return Parse(buffer.AsSpan(0, total), typeInfo);
+            return Parse(buffer.AsSpan(0, total), parse);
         }
         finally
         {
@@ -73,12 +82,17 @@ internal static class RequestBody
 
     /// <summary>Parses a body, telling a value nested past the reader's depth bound (too_deep) from other bad JSON (malformed).</summary>
     public static (T? Value, ProtocolError? Error) Parse<T>(ReadOnlySpan<byte> json, JsonTypeInfo<T> typeInfo)
+        where T : class =>
+        Parse(json, span => JsonSerializer.Deserialize(span, typeInfo));
+
+    /// <summary>Parses a body with <paramref name="parse"/>, telling a value nested past the reader's depth bound (too_deep) from other bad JSON (malformed).</summary>
+    public static (T? Value, ProtocolError? Error) Parse<T>(ReadOnlySpan<byte> json, Parser<T> parse)
         where T : class
     {
         T? value;
         try
         {
-            value = JsonSerializer.Deserialize(json, typeInfo);
+            value = parse(json);
         }
         catch (JsonException e)
         {

@@ -28,6 +28,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
     private SqliteConnection? _writer;
     private FileStream? _lockFile;
     private WriterCommands? _commands;
+    private WalCheckpointer? _checkpointer;
     private volatile bool _ready;
     private bool _disposed;
 
@@ -99,8 +100,10 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             Execute(_writer, _synchronous == SynchronousMode.Full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
             Execute(_writer, "PRAGMA busy_timeout=30000;");
             Execute(_writer, "PRAGMA temp_store=MEMORY;");
+            Execute(_writer, WalCheckpointer.WriterPragmas);
             EnsureSchema(_writer);
             _commands = new WriterCommands(_writer);
+            _checkpointer = new WalCheckpointer(_connectionString);
         }
         catch (SqliteException e)
         {
@@ -230,7 +233,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
 
     public Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken)
     {
-        using var page = ReadRawChanges(scope, after, limit, cancellationToken);
+        var page = ReadRawChanges(scope, after, limit, cancellationToken);
         var documents = new List<DocumentChange>(page.Documents.Count);
         foreach (var document in page.Documents)
         {
@@ -238,12 +241,19 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             {
                 Collection = document.Collection,
                 DocumentId = document.Id,
-                State = JsonSerializer.Deserialize(page.State(document), ProtocolJson.DocumentState)
+                State = JsonSerializer.Deserialize(document.State, ProtocolJson.DocumentState)
                     ?? throw new InvalidOperationException("A stored document state is null."),
             });
         }
 
-        return Task.FromResult(new ChangePage(documents, page.Conflicts, page.HasMore, page.ScopeRevision, page.MinValidCursor));
+        var conflicts = new List<ConflictRecord>(page.Conflicts.Count);
+        foreach (var conflict in page.Conflicts)
+        {
+            conflicts.Add(JsonSerializer.Deserialize(conflict.Record, ProtocolJson.ConflictRecord)
+                ?? throw new InvalidOperationException("A stored conflict record is null."));
+        }
+
+        return Task.FromResult(new ChangePage(documents, conflicts, page.HasMore, page.ScopeRevision, page.MinValidCursor));
     }
 
     /// <summary>Reads a page of a scope's changes from one snapshot, with each document's state as the JSON it is stored as, so a pull can send it without building it.</summary>
@@ -279,11 +289,9 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         conflictsCommand.Parameters.AddWithValue("$limit", limit + 1);
 
         var page = new RawChangePage();
-        try
+        using (var documentRows = documentsCommand.ExecuteReader())
+        using (var conflictRows = conflictsCommand.ExecuteReader())
         {
-            List<ConflictRecord>? conflicts = null;
-            using var documentRows = documentsCommand.ExecuteReader();
-            using var conflictRows = conflictsCommand.ExecuteReader();
             var hasDocument = documentRows.Read();
             var hasConflict = conflictRows.Read();
             var taken = 0;
@@ -291,29 +299,25 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             {
                 if (hasDocument && (!hasConflict || documentRows.GetInt64(0) < conflictRows.GetInt64(0)))
                 {
-                    page.Add(documentRows.GetInt64(0), documentRows.GetString(1), documentRows.GetString(2), documentRows, 3);
+                    // The blob as one array (sqlite3_column_blob); GetBytes would open a blob handle per call.
+                    page.Documents.Add(new RawDocument(documentRows.GetInt64(0), documentRows.GetString(1), documentRows.GetString(2), documentRows.GetFieldValue<byte[]>(3)));
                     hasDocument = documentRows.Read();
                 }
                 else
                 {
-                    (conflicts ??= []).Add(DeserializeConflict(conflictRows, 1));
+                    page.Conflicts.Add(new RawConflict(conflictRows.GetInt64(0), conflictRows.GetFieldValue<byte[]>(1)));
                     hasConflict = conflictRows.Read();
                 }
 
                 taken++;
             }
 
-            page.Conflicts = (IReadOnlyList<ConflictRecord>?)conflicts ?? [];
             page.HasMore = hasDocument || hasConflict;
-            page.ScopeRevision = scopeRevision;
-            page.MinValidCursor = minValid;
-            return page;
         }
-        catch
-        {
-            page.Dispose();
-            throw;
-        }
+
+        page.ScopeRevision = scopeRevision;
+        page.MinValidCursor = minValid;
+        return page;
     }
 
     public Task<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(string scope, CancellationToken cancellationToken)
@@ -565,8 +569,13 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         _writeLock.Release();
     }
 
+    /// <summary>Notes a commit, so the WAL is checkpointed in the background soon after.</summary>
+    internal void Committed() => _checkpointer?.Committed();
+
     private void CloseConnections()
     {
+        _checkpointer?.Dispose();
+        _checkpointer = null;
         _commands?.Dispose();
         _commands = null;
         if (_writer is not null)
@@ -605,10 +614,6 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         connection.Open();
         return connection;
     }
-
-    internal static DocumentState DeserializeState(SqliteDataReader reader, int ordinal) =>
-        JsonSerializer.Deserialize(reader.GetFieldValue<byte[]>(ordinal), ProtocolJson.DocumentState)
-        ?? throw new InvalidOperationException("A stored document state is null.");
 
     internal static ConflictRecord DeserializeConflict(SqliteDataReader reader, int ordinal) =>
         JsonSerializer.Deserialize(reader.GetFieldValue<byte[]>(ordinal), ProtocolJson.ConflictRecord)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Converge.Protocol;
 using Converge.Protocol.Documents;
@@ -30,41 +31,43 @@ internal sealed class WriterCommands : IDisposable
             "INSERT INTO scopes (scope, revision) VALUES ($scope, $revision) ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision;",
             ("$scope", SqliteType.Text),
             ("$revision", SqliteType.Integer));
-        ReadDocument = Create(
+        // The two statements a push runs per document go straight to SQLite.
+        ReadDocument = new NativeStatement(
             connection,
             "SELECT state FROM documents WHERE scope = $scope AND collection = $collection AND id = $id;",
-            ("$scope", SqliteType.Text),
-            ("$collection", SqliteType.Text),
-            ("$id", SqliteType.Text));
-        WriteDocument = Create(
+            "$scope",
+            "$collection",
+            "$id");
+        WriteDocument = new NativeStatement(
             connection,
             """
             INSERT INTO documents (scope, collection, id, rev, deleted, deleted_at, state) VALUES ($scope, $collection, $id, $rev, $deleted, $deleted_at, $state)
             ON CONFLICT (scope, collection, id) DO UPDATE SET rev = excluded.rev, deleted = excluded.deleted, deleted_at = excluded.deleted_at, state = excluded.state;
             """,
-            ("$scope", SqliteType.Text),
-            ("$collection", SqliteType.Text),
-            ("$id", SqliteType.Text),
-            ("$rev", SqliteType.Integer),
-            ("$deleted", SqliteType.Integer),
-            ("$deleted_at", SqliteType.Integer),
-            ("$state", SqliteType.Blob));
+            "$scope",
+            "$collection",
+            "$id",
+            "$rev",
+            "$deleted",
+            "$deleted_at",
+            "$state");
         ReadConflict = Create(connection, "SELECT record FROM conflicts WHERE id = $id;", ("$id", SqliteType.Text));
-        WriteConflict = Create(
+        WriteConflict = new NativeStatement(
             connection,
             """
             INSERT INTO conflicts (id, scope, collection, doc, rev, status, record, created_at, resolved_at) VALUES ($id, $scope, $collection, $doc, $rev, $status, $record, $created_at, $resolved_at)
             ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, status = excluded.status, record = excluded.record, resolved_at = excluded.resolved_at;
             """,
-            ("$id", SqliteType.Text),
-            ("$scope", SqliteType.Text),
-            ("$collection", SqliteType.Text),
-            ("$doc", SqliteType.Text),
-            ("$rev", SqliteType.Integer),
-            ("$status", SqliteType.Integer),
-            ("$record", SqliteType.Blob),
-            ("$created_at", SqliteType.Integer),
-            ("$resolved_at", SqliteType.Integer));
+            "$id",
+            "$scope",
+            "$collection",
+            "$doc",
+            "$rev",
+            "$status",
+            "$record",
+            "$created_at",
+            "$resolved_at");
+        StateWriter = new Utf8JsonWriter(StateBuffer);
         WriteClock = Create(
             connection,
             "INSERT INTO meta (key, value) VALUES ('clock', $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
@@ -85,13 +88,19 @@ internal sealed class WriterCommands : IDisposable
 
     public SqliteCommand WriteScope { get; }
 
-    public SqliteCommand ReadDocument { get; }
+    public NativeStatement ReadDocument { get; }
 
-    public SqliteCommand WriteDocument { get; }
+    public NativeStatement WriteDocument { get; }
+
+    /// <summary>Gets the buffer a state is serialized into before it is bound, reused by every write.</summary>
+    public ArrayBufferWriter<byte> StateBuffer { get; } = new(1024);
+
+    /// <summary>Gets the writer over <see cref="StateBuffer"/>.</summary>
+    public Utf8JsonWriter StateWriter { get; }
 
     public SqliteCommand ReadConflict { get; }
 
-    public SqliteCommand WriteConflict { get; }
+    public NativeStatement WriteConflict { get; }
 
     public SqliteCommand WriteClock { get; }
 
@@ -103,6 +112,10 @@ internal sealed class WriterCommands : IDisposable
         }
 
         _all.Clear();
+        ReadDocument.Dispose();
+        WriteDocument.Dispose();
+        WriteConflict.Dispose();
+        StateWriter.Dispose();
     }
 
     private SqliteCommand Create(SqliteConnection connection, string sql, params (string Name, SqliteType Type)[] parameters)
@@ -179,20 +192,15 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         ThrowIfDone(cancellationToken);
         // One prepared point lookup per key: in-process SQLite has no round trip to save, and the primary key seek is
         // cheaper than building a statement for each batch size.
-        var command = commands.ReadDocument;
-        var scope = command.Parameters[0];
-        var collection = command.Parameters[1];
-        var id = command.Parameters[2];
+        var statement = commands.ReadDocument;
         for (var i = 0; i < keys.Count; i++)
         {
             var key = keys[i];
-            scope.Value = key.Scope;
-            collection.Value = key.Collection;
-            id.Value = key.Id;
-            using var reader = command.ExecuteReader();
-            if (reader.Read())
+            using var rows = statement.Text(0, key.Scope).Text(1, key.Collection).Text(2, key.Id).Query();
+            if (rows.Next())
             {
-                found[key] = SqliteSyncStore.DeserializeState(reader, 0);
+                found[key] = JsonSerializer.Deserialize(statement.Bytes(0), ProtocolJson.DocumentState)
+                    ?? throw new InvalidOperationException("A stored document state is null.");
             }
         }
 
@@ -203,16 +211,29 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
     {
         ArgumentNullException.ThrowIfNull(state);
         ThrowIfDone(cancellationToken);
-        var command = commands.WriteDocument;
-        var p = command.Parameters;
-        p[0].Value = key.Scope;
-        p[1].Value = key.Collection;
-        p[2].Value = key.Id;
-        p[3].Value = state.Revision;
-        p[4].Value = state.Deleted ? 1L : 0L;
-        p[5].Value = state.Deleted && deletedAt is { } at ? at.ToUnixTimeMilliseconds() : DBNull.Value;
-        p[6].Value = JsonSerializer.SerializeToUtf8Bytes(state, ProtocolJson.DocumentState);
-        command.ExecuteNonQuery();
+        var buffer = commands.StateBuffer;
+        var writer = commands.StateWriter;
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        StateWriter.Write(writer, state);
+        writer.Flush();
+        var statement = commands.WriteDocument
+            .Text(0, key.Scope)
+            .Text(1, key.Collection)
+            .Text(2, key.Id)
+            .Int(3, state.Revision)
+            .Int(4, state.Deleted ? 1 : 0)
+            .Blob(6, buffer.WrittenSpan);
+        if (state.Deleted && deletedAt is { } at)
+        {
+            statement.Int(5, at.ToUnixTimeMilliseconds());
+        }
+        else
+        {
+            statement.Null(5);
+        }
+
+        statement.Execute();
         return ValueTask.CompletedTask;
     }
 
@@ -229,18 +250,31 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
     {
         ArgumentNullException.ThrowIfNull(record);
         ThrowIfDone(cancellationToken);
-        var command = commands.WriteConflict;
-        var p = command.Parameters;
-        p[0].Value = record.Id;
-        p[1].Value = record.Scope;
-        p[2].Value = record.Collection;
-        p[3].Value = record.DocumentId;
-        p[4].Value = record.Revision;
-        p[5].Value = record.Status == ConflictStatus.Resolved ? 1L : 0L;
-        p[6].Value = JsonSerializer.SerializeToUtf8Bytes(record, ProtocolJson.ConflictRecord);
-        p[7].Value = record.CreatedAt.ToUnixTimeMilliseconds();
-        p[8].Value = record.Status == ConflictStatus.Resolved && resolvedAt is { } at ? at.ToUnixTimeMilliseconds() : DBNull.Value;
-        command.ExecuteNonQuery();
+        var buffer = commands.StateBuffer;
+        var writer = commands.StateWriter;
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        JsonSerializer.Serialize(writer, record, ProtocolJson.ConflictRecord);
+        writer.Flush();
+        var statement = commands.WriteConflict
+            .Text(0, record.Id)
+            .Text(1, record.Scope)
+            .Text(2, record.Collection)
+            .Text(3, record.DocumentId)
+            .Int(4, record.Revision)
+            .Int(5, record.Status == ConflictStatus.Resolved ? 1 : 0)
+            .Blob(6, buffer.WrittenSpan)
+            .Int(7, record.CreatedAt.ToUnixTimeMilliseconds());
+        if (record.Status == ConflictStatus.Resolved && resolvedAt is { } at)
+        {
+            statement.Int(8, at.ToUnixTimeMilliseconds());
+        }
+        else
+        {
+            statement.Null(8);
+        }
+
+        statement.Execute();
         return ValueTask.CompletedTask;
     }
 
@@ -258,6 +292,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         ThrowIfDone(cancellationToken);
         commands.Commit.ExecuteNonQuery();
         _committed = true;
+        store.Committed();
         return ValueTask.CompletedTask;
     }
 
