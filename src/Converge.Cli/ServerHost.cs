@@ -25,7 +25,9 @@ internal static class ServerHost
         Action<ConvergeServerOptions>? configure = null,
         IReadOnlyDictionary<string, string?>? settings = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // appsettings.json is read once: watching the content root (the working folder, which may hold the database)
+        // would wake the file watcher on every WAL write.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         if (settings is not null)
         {
             builder.Configuration.AddInMemoryCollection(settings);
