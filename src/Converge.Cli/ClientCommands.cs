@@ -242,7 +242,7 @@ internal static class ClientCommands
     {
         var replica = new Replica();
         var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
-        var command = new Command("sync", "Push the outbox and pull every scope once (exit 3 when the server refuses, 4 when it is unreachable).") { json };
+        var command = new Command("sync", "Push the outbox and pull every scope once (exit 3 when the server refuses, or refuses some scopes while the others sync; 4 when it is unreachable).") { json };
         replica.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
@@ -277,6 +277,7 @@ internal static class ClientCommands
                     ["conflicts"] = report.ConflictsReceived,
                     ["restamped"] = report.Restamped,
                     ["rejected"] = new JsonArray([.. report.Rejected.Select(r => (JsonNode)new JsonObject { ["mutation"] = r.MutationId, ["doc"] = r.DocumentId, ["reason"] = r.Reason })]),
+                    ["forbiddenScopes"] = new JsonArray([.. report.ForbiddenScopes.Select(scope => (JsonNode)JsonValue.Create(scope))]),
                     ["ms"] = Math.Round(report.Duration.TotalMilliseconds, 1),
                 }.ToJsonString());
             }
@@ -287,6 +288,14 @@ internal static class ClientCommands
                 {
                     Console.WriteLine($"  rejected {r.Collection}/{r.DocumentId} (mutation {r.MutationId}): {r.Reason}");
                 }
+            }
+
+            if (report.ForbiddenScopes.Count > 0)
+            {
+                // The other scopes synced; the refused ones' writes wait in the outbox for a round the server accepts.
+                var code = (client.LastError as ConvergeSyncException)?.ErrorCode ?? "scope_forbidden";
+                await Console.Error.WriteLineAsync($"The server refused scopes {string.Join(", ", report.ForbiddenScopes)} ({code}): {client.LastError?.Message}");
+                return 3;
             }
 
             return 0;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Converge.Protocol.Documents;
+using Converge.Server;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
@@ -25,9 +26,13 @@ internal static class ServeCommand
         var jwtAudience = new Option<string?>("--jwt-audience") { Description = "The audience JWTs must carry." };
         var jwtIssuer = new Option<string?>("--jwt-issuer") { Description = "The issuer JWTs must carry (with --jwt-signing-key)." };
         var jwtKey = new Option<string?>("--jwt-signing-key") { Description = "Accept JWTs signed (HS256) with this base64 key from --jwt-issuer; for development and tests." };
+        var restored = new Option<bool>("--restored")
+        {
+            Description = "Use once, on the first start after restoring the database from a backup: gives the store a new epoch, so every device downloads its scopes again (keeping its unsent writes) instead of pulling after cursors the restored store never had.",
+        };
         var command = new Command("serve", "Run the Converge sync server on an embedded SQLite database. JWT settings may also come from appsettings.json or environment variables (Authentication__Schemes__Bearer__...).")
         {
-            db, urls, keys, collections, jwtAuthority, jwtAudience, jwtIssuer, jwtKey,
+            db, urls, keys, collections, jwtAuthority, jwtAudience, jwtIssuer, jwtKey, restored,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -69,6 +74,22 @@ internal static class ServeCommand
             if (apiKeys.Count == 0 && settings.Count == 0)
             {
                 AnsiConsole.MarkupLine("[yellow]No --api-key and no JWT settings: every request but health will be refused (401). Example: --api-key dev-key=user:alice[/]");
+            }
+
+            if (parse.GetValue(restored))
+            {
+                string epoch;
+                try
+                {
+                    epoch = await ConvergeStoreMaintenance.RotateEpochAsync(parse.GetValue(db)!.FullName, ct);
+                }
+                catch (Exception e) when (e is FileNotFoundException or InvalidOperationException)
+                {
+                    AnsiConsole.MarkupLine($"[red]--restored: {Markup.Escape(e.Message)}[/]");
+                    return 2;
+                }
+
+                AnsiConsole.MarkupLine($"[yellow]Restored store: new epoch {epoch}. Devices download their scopes again at their next sync.[/]");
             }
 
             var (app, address) = await ServerHost.StartAsync(parse.GetValue(db)!.FullName, parse.GetValue(urls)!, apiKeys, rules, LogLevel.Information, ct, settings: settings);

@@ -65,11 +65,18 @@ public sealed partial class ConvergeClient
     /// is applied with its cursor in one transaction, so a round cut short (a crash, a lost connection) resumes where it
     /// stopped. The server applies each mutation id once, so a batch sent again is harmless.
     /// </para>
+    /// <para>
+    /// A scope the server refuses (403 <c>scope_forbidden</c>) does not fail the round: its writes are set aside in the
+    /// outbox and sent again next round, the other scopes sync, and the report lists it in
+    /// <see cref="SyncReport.ForbiddenScopes"/>, with <see cref="Status"/> <see cref="SyncStatus.Error"/>. When the server
+    /// answers that this client reuses mutation ids (its store was restored or copied), the client takes a new
+    /// <see cref="ClientId"/>, renumbers its outbox and pushes again in the same round.
+    /// </para>
     /// </remarks>
     /// <exception cref="InvalidOperationException">The client has no <see cref="ConvergeClientOptions.ServerUrl"/>.</exception>
     /// <exception cref="HttpRequestException">The server cannot be reached; <see cref="Status"/> is <see cref="SyncStatus.Offline"/>.</exception>
     /// <exception cref="TimeoutException">A request timed out; <see cref="Status"/> is <see cref="SyncStatus.Offline"/>.</exception>
-    /// <exception cref="ConvergeSyncException">The server answered with an error or broke the protocol; <see cref="Status"/> is <see cref="SyncStatus.Error"/>.</exception>
+    /// <exception cref="ConvergeSyncException">The server answered with an error (other than refusing some scopes) or broke the protocol; <see cref="Status"/> is <see cref="SyncStatus.Error"/>.</exception>
     public async Task<SyncReport> SyncAsync(IProgress<SyncProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
@@ -90,7 +97,18 @@ public sealed partial class ConvergeClient
                 await PushAsync(http, round, token).ConfigureAwait(false);
                 foreach (var scope in Scopes)
                 {
-                    await PullAsync(http, scope, round, token).ConfigureAwait(false);
+                    try
+                    {
+                        await PullAsync(http, scope, round, token).ConfigureAwait(false);
+                    }
+                    catch (ConvergeSyncException e) when (IsScopeForbidden(e))
+                    {
+                        // One scope the caller may not read must not keep the others from syncing.
+                        Log.PullForbidden(_logger, scope);
+                        round.Forbid(scope, e);
+                    }
+
+                    await RebuildStaleAsync(scope, token).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -114,7 +132,10 @@ public sealed partial class ConvergeClient
 
             var report = round.Report(_time.GetElapsedTime(started));
             Log.SyncCompleted(_logger, report.Duration, report.Pushed, report.Pulled, report.ConflictsReceived, report.Rejected.Count, report.Restamped);
-            SetStatus(SyncStatus.UpToDate, null);
+
+            // Refused scopes do not fail the round (the others synced), but the status says not everything did.
+            var forbidden = round.ForbiddenError();
+            SetStatus(forbidden is null ? SyncStatus.UpToDate : SyncStatus.Error, forbidden);
             return report;
         }
         finally
@@ -125,6 +146,9 @@ public sealed partial class ConvergeClient
 
     private static bool IsNetworkFailure(Exception e) =>
         e is HttpRequestException or TimeoutException or SocketException or IOException;
+
+    private static bool IsScopeForbidden(ConvergeSyncException e) =>
+        e.StatusCode == System.Net.HttpStatusCode.Forbidden && e.ErrorCode == ProtocolErrorCodes.ScopeForbidden;
 
     private void SetStatus(SyncStatus status, Exception? error)
     {
@@ -157,6 +181,7 @@ public sealed partial class ConvergeClient
         }
 
         var batchSize = PushBatchSize;
+        var renewed = false;
         long after = 0;
         while (true)
         {
@@ -195,12 +220,75 @@ public sealed partial class ConvergeClient
                 // write forever, so it is dropped as rejected, with the server's reason.
                 results = [new MutationResult { Id = batch[0].Id, Status = MutationStatus.Rejected, Reason = e.Message }];
             }
+            catch (ConvergeSyncException e) when (e.ErrorCode == ProtocolErrorCodes.ClientIdReused && !renewed)
+            {
+                // The store was restored from a backup or copied: another copy already spent these ids. Nothing was
+                // applied; as a new replica, with the outbox renumbered from 1, the same writes go through.
+                renewed = true;
+                upTo = await RenewClientIdAsync(upTo, cancellationToken).ConfigureAwait(false);
+                after = 0;
+                continue;
+            }
+            catch (ConvergeSyncException e) when (IsScopeForbidden(e) && e.Scope is { } refused && !round.IsForbidden(refused) && batch.Exists(row => row.Scope == refused))
+            {
+                // The caller may not write this scope: its writes go behind every other, past this round's end, so the
+                // rest of the outbox still syncs; the next round sends them again.
+                var moved = await SetAsideAsync(refused, cancellationToken).ConfigureAwait(false);
+                Log.ScopeSetAside(_logger, refused, moved);
+                round.Forbid(refused, e);
+                continue;
+            }
 
             await ApplyResultsAsync(batch, after, results, round, cancellationToken).ConfigureAwait(false);
             after = batch[^1].Id;
             round.Progress(SyncPhase.Push, null);
         }
     }
+
+    /// <summary>Takes a new replica id, keeping the clock's reading, and renumbers the whole outbox from 1 in order, in one transaction.</summary>
+    /// <param name="upTo">The last mutation id of the round's push.</param>
+    /// <param name="cancellationToken">Cancels before the transaction starts.</param>
+    /// <returns>The new id of the round's last mutation.</returns>
+    private async Task<long> RenewClientIdAsync(long upTo, CancellationToken cancellationToken)
+    {
+        var oldClock = _clock;
+        var oldId = _clientId;
+        try
+        {
+            (long Last, long Count, string NewId) renewed = await Store.WriteAsync(
+                tx =>
+                {
+                    var replica = Protocol.ReplicaId.NewId();
+                    tx.SetReplicaId(replica);
+                    var last = tx.RenumberOutbox(upTo);
+
+                    // Swapped under the write gate, so every later local write stamps with the new node; undone below if the
+                    // transaction fails.
+                    var clock = new Protocol.HybridClock(replica, _time, _clock.Last, TimeSpan.MaxValue);
+                    _clock = clock;
+                    _clientId = Protocol.ReplicaId.Format(replica);
+                    tx.SaveClock(clock.Last);
+                    return (last, Store.NextMutationId - 1, _clientId);
+                },
+                cancellationToken).ConfigureAwait(false);
+            Log.ClientIdRenewed(_logger, oldId, renewed.NewId, renewed.Count);
+            return renewed.Last;
+        }
+        catch
+        {
+            _clock = oldClock;
+            _clientId = oldId;
+            throw;
+        }
+    }
+
+    /// <summary>Moves a refused scope's outbox mutations behind every other one, with new ids and timestamps.</summary>
+    /// <remarks>
+    /// Ids must keep growing in push order: the server applies each id of a client once and treats an id at or below the
+    /// last applied as a retry. The timestamps move with the ids, because the server tells a retry from a reused id by them.
+    /// </remarks>
+    private Task<int> SetAsideAsync(string scope, CancellationToken cancellationToken) =>
+        Store.WriteAsync(tx => tx.MoveToEnd(scope, Clock.Now), cancellationToken);
 
     /// <summary>The body of a push: the outbox's mutations spliced in as stored, which is exactly how the protocol writes them.</summary>
     private byte[] PushBody(List<OutboxRow> batch)
@@ -282,6 +370,13 @@ public sealed partial class ConvergeClient
 
                     if (result.Status != MutationStatus.Rejected)
                     {
+                        if (result.Revision == 0)
+                        {
+                            // No new revision: the pull brings nothing for this write (the server kept its values, or had
+                            // applied it before), so the document is rebuilt from its server state once the pull is done.
+                            tx.MarkStale(row.Scope, row.Collection, row.DocumentId);
+                        }
+
                         continue;
                     }
 
@@ -300,20 +395,7 @@ public sealed partial class ConvergeClient
                 var events = new List<StoreChange>();
                 foreach (var (scope, collection, id) in rejected)
                 {
-                    var row = tx.GetDocument(scope, collection, id);
-                    if (row is null)
-                    {
-                        continue;
-                    }
-
-                    var pending = tx.PendingMutations(scope, collection, id);
-                    var view = LocalView.Rebuild(row.ServerState, pending);
-                    var json = view.Value?.ToJson();
-                    tx.PutDocument(scope, collection, id, row, view, json, pending.Count);
-                    if (Changed(row.LocalValue, json) is { } change)
-                    {
-                        events.Add(new StoreChange(scope, collection, id, change, ChangeOrigin.Remote, json));
-                    }
+                    Rebuild(tx, scope, collection, id, events);
                 }
 
                 tx.SaveClock(Clock.Last);
@@ -338,6 +420,56 @@ public sealed partial class ConvergeClient
         }
     }
 
+    /// <summary>Rebuilds a document's local value as its stored server state with its still-pending mutations on top.</summary>
+    private static void Rebuild(StoreTransaction tx, string scope, string collection, string id, List<StoreChange> events)
+    {
+        var row = tx.GetDocument(scope, collection, id);
+        if (row is null)
+        {
+            return;
+        }
+
+        var pending = tx.PendingMutations(scope, collection, id);
+        var view = LocalView.Rebuild(row.ServerState, pending);
+        var json = view.Value?.ToJson();
+
+        // With nothing pending, the fields' timestamps are the server state's (no local_hlc), as a pull stores them.
+        tx.PutDocument(scope, collection, id, row.ServerStateJson, row.ServerRevision, json, pending.Count == 0 ? null : view.TimestampsJson(), pending.Count);
+        if (Changed(row.LocalValue, json) is { } change)
+        {
+            events.Add(new StoreChange(scope, collection, id, change, ChangeOrigin.Remote, json));
+        }
+    }
+
+    /// <summary>Rebuilds the documents of a scope whose mutations the server answered without a new revision; run once the scope's pull is done, so they rest on the latest server state.</summary>
+    /// <remarks>The marks are stored with the push's results, so a round cut short before this rebuilds them at a later one.</remarks>
+    private async Task RebuildStaleAsync(string scope, CancellationToken cancellationToken)
+    {
+        using (var connection = Store.OpenRead())
+        {
+            if (!StoreReads.HasStale(connection, scope))
+            {
+                return;
+            }
+        }
+
+        var (events, count) = await Store.WriteAsync(
+            tx =>
+            {
+                var events = new List<StoreChange>();
+                var keys = tx.TakeStale(scope);
+                foreach (var (collection, id) in keys)
+                {
+                    Rebuild(tx, scope, collection, id, events);
+                }
+
+                return (events, keys.Count);
+            },
+            cancellationToken).ConfigureAwait(false);
+        Log.StaleRebuilt(_logger, scope, count);
+        Changes.Publish(events);
+    }
+
     /// <summary>What a rebuild did to a document's local value, or <see langword="null"/> when the value is the same.</summary>
     private static ChangeKind? Changed(string? before, string? after)
     {
@@ -354,17 +486,36 @@ public sealed partial class ConvergeClient
     private async Task PullAsync(Sync.SyncHttp http, string scope, Round round, CancellationToken cancellationToken)
     {
         long cursor;
+        string? epoch;
         using (var connection = Store.OpenRead())
         {
-            cursor = StoreReads.Cursor(connection, scope);
+            (cursor, epoch) = StoreReads.CursorAndEpoch(connection, scope);
         }
 
+        var newEpoch = false;
+        var restart = false;
         while (true)
         {
             using var page = await http.PullAsync(scope, cursor, PullPageSize, cancellationToken).ConfigureAwait(false);
             if (page.Scope != scope || page.Cursor < 0 || (!page.Reset && page.Cursor < cursor))
             {
                 throw new ConvergeSyncException($"The server answered a pull of scope '{scope}' after {cursor} with a page of scope '{page.Scope}' ending at cursor {page.Cursor}.");
+            }
+
+            if (page.Epoch is { } pageEpoch && epoch is not null && !string.Equals(pageEpoch, epoch, StringComparison.Ordinal) && cursor > 0)
+            {
+                // The server's store is another history (restored from a backup): the cursor means nothing there, and the
+                // documents held may be gone or different. Downloaded again from 0 as after a reset, keeping the outbox.
+                if (newEpoch)
+                {
+                    throw new ConvergeSyncException($"The server changed the epoch of scope '{scope}' again while it was downloaded anew.");
+                }
+
+                Log.EpochChanged(_logger, scope, epoch, pageEpoch);
+                newEpoch = restart = true;
+                epoch = pageEpoch;
+                cursor = 0;
+                continue;
             }
 
             var empty = page.Changes.Count == 0 && (page.Conflicts?.Count ?? 0) == 0;
@@ -374,7 +525,9 @@ public sealed partial class ConvergeClient
             }
 
             Clock.TryReceive(page.Clock, out _);
-            var applied = await ApplyRawPageAsync(scope, page.Changes, page.Conflicts, page.Cursor, page.Reset, cancellationToken, page.ConflictJson).ConfigureAwait(false);
+            var applied = await ApplyRawPageAsync(scope, page.Changes, page.Conflicts, page.Cursor, page.Reset || restart, cancellationToken, page.ConflictJson, page.Epoch, forgetServerStates: restart).ConfigureAwait(false);
+            restart = false;
+            epoch = page.Epoch ?? epoch;
             round.Pulled += applied.Documents;
             round.Conflicts += applied.Conflicts;
             round.Progress(SyncPhase.Pull, scope);
@@ -419,7 +572,12 @@ public sealed partial class ConvergeClient
     /// pending takes the state's values directly, without building the state.
     /// </remarks>
     /// <param name="conflictJson">The records' JSON as received, kept as it is; <see langword="null"/> to write them from the records.</param>
-    internal async Task<(int Documents, int Conflicts)> ApplyRawPageAsync(string scope, IReadOnlyList<PageChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken, IReadOnlyList<ReadOnlyMemory<byte>>? conflictJson = null)
+    /// <param name="epoch">The server store's epoch the cursor belongs to, stored with it; <see langword="null"/> keeps the stored one.</param>
+    /// <param name="forgetServerStates">
+    /// With <paramref name="reset"/>: the server's history changed (a new epoch), so the documents kept for their pending
+    /// writes forget their server state and revision too, and their next writes do not take a base from the old history.
+    /// </param>
+    internal async Task<(int Documents, int Conflicts)> ApplyRawPageAsync(string scope, IReadOnlyList<PageChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken, IReadOnlyList<ReadOnlyMemory<byte>>? conflictJson = null, string? epoch = null, bool forgetServerStates = false)
     {
         ThrowIfDisposed();
         CheckPage(scope, changes, conflicts);
@@ -438,6 +596,11 @@ public sealed partial class ConvergeClient
                     foreach (var conflictId in tx.DropSettledConflicts(scope))
                     {
                         conflictEvents.Add(new ConflictChangedEventArgs(conflictId));
+                    }
+
+                    if (forgetServerStates)
+                    {
+                        tx.ForgetServerStates(scope);
                     }
 
                     Log.ScopeReset(_logger, scope, dropped.Count);
@@ -519,7 +682,7 @@ public sealed partial class ConvergeClient
                     Log.ConflictStored(_logger, record.Id, record.Collection, record.Status == ConflictStatus.Resolved ? "resolved" : "open");
                 }
 
-                tx.SetCursor(scope, cursor, reset);
+                tx.SetCursor(scope, cursor, reset, epoch);
                 tx.SaveClock(Clock.Last);
                 return (events, conflictEvents, applied);
             },
@@ -571,6 +734,33 @@ public sealed partial class ConvergeClient
 
         public List<RejectedMutation> Rejected { get; } = [];
 
+        public List<string> ForbiddenScopes { get; } = [];
+
+        private ConvergeSyncException? FirstForbidden { get; set; }
+
+        public bool IsForbidden(string scope) => ForbiddenScopes.Contains(scope);
+
+        public void Forbid(string scope, ConvergeSyncException error)
+        {
+            FirstForbidden ??= error;
+            if (!IsForbidden(scope))
+            {
+                ForbiddenScopes.Add(scope);
+            }
+        }
+
+        /// <summary>The round's error when the server refused scopes: the server's own when it refused one.</summary>
+        public ConvergeSyncException? ForbiddenError() => ForbiddenScopes.Count switch
+        {
+            0 => null,
+            1 => FirstForbidden,
+            _ => new ConvergeSyncException(
+                $"The server refused scopes {string.Join(", ", ForbiddenScopes.Select(s => $"'{s}'"))}; their writes wait in the outbox and the other scopes synced.",
+                System.Net.HttpStatusCode.Forbidden,
+                ProtocolErrorCodes.ScopeForbidden,
+                ForbiddenScopes[0]),
+        };
+
         public void Progress(SyncPhase phase, string? scope) => progress?.Report(new SyncProgress(phase, scope, Pushed, Pulled));
 
         public SyncReport Report(TimeSpan duration) => new()
@@ -580,6 +770,7 @@ public sealed partial class ConvergeClient
             ConflictsReceived = Conflicts,
             Rejected = Rejected,
             Restamped = Restamped,
+            ForbiddenScopes = [.. ForbiddenScopes],
             Duration = duration,
         };
     }

@@ -26,6 +26,8 @@ public sealed partial class ConvergeClient : IAsyncDisposable
     private readonly CancellationTokenSource _disposing = new();
     private readonly SemaphoreSlim _syncGate = new(1, 1);
     private readonly HashSet<string> _scopes;
+    private volatile HybridClock _clock;
+    private volatile string _clientId;
     private int _disposed;
 
     private ConvergeClient(ConvergeClientOptions options, ClientStore store, ILoggerFactory loggerFactory)
@@ -39,11 +41,11 @@ public sealed partial class ConvergeClient : IAsyncDisposable
         PullPageSize = options.PullPageSize;
         Scopes = [.. options.Scopes];
         _scopes = new HashSet<string>(Scopes, StringComparer.Ordinal);
-        ClientId = Protocol.ReplicaId.Format(store.ReplicaId);
+        _clientId = Protocol.ReplicaId.Format(store.ReplicaId);
 
         // The server is the authority on time: its clock is taken in however far ahead it is. The server defends
         // itself against this client's clock, not the other way round.
-        Clock = new HybridClock(store.ReplicaId, _time, store.Clock, TimeSpan.MaxValue);
+        _clock = new HybridClock(store.ReplicaId, _time, store.Clock, TimeSpan.MaxValue);
         Changes = new ChangeHub<StoreChange>(_logger);
         ConflictChanges = new ChangeHub<ConflictChangedEventArgs>(_logger);
         Conflicts = new ConflictInbox(this);
@@ -54,7 +56,12 @@ public sealed partial class ConvergeClient : IAsyncDisposable
     }
 
     /// <summary>Gets this client's replica id: 16 lowercase hex digits, made when its store was created and kept in it.</summary>
-    public string ClientId { get; }
+    /// <value>
+    /// It changes once in a store's life in one case: when the server answers that the client reuses mutation ids it
+    /// already applied (the store was restored from a backup or copied to another device), the client takes a new id
+    /// and renumbers its outbox, so the copies go on as two replicas.
+    /// </value>
+    public string ClientId => _clientId;
 
     /// <summary>Gets the scopes this client holds and syncs; the first is the default scope.</summary>
     public IReadOnlyList<string> Scopes { get; }
@@ -67,7 +74,8 @@ public sealed partial class ConvergeClient : IAsyncDisposable
 
     internal ClientStore Store { get; }
 
-    internal HybridClock Clock { get; }
+    /// <summary>Gets the client's clock; replaced, with the same last reading and the new node, when the client takes a new replica id.</summary>
+    internal HybridClock Clock => _clock;
 
     internal ProtocolLimits Limits { get; }
 

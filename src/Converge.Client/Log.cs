@@ -41,6 +41,15 @@ internal static partial class Log
     [LoggerMessage(2023, LogLevel.Warning, "The server refused a push of {Count} mutations as too large ({Code}); retrying with batches of {Next}")]
     public static partial void BatchHalved(ILogger logger, int count, string? code, int next);
 
+    [LoggerMessage(2024, LogLevel.Warning, "The server refused writes to scope {Scope}; its {Count} pending mutations are set aside, behind the others, and sent again next round")]
+    public static partial void ScopeSetAside(ILogger logger, string scope, int count);
+
+    [LoggerMessage(2025, LogLevel.Warning, "The server found client {OldId} reusing mutation ids (its store was restored or copied): the client is now {NewId}, with its {Count} pending mutations renumbered")]
+    public static partial void ClientIdRenewed(ILogger logger, string oldId, string newId, long count);
+
+    [LoggerMessage(2026, LogLevel.Debug, "Rebuilt {Count} documents of scope {Scope} that the server answered without a new revision")]
+    public static partial void StaleRebuilt(ILogger logger, string scope, int count);
+
     [LoggerMessage(2030, LogLevel.Debug, "Applied a page of scope {Scope}: {Changes} documents, {Conflicts} conflict records, cursor {Cursor}")]
     public static partial void PageApplied(ILogger logger, string scope, int changes, int conflicts, long cursor);
 
@@ -49,6 +58,12 @@ internal static partial class Log
 
     [LoggerMessage(2032, LogLevel.Debug, "Skipped a stale change of collection {Collection} at revision {Revision}; revision {Stored} is stored")]
     public static partial void StaleChangeSkipped(ILogger logger, string collection, long revision, long stored);
+
+    [LoggerMessage(2033, LogLevel.Warning, "The server refused pulling scope {Scope}; the other scopes sync")]
+    public static partial void PullForbidden(ILogger logger, string scope);
+
+    [LoggerMessage(2034, LogLevel.Warning, "The server of scope {Scope} has another store epoch ({Stored} -> {Epoch}): it was restored from a backup; downloading the scope again")]
+    public static partial void EpochChanged(ILogger logger, string scope, string stored, string epoch);
 
     [LoggerMessage(2040, LogLevel.Error, "A change event handler threw; the change itself is committed")]
     public static partial void HandlerFailed(ILogger logger, Exception exception);

@@ -120,6 +120,19 @@ public sealed class CommandTests : IDisposable
         Assert.Contains("unreachable", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Serve_restored_rotates_the_epoch_of_an_existing_store_and_explains_when_to_use_it()
+    {
+        var help = await Ok(["serve", "--help"]);
+        Assert.Contains("--restored", help, StringComparison.Ordinal);
+        Assert.Contains("restoring the database from a backup", help, StringComparison.Ordinal);
+
+        var (exit, output, error) = await Converge.RunAsync("serve", "--db", Path.Combine(_folder, "missing.db"), "--restored");
+        Assert.Equal(2, exit);
+        Assert.Contains("no Converge store", output + error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_folder, "missing.db")));
+    }
+
     private static async Task<string> Ok(string[] args)
     {
         var (exit, output, error) = await Converge.RunAsync(args);

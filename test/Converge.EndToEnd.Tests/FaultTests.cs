@@ -119,10 +119,14 @@ public sealed class FaultTests
         var intruder = await server.OpenClientAsync("intruder", scope: "s-private", key: SyncServer.ScopeAKey);
         await intruder.Collection<Todo>("todos").PutAsync("x", new Todo { Title = "planted" });
 
-        var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => intruder.SyncAsync());
+        // The refused scope does not fail the round: it is reported, and its write waits in the outbox.
+        var refused = await intruder.SyncAsync();
+        Assert.Equal(["s-private"], refused.ForbiddenScopes);
         Assert.Equal(SyncStatus.Error, intruder.Status);
+        var error = Assert.IsType<ConvergeSyncException>(intruder.LastError);
         Assert.Equal("scope_forbidden", error.ErrorCode);
         Assert.Equal(HttpStatusCode.Forbidden, error.StatusCode);
+        Assert.Equal("s-private", error.Scope);
         Assert.Equal(1, await intruder.GetPendingCountAsync());
 
         var owner = await server.OpenClientAsync("owner", scope: "s-private");

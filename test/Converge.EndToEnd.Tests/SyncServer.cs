@@ -52,10 +52,17 @@ public sealed class SyncServer : IAsyncDisposable
     }
 
     /// <summary>Stops the server and starts it again on the same file and port.</summary>
-    public async Task RestartAsync()
+    /// <param name="whileStopped">Runs once the server has let go of its file, before it starts again (to restore a backup, say).</param>
+    public async Task RestartAsync(Func<Task>? whileStopped = null)
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        if (whileStopped is not null)
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            await whileStopped();
+        }
+
         (_app, Address) = await BuildAsync(DatabasePath, Configure, Time, Address.Port);
     }
 

@@ -87,4 +87,46 @@ public class ClockAndRestartTests
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task Pulls_carry_the_store_epoch_which_a_restart_keeps_and_a_rotation_for_a_restored_store_changes()
+    {
+        var time = Times.NewFake();
+        var directory = Directory.CreateTempSubdirectory("converge-server-epoch-").FullName;
+        try
+        {
+            var device = new Device(time);
+            string epoch;
+            await using (var server = await TestServer.StartAsync(time, directory: directory))
+            {
+                await server.Alice.PushAsync(device.Batch(device.Put("user:alice", "notes", "n1", 0, """{"title":"kept"}""")));
+                epoch = (await server.Alice.PullAsync("user:alice")).Epoch!;
+                Assert.False(string.IsNullOrWhiteSpace(epoch));
+                Assert.Equal(epoch, (await server.Alice.PullAsync("team:1", 0)).Epoch);
+                await server.StopAsync();
+            }
+
+            await using (var server = await TestServer.StartAsync(time, directory: directory))
+            {
+                Assert.Equal(epoch, (await server.Alice.PullAsync("user:alice", 1)).Epoch);
+                await server.StopAsync();
+            }
+
+            // What `converge serve --restored` does before the server starts on a database restored from a backup.
+            var rotated = await ConvergeStoreMaintenance.RotateEpochAsync(Path.Combine(directory, "sync.db"));
+            Assert.NotEqual(epoch, rotated);
+            await using (var server = await TestServer.StartAsync(time, directory: directory))
+            {
+                var pull = await server.Alice.PullAsync("user:alice");
+                Assert.Equal(rotated, pull.Epoch);
+                Assert.Single(pull.Changes);
+            }
+
+            await Assert.ThrowsAsync<FileNotFoundException>(() => ConvergeStoreMaintenance.RotateEpochAsync(Path.Combine(directory, "missing.db")));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }

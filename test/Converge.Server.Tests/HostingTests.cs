@@ -219,6 +219,10 @@ public class HostingTests
 
         public Task<Protocol.HybridTimestamp?> ReadClockAsync(CancellationToken cancellationToken) => inner.ReadClockAsync(cancellationToken);
 
+        public Task<string> ReadEpochAsync(CancellationToken cancellationToken) => inner.ReadEpochAsync(cancellationToken);
+
+        public Task<string> RotateEpochAsync(CancellationToken cancellationToken) => inner.RotateEpochAsync(cancellationToken);
+
         public Task<ISyncTransaction> BeginAsync(CancellationToken cancellationToken) => inner.BeginAsync(cancellationToken);
 
         public Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken) => inner.ReadChangesAsync(scope, after, limit, cancellationToken);

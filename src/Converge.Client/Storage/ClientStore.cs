@@ -10,7 +10,8 @@ namespace Converge.Client.Storage;
 /// </summary>
 internal sealed class ClientStore : IDisposable
 {
-    public const int SchemaVersion = 1;
+    /// <summary>The schema this code reads and writes. Version 2 added <c>cursors.epoch</c> and the <c>stale</c> table; a version 1 store is upgraded at open.</summary>
+    public const int SchemaVersion = 2;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS meta (
@@ -40,7 +41,14 @@ internal sealed class ClientStore : IDisposable
         CREATE INDEX IF NOT EXISTS outbox_conflict ON outbox (conflict_id) WHERE conflict_id IS NOT NULL;
         CREATE TABLE IF NOT EXISTS cursors (
             scope TEXT NOT NULL PRIMARY KEY,
-            cursor INTEGER NOT NULL
+            cursor INTEGER NOT NULL,
+            epoch TEXT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS stale (
+            scope TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            id TEXT NOT NULL,
+            PRIMARY KEY (scope, collection, id)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS conflicts (
             id TEXT NOT NULL PRIMARY KEY,
@@ -94,6 +102,12 @@ internal sealed class ClientStore : IDisposable
             {
                 throw new InvalidOperationException($"The local store {path} has schema version {version}; this version of Converge.Client reads up to {SchemaVersion}.");
             }
+            else if (int.Parse(version, CultureInfo.InvariantCulture) < 2)
+            {
+                // Version 1 had no epochs: the cursors it holds adopt the server's epoch at their next pull.
+                Execute("ALTER TABLE cursors ADD COLUMN epoch TEXT NULL;");
+                SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
+            }
 
             if (!Protocol.ReplicaId.TryParse(Meta("replica_id"), out var replica))
             {
@@ -117,7 +131,7 @@ internal sealed class ClientStore : IDisposable
         }
         catch
         {
-            Execute("ROLLBACK;");
+            RollBackIfOpen();
             throw;
         }
 
@@ -129,8 +143,9 @@ internal sealed class ClientStore : IDisposable
     /// <summary>Gets the full path of the database file.</summary>
     public string Path { get; }
 
-    /// <summary>Gets this replica's id, made when the store was created.</summary>
-    public ulong ReplicaId { get; }
+    /// <summary>Gets this replica's id, made when the store was created and made anew when the server finds the client's mutation ids reused.</summary>
+    /// <remarks>Set under the write gate only, by the transaction that stores the new id.</remarks>
+    public ulong ReplicaId { get; internal set; }
 
     /// <summary>Gets the last clock reading persisted when the store was opened: meta's, or the last outbox mutation's when later.</summary>
     public HybridTimestamp? Clock { get; }
@@ -181,7 +196,12 @@ internal sealed class ClientStore : IDisposable
         return connection;
     }
 
-    /// <summary>Runs <paramref name="work"/> in one write transaction; commits when it returns, rolls back when it throws.</summary>
+    /// <summary>Runs <paramref name="work"/> in one write transaction; commits when it returns, rolls back when it or the commit throws.</summary>
+    /// <remarks>
+    /// A failed commit can leave SQLite's transaction open (a busy or constrained commit), and SQLite rolls a transaction
+    /// back by itself on some errors (a full disk, an I/O error): the rollback runs only while a transaction is still open,
+    /// so the next BEGIN works and the error that failed the transaction is the one that surfaces.
+    /// </remarks>
     public async Task<T> WriteAsync<T>(Func<StoreTransaction, T> work, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -190,21 +210,23 @@ internal sealed class ClientStore : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             _statements.Begin.Execute();
             var nextMutationId = NextMutationId;
+            var replicaId = ReplicaId;
             T result;
             try
             {
                 var transaction = new StoreTransaction(this, _statements);
                 result = work(transaction);
                 transaction.Flush();
+                _statements.Commit.Execute();
             }
             catch
             {
-                _statements.Rollback.Execute();
                 NextMutationId = nextMutationId;
+                ReplicaId = replicaId;
+                RollBackIfOpen();
                 throw;
             }
 
-            _statements.Commit.Execute();
             _checkpointer.Committed();
             return result;
         }
@@ -246,11 +268,32 @@ internal sealed class ClientStore : IDisposable
         }
     }
 
+    /// <summary>Creates a command on the write connection, for the rare statements of a write transaction that are not prepared once.</summary>
+    internal SqliteCommand CreateCommand() => _write.CreateCommand();
+
     internal int Execute(string sql)
     {
         using var command = _write.CreateCommand();
         command.CommandText = sql;
         return command.ExecuteNonQuery();
+    }
+
+    /// <summary>Rolls back the write connection's transaction if SQLite still has one open; a failure to roll back is not allowed to hide the error being handled.</summary>
+    private void RollBackIfOpen()
+    {
+        if (_write.Handle is not { } handle || SQLitePCL.raw.sqlite3_get_autocommit(handle) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            Execute("ROLLBACK;");
+        }
+        catch (SqliteException)
+        {
+            // The connection is in trouble already; the caller rethrows the error that brought it here.
+        }
     }
 
     private long LastOutboxId()

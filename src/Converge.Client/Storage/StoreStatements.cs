@@ -18,7 +18,6 @@ internal sealed class StoreStatements : IDisposable
 
         Begin = Create("BEGIN IMMEDIATE;");
         Commit = Create("COMMIT;");
-        Rollback = Create("ROLLBACK;");
         GetDocument = Create("SELECT server_state, server_revision, local_value, local_hlc, pending FROM documents WHERE scope = $s AND collection = $c AND id = $i;", "$s", "$c", "$i");
         GetDocumentBrief = Create("SELECT server_revision, local_value, pending FROM documents WHERE scope = $s AND collection = $c AND id = $i;", "$s", "$c", "$i");
         PutDocument = Create(
@@ -55,12 +54,18 @@ internal sealed class StoreStatements : IDisposable
         HasPendingResolve = Create("SELECT EXISTS (SELECT 1 FROM outbox WHERE conflict_id = $id);", "$id");
         SetCursor = Create(
             """
-            INSERT INTO cursors (scope, cursor) VALUES ($s, $c)
-            ON CONFLICT (scope) DO UPDATE SET cursor = CASE WHEN $reset THEN excluded.cursor ELSE max(cursor, excluded.cursor) END;
+            INSERT INTO cursors (scope, cursor, epoch) VALUES ($s, $c, $epoch)
+            ON CONFLICT (scope) DO UPDATE SET
+                cursor = CASE WHEN $reset THEN excluded.cursor ELSE max(cursor, excluded.cursor) END,
+                epoch = coalesce(excluded.epoch, cursors.epoch);
             """,
             "$s",
             "$c",
-            "$reset");
+            "$reset",
+            "$epoch");
+        MarkStale = Create("INSERT OR IGNORE INTO stale (scope, collection, id) VALUES ($s, $c, $i);", "$s", "$c", "$i");
+        TakeStale = Create("DELETE FROM stale WHERE scope = $s RETURNING collection, id;", "$s");
+        ForgetServerStates = Create("UPDATE documents SET server_state = NULL, server_revision = 0 WHERE scope = $s AND server_state IS NOT NULL;", "$s");
         SaveClock = Create("INSERT INTO meta (key, value) VALUES ('clock', $v) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE excluded.value > meta.value;", "$v");
         GetConflict = Create("SELECT record, status FROM conflicts WHERE id = $id;", "$id");
         PutConflict = Create(
@@ -88,8 +93,6 @@ internal sealed class StoreStatements : IDisposable
 
     public NativeStatement Commit { get; }
 
-    public NativeStatement Rollback { get; }
-
     public NativeStatement GetDocument { get; }
 
     public NativeStatement GetDocumentBrief { get; }
@@ -113,6 +116,12 @@ internal sealed class StoreStatements : IDisposable
     public NativeStatement HasPendingResolve { get; }
 
     public NativeStatement SetCursor { get; }
+
+    public NativeStatement MarkStale { get; }
+
+    public NativeStatement TakeStale { get; }
+
+    public NativeStatement ForgetServerStates { get; }
 
     public NativeStatement SaveClock { get; }
 

@@ -203,6 +203,91 @@ internal sealed class StoreTransaction
         _sql.WriteNextMutationId.Int(0, Math.Max(_store.NextMutationId, last + 1)).Execute();
     }
 
+    /// <summary>Gives every outbox mutation a new id, 1, 2, 3, … in outbox order, and makes the next id follow them; for a client that takes a new replica id.</summary>
+    /// <param name="upTo">An old id.</param>
+    /// <returns>The new id of the last mutation whose old id was at most <paramref name="upTo"/> (0 when none was).</returns>
+    /// <remarks>Each stored mutation is rewritten with its new id; nothing else of it changes, its timestamp included.</remarks>
+    public long RenumberOutbox(long upTo)
+    {
+        var rows = ReadOutbox(null);
+        using (var delete = _store.CreateCommand())
+        {
+            delete.CommandText = "DELETE FROM outbox;";
+            delete.ExecuteNonQuery();
+        }
+
+        long mapped = 0;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var (oldId, mutation) = rows[i];
+            AddToOutbox(mutation with { Id = i + 1 });
+            if (oldId <= upTo)
+            {
+                mapped = i + 1;
+            }
+        }
+
+        _store.NextMutationId = rows.Count + 1;
+        using var next = _store.CreateCommand();
+        next.CommandText = "UPDATE meta SET value = $v WHERE key = 'next_mutation_id';";
+        next.Parameters.AddWithValue("$v", (rows.Count + 1).ToString(CultureInfo.InvariantCulture));
+        next.ExecuteNonQuery();
+        return mapped;
+    }
+
+    /// <summary>Moves a scope's outbox mutations behind every other one: in their order, each with the next mutation id and a new timestamp.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="stamp">Gives each moved mutation its new timestamp, so a client's ids and timestamps keep growing together.</param>
+    /// <returns>How many mutations moved.</returns>
+    public int MoveToEnd(string scope, Func<HybridTimestamp> stamp)
+    {
+        var rows = ReadOutbox(scope);
+        using (var delete = _store.CreateCommand())
+        {
+            delete.CommandText = "DELETE FROM outbox WHERE scope = $s;";
+            delete.Parameters.AddWithValue("$s", scope);
+            delete.ExecuteNonQuery();
+        }
+
+        foreach (var (_, mutation) in rows)
+        {
+            AddToOutbox(mutation with { Id = NextMutationId(), Hlc = stamp() });
+        }
+
+        return rows.Count;
+    }
+
+    /// <summary>Stores this client's new replica id.</summary>
+    public void SetReplicaId(ulong replicaId)
+    {
+        using var command = _store.CreateCommand();
+        command.CommandText = "UPDATE meta SET value = $v WHERE key = 'replica_id';";
+        command.Parameters.AddWithValue("$v", ReplicaId.Format(replicaId));
+        command.ExecuteNonQuery();
+        _store.ReplicaId = replicaId;
+    }
+
+    private List<(long Id, Mutation Mutation)> ReadOutbox(string? scope)
+    {
+        using var command = _store.CreateCommand();
+        command.CommandText = scope is null
+            ? "SELECT id, mutation FROM outbox ORDER BY id;"
+            : "SELECT id, mutation FROM outbox WHERE scope = $s ORDER BY id;";
+        if (scope is not null)
+        {
+            command.Parameters.AddWithValue("$s", scope);
+        }
+
+        var rows = new List<(long, Mutation)>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            rows.Add((reader.GetInt64(0), StoreJson.DeserializeMutation(reader.GetString(1))));
+        }
+
+        return rows;
+    }
+
     /// <summary>Reads a document's pending mutations, in outbox order.</summary>
     public List<Mutation> PendingMutations(string scope, string collection, string id)
     {
@@ -226,9 +311,32 @@ internal sealed class StoreTransaction
 
     // ---- cursors and clock ----
 
-    /// <summary>Moves a scope's cursor forward (never back, so pages from two sources may interleave), or anywhere on a reset.</summary>
-    public void SetCursor(string scope, long cursor, bool reset) =>
-        _sql.SetCursor.Text(0, scope).Int(1, cursor).Int(2, reset ? 1 : 0).Execute();
+    /// <summary>Moves a scope's cursor forward (never back, so pages from two sources may interleave), or anywhere on a reset; stores the server's epoch with it when given.</summary>
+    public void SetCursor(string scope, long cursor, bool reset, string? epoch = null) =>
+        _sql.SetCursor.Text(0, scope).Int(1, cursor).Int(2, reset ? 1 : 0).Text(3, epoch).Execute();
+
+    // ---- stale documents ----
+
+    /// <summary>Notes that a document's local value must be rebuilt from its server state once the scope's next pull is done: the server answered a mutation of it without a new revision.</summary>
+    public void MarkStale(string scope, string collection, string id) =>
+        _sql.MarkStale.Text(0, scope).Text(1, collection).Text(2, id).Execute();
+
+    /// <summary>Removes and returns the documents of a scope noted by <see cref="MarkStale"/>.</summary>
+    public List<(string Collection, string Id)> TakeStale(string scope)
+    {
+        var keys = new List<(string, string)>();
+        var statement = _sql.TakeStale.Text(0, scope);
+        using var rows = statement.Query();
+        while (rows.Next())
+        {
+            keys.Add((statement.String(0)!, statement.String(1)!));
+        }
+
+        return keys;
+    }
+
+    /// <summary>Forgets the server state and revision of a scope's documents, keeping their local values and pending counts: the server's history they came from is gone.</summary>
+    public void ForgetServerStates(string scope) => _sql.ForgetServerStates.Text(0, scope).Execute();
 
     /// <summary>Persists the clock's last reading when the transaction commits, so the clock never goes back across restarts.</summary>
     public void SaveClock(HybridTimestamp last)
@@ -343,12 +451,24 @@ internal static class StoreReads
         return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
-    public static long Cursor(SqliteConnection connection, string scope)
+    public static long Cursor(SqliteConnection connection, string scope) => CursorAndEpoch(connection, scope).Cursor;
+
+    /// <summary>Reads a scope's cursor and the epoch of the server store it belongs to (<see langword="null"/> when none is known).</summary>
+    public static (long Cursor, string? Epoch) CursorAndEpoch(SqliteConnection connection, string scope)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT cursor FROM cursors WHERE scope = $s;";
+        command.CommandText = "SELECT cursor, epoch FROM cursors WHERE scope = $s;";
         command.Parameters.AddWithValue("$s", scope);
-        return command.ExecuteScalar() is long cursor ? cursor : 0;
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)) : (0, null);
+    }
+
+    public static bool HasStale(SqliteConnection connection, string scope)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT EXISTS (SELECT 1 FROM stale WHERE scope = $s);";
+        command.Parameters.AddWithValue("$s", scope);
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) != 0;
     }
 
     public static string? LocalValue(SqliteConnection connection, string scope, string collection, string id)

@@ -146,6 +146,7 @@ internal sealed class SyncHttp : IDisposable
     {
         string? code = null;
         string? detail = null;
+        string? scope = null;
         try
         {
             var bytes = await ReadLimitedAsync(response.Content, cancellationToken).ConfigureAwait(false);
@@ -156,6 +157,7 @@ internal sealed class SyncHttp : IDisposable
                 {
                     code = Text(document.RootElement, "code");
                     detail = Text(document.RootElement, "detail") ?? Text(document.RootElement, "title");
+                    scope = Text(document.RootElement, "scope");
                 }
             }
         }
@@ -167,7 +169,7 @@ internal sealed class SyncHttp : IDisposable
         var status = (int)response.StatusCode;
         var message = $"The server answered {request.Method} {request.RequestUri} with {status} {response.ReasonPhrase}"
             + (code is null ? "" : $" ({code})") + (detail is null ? "." : $": {detail}");
-        return new ConvergeSyncException(message, response.StatusCode, code);
+        return new ConvergeSyncException(message, response.StatusCode, code, scope);
 
         static string? Text(JsonElement element, string name) =>
             element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;

@@ -15,7 +15,10 @@ public enum SyncStatus
     /// <summary>The last sync round pushed the outbox and pulled every scope to the end.</summary>
     UpToDate,
 
-    /// <summary>The server answered the last sync round with an error, or its answer broke the protocol; see <see cref="ConvergeClient.LastError"/>.</summary>
+    /// <summary>
+    /// The server answered the last sync round with an error, or its answer broke the protocol; or the round ended but the
+    /// server refused some scopes (<see cref="SyncReport.ForbiddenScopes"/>). See <see cref="ConvergeClient.LastError"/>.
+    /// </summary>
     Error,
 }
 
@@ -62,6 +65,13 @@ public sealed record SyncReport
 
     /// <summary>Gets how many mutations the server re-stamped because this device's clock was too far ahead of its own.</summary>
     public int Restamped { get; init; }
+
+    /// <summary>Gets the scopes the server refused this round (403 <c>scope_forbidden</c>), for pushing or pulling; the other scopes synced.</summary>
+    /// <remarks>
+    /// The writes of a scope refused for pushing stay in the outbox, set aside behind the others, and are sent again at
+    /// the next round. When that round is refused too they stay set aside; none is dropped.
+    /// </remarks>
+    public IReadOnlyList<string> ForbiddenScopes { get; init; } = [];
 
     /// <summary>Gets how long the round took.</summary>
     public TimeSpan Duration { get; init; }
@@ -123,9 +133,19 @@ public sealed class ConvergeSyncException : Exception
         ErrorCode = errorCode;
     }
 
+    /// <summary>Initializes the exception for an error response that names a scope.</summary>
+    internal ConvergeSyncException(string message, HttpStatusCode statusCode, string? errorCode, string? scope)
+        : this(message, statusCode, errorCode)
+    {
+        Scope = scope;
+    }
+
     /// <summary>Gets the HTTP status of the error response; <see langword="null"/> when the server's answer broke the protocol.</summary>
     public HttpStatusCode? StatusCode { get; }
 
     /// <summary>Gets the protocol error code (<see cref="ProtocolErrorCodes"/>) the server gave, if any.</summary>
     public string? ErrorCode { get; }
+
+    /// <summary>Gets the scope the error names, such as the refused scope of a <c>scope_forbidden</c> error; <see langword="null"/> when it names none.</summary>
+    public string? Scope { get; }
 }

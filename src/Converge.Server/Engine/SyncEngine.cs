@@ -400,6 +400,7 @@ internal sealed class SyncEngine
             HasMore = page.HasMore,
             Reset = reset,
             Clock = Clock.Now(),
+            Epoch = await _store.ReadEpochAsync(cancellationToken).ConfigureAwait(false),
             Documents = page.Typed?.Documents,
             Raw = page.Raw,
             Conflicts = page.Typed?.Conflicts,

@@ -27,6 +27,21 @@ public interface ISyncStore
     /// <returns>The timestamp, or <see langword="null"/> for a new store.</returns>
     Task<HybridTimestamp?> ReadClockAsync(CancellationToken cancellationToken);
 
+    /// <summary>Reads the store's epoch: the id of its history, made when the store was created and made anew by <see cref="RotateEpochAsync"/>.</summary>
+    /// <param name="cancellationToken">Stops the wait.</param>
+    /// <returns>The epoch, a short opaque text.</returns>
+    /// <remarks>
+    /// Pull responses carry it. A client keeps it with its cursors; when a pull answers with another epoch, the client's
+    /// cursors belong to another history (the store was restored from a backup), and it downloads the scope again.
+    /// Called on every pull: a store keeps the epoch in memory.
+    /// </remarks>
+    Task<string> ReadEpochAsync(CancellationToken cancellationToken);
+
+    /// <summary>Makes a new random epoch and stores it durably, so every client downloads its scopes again at its next pull; for a store restored from a backup.</summary>
+    /// <param name="cancellationToken">Stops the wait.</param>
+    /// <returns>The new epoch.</returns>
+    Task<string> RotateEpochAsync(CancellationToken cancellationToken);
+
     /// <summary>Begins a write transaction; it waits while another transaction that could conflict is open.</summary>
     /// <param name="cancellationToken">Stops the wait.</param>
     /// <returns>The transaction; disposing it without <see cref="ISyncTransaction.CommitAsync"/> rolls it back.</returns>

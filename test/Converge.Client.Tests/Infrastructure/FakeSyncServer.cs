@@ -63,8 +63,16 @@ public sealed class FakeSyncServer : IAsyncDisposable
 
     public static IResult Json(PullResponse response) => Results.Json(response, ProtocolJson.PullResponse);
 
-    public static IResult Problem(int status, string code) =>
-        Results.Json(new Dictionary<string, object> { ["status"] = status, ["code"] = code, ["title"] = "refused" }, statusCode: status, contentType: "application/problem+json");
+    public static IResult Problem(int status, string code, string? scope = null)
+    {
+        var body = new Dictionary<string, object> { ["status"] = status, ["code"] = code, ["title"] = "refused" };
+        if (scope is not null)
+        {
+            body["scope"] = scope;
+        }
+
+        return Results.Json(body, statusCode: status, contentType: "application/problem+json");
+    }
 
     public PushResponse Applied(PushRequest request) => new()
     {
@@ -72,13 +80,14 @@ public sealed class FakeSyncServer : IAsyncDisposable
         Results = request.Mutations.Select((m, i) => new MutationResult { Id = m.Id, Status = MutationStatus.Applied, Revision = i + 1 }).ToList(),
     };
 
-    public PullResponse Page(string scope, long cursor, bool hasMore = false, IReadOnlyList<DocumentChange>? changes = null, IReadOnlyList<ConflictRecord>? conflicts = null, bool reset = false) => new()
+    public PullResponse Page(string scope, long cursor, bool hasMore = false, IReadOnlyList<DocumentChange>? changes = null, IReadOnlyList<ConflictRecord>? conflicts = null, bool reset = false, string? epoch = null) => new()
     {
         Scope = scope,
         Cursor = cursor,
         HasMore = hasMore,
         Reset = reset,
         Clock = Clock,
+        Epoch = epoch,
         Changes = changes ?? [],
         Conflicts = conflicts,
     };

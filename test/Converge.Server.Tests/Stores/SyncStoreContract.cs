@@ -264,6 +264,29 @@ public abstract class SyncStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_store_has_an_epoch_from_its_creation_that_survives_reopening_and_changes_only_when_rotated()
+    {
+        var store = await OpenAsync("epoch");
+        var first = await store.ReadEpochAsync(CancellationToken.None);
+        Assert.False(string.IsNullOrWhiteSpace(first));
+        Assert.NotEqual(first, await (await OpenAsync("other")).ReadEpochAsync(CancellationToken.None));
+        await WriteAsync(store, tx => tx.WriteScopeRevisionAsync("s", 1, CancellationToken.None).AsTask());
+        Assert.Equal(first, await store.ReadEpochAsync(CancellationToken.None));
+        await ReopenAsync(store);
+
+        store = await OpenAsync("epoch");
+        Assert.Equal(first, await store.ReadEpochAsync(CancellationToken.None));
+        var rotated = await store.RotateEpochAsync(CancellationToken.None);
+        Assert.NotEqual(first, rotated);
+        Assert.Equal(rotated, await store.ReadEpochAsync(CancellationToken.None));
+
+        // Rotating changes the epoch, nothing else; and the new one is durable.
+        Assert.Equal(1, (await store.ReadChangesAsync("s", 0, 10, CancellationToken.None)).ScopeRevision);
+        await ReopenAsync(store);
+        Assert.Equal(rotated, await (await OpenAsync("epoch")).ReadEpochAsync(CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Compaction_removes_old_tombstones_raises_the_min_valid_cursor_and_moves_what_stays_above_it()
     {
         var store = await OpenAsync();

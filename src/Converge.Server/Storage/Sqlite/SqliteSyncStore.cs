@@ -30,6 +30,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
     private WriterCommands? _commands;
     private WalCheckpointer? _checkpointer;
     private volatile bool _ready;
+    private volatile Task<string>? _epoch;
     private bool _disposed;
 
     public SqliteSyncStore(string path, SynchronousMode synchronous)
@@ -173,13 +174,72 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                     $"The Converge store '{_path}' has schema version {version}; this server reads version {SchemaVersion}. Use a server of the version that made it.");
             }
 
+            // The epoch is made with the schema; a store made before epochs existed gets its first one now.
+            if (Scalar(connection, "SELECT value FROM meta WHERE key = 'epoch';") is not string epoch)
+            {
+                epoch = NewEpoch();
+                WriteEpoch(connection, epoch);
+            }
+
             Execute(connection, "COMMIT;");
+            _epoch = Task.FromResult(epoch);
         }
         catch
         {
             Execute(connection, "ROLLBACK;");
             throw;
         }
+    }
+
+    public Task<string> ReadEpochAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return _epoch ?? throw new InvalidOperationException("The Converge store is not initialized; call InitializeAsync first.");
+    }
+
+    public async Task<string> RotateEpochAsync(CancellationToken cancellationToken)
+    {
+        var epoch = NewEpoch();
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var connection = _writer ?? throw new InvalidOperationException("The Converge store is not initialized; call InitializeAsync first.");
+            Execute(connection, "BEGIN IMMEDIATE;");
+            try
+            {
+                WriteEpoch(connection, epoch);
+                Execute(connection, "COMMIT;");
+            }
+            catch
+            {
+                if (connection.Handle is { } handle && SQLitePCL.raw.sqlite3_get_autocommit(handle) == 0)
+                {
+                    Execute(connection, "ROLLBACK;");
+                }
+
+                throw;
+            }
+
+            _epoch = Task.FromResult(epoch);
+            Committed();
+            return epoch;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>A new epoch: 128 random bits as 32 hex digits.</summary>
+    private static string NewEpoch() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
+    private static void WriteEpoch(SqliteConnection connection, string epoch)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO meta (key, value) VALUES ('epoch', $epoch) ON CONFLICT (key) DO UPDATE SET value = excluded.value;";
+        command.Parameters.AddWithValue("$epoch", epoch);
+        command.ExecuteNonQuery();
     }
 
     public Task<HybridTimestamp?> ReadClockAsync(CancellationToken cancellationToken)
