@@ -15,8 +15,8 @@ namespace Converge.Client;
 /// <para>
 /// An unreachable server, a timeout, a dropped connection, or a server error (5xx, 429) returns <see cref="WorkResult.Retry"/>, so the work
 /// backs off exponentially; any other refusal is a failure whose output says why. A periodic work comes back at its
-/// next period either way. The output of a successful run holds <c>pushed</c>, <c>pulled</c>, <c>conflicts</c> and
-/// <c>rejected</c>.
+/// next period either way. The output of a successful run holds <c>pushed</c>, <c>pulled</c>, <c>conflicts</c>,
+/// <c>rejected</c> and <c>forbiddenScopes</c> (scopes the server refused; their writes wait in the outbox).
 /// </para>
 /// </remarks>
 [WorkerName(Name)]
@@ -49,7 +49,8 @@ public sealed partial class SyncWorker : IWorker
                 ("pushed", report.Pushed),
                 ("pulled", report.Pulled),
                 ("conflicts", report.ConflictsReceived),
-                ("rejected", report.Rejected.Count)));
+                ("rejected", report.Rejected.Count),
+                ("forbiddenScopes", report.ForbiddenScopes.ToArray())));
         }
         catch (Exception e) when (e is HttpRequestException or TimeoutException or IOException or System.Net.Sockets.SocketException)
         {
