@@ -1,3 +1,4 @@
+using Converge.Sqlite;
 using System.Globalization;
 using Converge.Protocol;
 using Microsoft.Data.Sqlite;

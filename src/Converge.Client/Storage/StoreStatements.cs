@@ -1,3 +1,4 @@
+using Converge.Sqlite;
 using Microsoft.Data.Sqlite;
 
 namespace Converge.Client.Storage;

@@ -1,3 +1,4 @@
+using Converge.Sqlite;
 using System.Globalization;
 using System.Text.Json;
 using Converge.Protocol;

@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 
-namespace Converge.Server.Storage.Sqlite;
+namespace Converge.Sqlite;
 
 /// <summary>Folds a store's WAL into its database file on a background connection, soon after commits, so commits do not stall on it.</summary>
 /// <remarks>

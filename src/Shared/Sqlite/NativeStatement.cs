@@ -2,13 +2,14 @@ using System.Text;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 
-namespace Converge.Server.Storage.Sqlite;
+namespace Converge.Sqlite;
 
 /// <summary>A statement of the write connection, prepared once and run straight on SQLite.</summary>
 /// <remarks>
-/// The writer's hot statements run once per document of a push, so they skip Microsoft.Data.Sqlite's command layer (a
+/// The stores' hot statements run once or more per document, so they skip Microsoft.Data.Sqlite's command layer (a
 /// reader object, parameters looked up by name and bound through a type switch on every run) and bind by position, text
-/// as UTF-8, JSON states as blobs straight from a buffer. Not thread-safe: the store's write lock serializes its use.
+/// as UTF-8, JSON as blobs straight from a buffer. Everything else goes through Microsoft.Data.Sqlite as usual. Not
+/// thread-safe: the store's write lock serializes its use. Compiled into each package that needs it (src/Shared).
 /// </remarks>
 internal sealed class NativeStatement : IDisposable
 {
