@@ -63,6 +63,30 @@ public class ValidationTests
         Assert.All(retry.Results, r => Assert.Equal(MutationStatus.Duplicate, r.Status));
     }
 
+    [Fact]
+    public async Task A_copy_whose_writes_are_older_than_the_originals_is_refused_not_dropped()
+    {
+        var time = Times.NewFake();
+        await using var server = await TestServer.StartAsync(time);
+        var original = new Device(time);
+        await server.Alice.PushAsync(original.Batch(original.Put(Scope, "notes", "a", 0, """{"v":1}""")));
+
+        // The store is copied: both copies number their next writes 2, 3. The copy writes first, the original pushes first.
+        var copy = new Device(time, original.Node);
+        copy.Put(Scope, "notes", "skip", 0, "{}");
+        var copyWrites = copy.Batch(copy.Put(Scope, "notes", "from-copy", 0, """{"v":2}"""), copy.Put(Scope, "notes", "from-copy-2", 0, """{"v":3}"""));
+        time.Advance(TimeSpan.FromSeconds(1));
+        var originalWrites = original.Batch(original.Put(Scope, "notes", "from-original", 0, """{"v":2}"""), original.Put(Scope, "notes", "from-original-2", 0, """{"v":3}"""));
+        await server.Alice.PushAsync(originalWrites);
+        var before = await server.Alice.SnapshotAsync(Scope);
+
+        using var refused = await server.Alice.PostAsync("v1/push", Api.Json(copyWrites));
+
+        await Api.AssertProblemAsync(refused, HttpStatusCode.Conflict, ProtocolErrorCodes.ClientIdReused);
+        Assert.Equal(before, await server.Alice.SnapshotAsync(Scope));
+        Assert.All((await server.Alice.PushAsync(originalWrites)).Results, r => Assert.Equal(MutationStatus.Duplicate, r.Status));
+    }
+
     [Theory]
     [InlineData("{")]
     [InlineData("not json")]

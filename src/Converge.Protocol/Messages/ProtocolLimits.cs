@@ -338,7 +338,7 @@ public static class ProtocolErrorCodes
     public const string ScopeForbidden = "scope_forbidden";
 
     /// <summary>
-    /// The push reuses mutation ids the server already applied for this client, with newer timestamps: the client's
+    /// The push reuses mutation ids the server already applied for this client, with other timestamps: the client's
     /// store was restored from a backup or copied to another device (HTTP 409). Nothing was applied; the client takes a
     /// new replica id, numbers its outbox again from 1, and pushes again.
     /// </summary>

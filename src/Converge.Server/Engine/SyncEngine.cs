@@ -120,11 +120,11 @@ internal sealed class SyncEngine
             var last = progress.LastMutationId;
             foreach (var m in mutations)
             {
-                if (m.Id <= last && m.Hlc > progress.LastHlc)
+                if (m.Id <= last && !IsRetry(progress, m))
                 {
                     // A retry carries the timestamp it had; a newer one under an applied id is another write reusing it.
                     throw new ClientIdReusedException(
-                        $"Mutation {m.Id} reuses an id this client already used, with a newer timestamp: the client's store was restored or copied. Take a new client id and push again.");
+                        $"Mutation {m.Id} reuses an id this client already used, with another timestamp: the client's store was restored or copied. Take a new client id and push again.");
                 }
             }
 
@@ -149,6 +149,7 @@ internal sealed class SyncEngine
             var changed = new HashSet<DocumentKey>();
             var scopes = new Dictionary<string, ScopeCounter>(StringComparer.Ordinal);
             var applied = progress;
+            List<AppliedMutation>? appliedNow = null;
             clock.TryReceive(request.Clock, out _);
             for (var i = 0; i < mutations.Count; i++)
             {
@@ -161,6 +162,7 @@ internal sealed class SyncEngine
                 }
 
                 applied = new ClientProgress(m.Id, m.Hlc);
+                (appliedNow ??= []).Add(new AppliedMutation(m.Id, m.Hlc));
                 HybridTimestamp? restamp = null;
                 if (!clock.TryReceive(m.Hlc, out _))
                 {
@@ -233,7 +235,8 @@ internal sealed class SyncEngine
 
             if (applied.LastMutationId > last)
             {
-                await transaction.WriteClientProgressAsync(principal, request.ClientId, applied, cancellationToken).ConfigureAwait(false);
+                var recent = progress.Recent.Concat(appliedNow!).TakeLast(ClientProgress.RecentWindow).ToArray();
+                await transaction.WriteClientProgressAsync(principal, request.ClientId, applied with { Recent = recent }, cancellationToken).ConfigureAwait(false);
             }
 
             response = new PushResponse { Clock = clock.Now(), Results = results };
@@ -551,6 +554,39 @@ internal sealed class SyncEngine
         await _store.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Whether a mutation whose id was applied already is that same mutation sent again.</summary>
+    /// <remarks>Within the window of recent mutations its timestamp must be the one applied under its id; older ones must not be newer than the last applied.</remarks>
+    private static bool IsRetry(ClientProgress progress, Mutation m)
+    {
+        var recent = progress.Recent;
+        if (recent.Count > 0 && m.Id >= recent[0].Id)
+        {
+            var lo = 0;
+            var hi = recent.Count - 1;
+            while (lo <= hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                if (recent[mid].Id == m.Id)
+                {
+                    return recent[mid].Hlc == m.Hlc;
+                }
+
+                if (recent[mid].Id < m.Id)
+                {
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid - 1;
+                }
+            }
+
+            return false; // an id inside the window that was never applied: not a retry of anything
+        }
+
+        return m.Hlc <= progress.LastHlc;
+    }
+
     /// <summary>A scope's revision counter during one push.</summary>
     private sealed class ScopeCounter(long revision)
     {
@@ -577,5 +613,5 @@ internal enum ResolveChoice
     Edited,
 }
 
-/// <summary>A push reuses mutation ids the server already applied for its client, with newer timestamps.</summary>
+/// <summary>A push reuses mutation ids the server already applied for its client, with other timestamps.</summary>
 internal sealed class ClientIdReusedException(string message) : Exception(message);

@@ -162,19 +162,37 @@ public interface ISyncTransaction : IAsyncDisposable
 /// <param name="Id">The document's id.</param>
 public readonly record struct DocumentKey(string Scope, string Collection, string Id);
 
-/// <summary>How far a client got: the id of the last mutation applied for it, and the timestamp that mutation carried.</summary>
+/// <summary>How far a client got: the id of the last mutation applied for it, the timestamp that mutation carried, and the timestamps of its latest mutations.</summary>
 /// <param name="LastMutationId">The id; 0 when none was applied.</param>
 /// <param name="LastHlc">The timestamp the client stamped that mutation with (before any re-stamp).</param>
 /// <remarks>
-/// A client's ids and timestamps grow together, so a mutation whose id was applied already but whose timestamp is newer
-/// than <see cref="LastHlc"/> is not a retry: the client reuses ids (its store was restored from a backup, or copied
+/// A retried push carries each mutation with the id and timestamp it had. A mutation whose id was applied already but
+/// whose timestamp differs from the one applied under that id (<see cref="Recent"/>), or, beyond that window, is newer
+/// than <see cref="LastHlc"/>, is not a retry: the client reuses ids (its store was restored from a backup, or copied
 /// to another device), and the server refuses it rather than drop it as a duplicate.
 /// </remarks>
 public readonly record struct ClientProgress(long LastMutationId, HybridTimestamp LastHlc)
 {
+    /// <summary>How many of a client's latest mutations <see cref="Recent"/> keeps: more than one push can carry.</summary>
+    public const int RecentWindow = 2_048;
+
     /// <summary>Gets the progress of a client nothing was applied for.</summary>
     public static ClientProgress None => default;
+
+    /// <summary>Gets the ids and timestamps of the client's latest applied mutations, ids increasing, at most <see cref="RecentWindow"/>.</summary>
+    public IReadOnlyList<AppliedMutation> Recent
+    {
+        get => _recent ?? [];
+        init => _recent = value;
+    }
+
+    private readonly IReadOnlyList<AppliedMutation>? _recent;
 }
+
+/// <summary>A mutation the server applied for a client: its id and the timestamp the client gave it.</summary>
+/// <param name="Id">The mutation's id.</param>
+/// <param name="Hlc">Its timestamp, before any re-stamp.</param>
+public readonly record struct AppliedMutation(long Id, HybridTimestamp Hlc);
 
 /// <summary>A page of a scope's changes, read from one snapshot.</summary>
 /// <param name="Documents">The changed documents, each with its whole state, in revision order.</param>

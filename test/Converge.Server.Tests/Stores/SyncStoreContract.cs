@@ -215,9 +215,22 @@ public abstract class SyncStoreContract : IAsyncLifetime
         await WriteAsync(store, tx => tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(6, new HybridTimestamp(1_700_000_000_000, 6, 1)), CancellationToken.None).AsTask());
 
         await using var read = await store.BeginAsync(CancellationToken.None);
-        Assert.Equal(new ClientProgress(6, new HybridTimestamp(1_700_000_000_000, 6, 1)), await read.ReadClientProgressAsync("alice", "0000000000000001", CancellationToken.None));
+        var alice = await read.ReadClientProgressAsync("alice", "0000000000000001", CancellationToken.None);
+        Assert.Equal((6L, new HybridTimestamp(1_700_000_000_000, 6, 1)), (alice.LastMutationId, alice.LastHlc));
         Assert.Equal(8, (await read.ReadClientProgressAsync("alice", "0000000000000002", CancellationToken.None)).LastMutationId);
         Assert.Equal(0, (await read.ReadClientProgressAsync("mallory", "0000000000000001", CancellationToken.None)).LastMutationId);
+    }
+
+    [Fact]
+    public async Task A_clients_recent_mutations_are_kept_with_its_progress()
+    {
+        var store = await OpenAsync();
+        AppliedMutation[] recent = [new(4, new HybridTimestamp(1_700_000_000_004, 0, 9)), new(5, new HybridTimestamp(1_700_000_000_005, 2, 9))];
+        await WriteAsync(store, tx => tx.WriteClientProgressAsync("p", "0000000000000009", new ClientProgress(5, recent[1].Hlc) { Recent = recent }, CancellationToken.None).AsTask());
+
+        await using var read = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(recent, (await read.ReadClientProgressAsync("p", "0000000000000009", CancellationToken.None)).Recent);
+        Assert.Empty((await read.ReadClientProgressAsync("p", "000000000000000a", CancellationToken.None)).Recent);
     }
 
     [Fact]

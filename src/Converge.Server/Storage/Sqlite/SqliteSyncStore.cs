@@ -164,6 +164,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                         client TEXT NOT NULL,
                         last_mutation INTEGER NOT NULL,
                         last_hlc BLOB NOT NULL,
+                        recent BLOB,
                         PRIMARY KEY (principal, client)
                     ) WITHOUT ROWID;
                     """);
@@ -173,6 +174,12 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             {
                 throw new InvalidOperationException(
                     $"The Converge store '{_path}' has schema version {version}; this server reads version {SchemaVersion}. Use a server of the version that made it.");
+            }
+
+            // The window of recent mutation timestamps came after the first stores; such a store gets the column now.
+            if (Scalar(connection, "SELECT count(*) FROM pragma_table_info('clients') WHERE name = 'recent';") is 0L)
+            {
+                Execute(connection, "ALTER TABLE clients ADD COLUMN recent BLOB;");
             }
 
             // The epoch is made with the schema; a store made before epochs existed gets its first one now.

@@ -18,14 +18,15 @@ internal sealed class WriterCommands : IDisposable
         Begin = Create(connection, "BEGIN IMMEDIATE;");
         Commit = Create(connection, "COMMIT;");
         Rollback = Create(connection, "ROLLBACK;");
-        ReadClient = Create(connection, "SELECT last_mutation, last_hlc FROM clients WHERE principal = $principal AND client = $client;", ("$principal", SqliteType.Text), ("$client", SqliteType.Text));
+        ReadClient = Create(connection, "SELECT last_mutation, last_hlc, recent FROM clients WHERE principal = $principal AND client = $client;", ("$principal", SqliteType.Text), ("$client", SqliteType.Text));
         WriteClient = Create(
             connection,
-            "INSERT INTO clients (principal, client, last_mutation, last_hlc) VALUES ($principal, $client, $last, $hlc) ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation, last_hlc = excluded.last_hlc;",
+            "INSERT INTO clients (principal, client, last_mutation, last_hlc, recent) VALUES ($principal, $client, $last, $hlc, $recent) ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation, last_hlc = excluded.last_hlc, recent = excluded.recent;",
             ("$principal", SqliteType.Text),
             ("$client", SqliteType.Text),
             ("$last", SqliteType.Integer),
-            ("$hlc", SqliteType.Blob));
+            ("$hlc", SqliteType.Blob),
+            ("$recent", SqliteType.Blob));
         ReadScope = Create(connection, "SELECT revision FROM scopes WHERE scope = $scope;", ("$scope", SqliteType.Text));
         WriteScope = Create(
             connection,
@@ -153,7 +154,36 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         }
 
         var hlc = (byte[])reader.GetValue(1);
-        return new ValueTask<ClientProgress>(new ClientProgress(reader.GetInt64(0), HybridTimestamp.ReadFrom(hlc)));
+        var recent = reader.IsDBNull(2) ? [] : ReadRecent((byte[])reader.GetValue(2));
+        return new ValueTask<ClientProgress>(new ClientProgress(reader.GetInt64(0), HybridTimestamp.ReadFrom(hlc)) { Recent = recent });
+    }
+
+    private const int RecentEntrySize = sizeof(long) + HybridTimestamp.BinarySize;
+
+    /// <summary>Reads the recent mutations: per entry the id (8 bytes, big-endian) and the timestamp's binary form.</summary>
+    private static AppliedMutation[] ReadRecent(byte[] bytes)
+    {
+        var entries = new AppliedMutation[bytes.Length / RecentEntrySize];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var entry = bytes.AsSpan(i * RecentEntrySize, RecentEntrySize);
+            entries[i] = new AppliedMutation(System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(entry), HybridTimestamp.ReadFrom(entry[sizeof(long)..]));
+        }
+
+        return entries;
+    }
+
+    private static byte[] WriteRecent(IReadOnlyList<AppliedMutation> recent)
+    {
+        var bytes = new byte[recent.Count * RecentEntrySize];
+        for (var i = 0; i < recent.Count; i++)
+        {
+            var entry = bytes.AsSpan(i * RecentEntrySize, RecentEntrySize);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(entry, recent[i].Id);
+            recent[i].Hlc.WriteTo(entry[sizeof(long)..]);
+        }
+
+        return bytes;
     }
 
     public ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, CancellationToken cancellationToken)
@@ -166,6 +196,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         var hlc = new byte[HybridTimestamp.BinarySize];
         progress.LastHlc.WriteTo(hlc);
         command.Parameters[3].Value = hlc;
+        command.Parameters[4].Value = WriteRecent(progress.Recent);
         command.ExecuteNonQuery();
         return ValueTask.CompletedTask;
     }
