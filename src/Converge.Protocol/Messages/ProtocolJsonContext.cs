@@ -35,9 +35,6 @@ public static class ProtocolJson
     /// <summary>Gets the metadata of <see cref="Documents.DocumentState"/>.</summary>
     public static JsonTypeInfo<DocumentState> DocumentState => ProtocolJsonContext.Default.DocumentState;
 
-    /// <summary>Gets the metadata of <see cref="Messages.LiveFrame"/>, the frames of the live WebSocket channel.</summary>
-    public static JsonTypeInfo<LiveFrame> LiveFrame => ProtocolJsonContext.Default.LiveFrame;
-
     /// <summary>Gets the metadata of <see cref="Messages.HealthResponse"/>.</summary>
     public static JsonTypeInfo<HealthResponse> HealthResponse => ProtocolJsonContext.Default.HealthResponse;
 }
@@ -56,7 +53,6 @@ public static class ProtocolJson
 [JsonSerializable(typeof(ResolveConflictRequest))]
 [JsonSerializable(typeof(DocumentState))]
 [JsonSerializable(typeof(HealthResponse))]
-[JsonSerializable(typeof(LiveFrame))]
 internal sealed partial class ProtocolJsonContext : JsonSerializerContext;
 
 /// <summary>The body of <c>GET /converge/v1/health</c>.</summary>
