@@ -66,6 +66,12 @@ public sealed partial class ConvergeClient
     /// <summary>Writes one local mutation inside a transaction; throws, changing nothing, when the write is invalid.</summary>
     internal StoreChange? Write(StoreTransaction tx, string scope, string collection, string id, MutationKind kind, JsonFields? fields, IReadOnlyList<string>? remove, string? conflictId)
     {
+        (long Id, Protocol.HybridTimestamp Hlc)? taken = null;
+        if (kind == MutationKind.Put && conflictId is null && fields is { Count: > 0 } && TryWriteNewPut(tx, scope, collection, id, fields, out taken) is { } created)
+        {
+            return created;
+        }
+
         var row = tx.GetDocument(scope, collection, id);
         var view = row is null ? LocalView.Rebuild(null, []) : LocalView.FromStored(row);
         var deleted = row is not null && view.Value is null;
@@ -130,8 +136,10 @@ public sealed partial class ConvergeClient
             throw new ArgumentException(error.Message);
         }
 
-        mutation = mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
+        // A put that found the document has a row keeps the id and timestamp it took.
+        mutation = taken is { } t ? mutation with { Id = t.Id, Hlc = t.Hlc } : mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
         view.Apply(mutation);
+
         tx.AddToOutbox(mutation);
 
         // A put of a new document: its value is exactly the mutation's fields, already written once for the outbox.
@@ -140,6 +148,43 @@ public sealed partial class ConvergeClient
 
         // The clock is not saved here: the mutation's timestamp is in its outbox row, which the store reads at open.
         return new StoreChange(scope, collection, id, ToChangeKind(kind), ChangeOrigin.Local, json);
+    }
+
+    /// <summary>
+    /// Writes a put as that of a new document without reading the document first: the row's insert finds whether it
+    /// exists. The document's row holds the put (its value is the put's fields, every field has the put's timestamp), and
+    /// the put's outbox row only its place in the order and its keys. Returns <see langword="null"/>, having changed nothing, when the document has a row or the put is invalid;
+    /// the caller then writes it reading the row, with the mutation id and timestamp given in <paramref name="taken"/>.
+    /// </summary>
+    private StoreChange? TryWriteNewPut(StoreTransaction tx, string scope, string collection, string id, JsonFields fields, out (long Id, Protocol.HybridTimestamp Hlc)? taken)
+    {
+        taken = null;
+        var mutation = new Mutation
+        {
+            Id = 1,
+            Scope = scope,
+            Collection = collection,
+            DocumentId = id,
+            Kind = MutationKind.Put,
+            Hlc = Clock.Last,
+            BaseRevision = 0,
+            Fields = fields,
+        };
+        if (Limits.Check(mutation) is not null)
+        {
+            return null;
+        }
+
+        mutation = mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
+        tx.WriteMutation(mutation);
+        if (!tx.TryInsertPut(mutation))
+        {
+            taken = (mutation.Id, mutation.Hlc);
+            return null;
+        }
+
+        tx.AddPutToOutbox(mutation);
+        return new StoreChange(scope, collection, id, ChangeKind.Put, ChangeOrigin.Local, tx.LastMutationFields());
     }
 
     /// <summary>The values the written and removed fields have in the server state the write starts from; a field it lacks is left out.</summary>

@@ -11,8 +11,21 @@ namespace Converge.Client.Storage;
 /// </summary>
 internal sealed class ClientStore : IDisposable
 {
-    /// <summary>The schema this code reads and writes. Version 2 added <c>cursors.epoch</c> and the <c>stale</c> table; a version 1 store is upgraded at open.</summary>
-    public const int SchemaVersion = 2;
+    /// <summary>
+    /// The schema this code reads and writes. Version 2 added <c>cursors.epoch</c> and the <c>stale</c> table; version 3
+    /// added <c>documents.put_id</c>, made <c>outbox.mutation</c> nullable and indexes only the outbox rows that hold their
+    /// mutation. An older store is upgraded at open.
+    /// </summary>
+    public const int SchemaVersion = 3;
+
+    /// <summary>
+    /// The JSON of a new document's put kept in its row (<c>put_id</c>), from the row of the documents table named <c>d</c>:
+    /// the put's fields are the document's value and its timestamp the one every field has.
+    /// </summary>
+    internal const string ImplicitPut = "json_object('id', d.put_id, 'scope', d.scope, 'collection', d.collection, 'doc', d.id, 'op', 'put', 'hlc', json(d.local_hlc), 'base', 0, 'fields', json(d.local_value))";
+
+    /// <summary>The mutation JSON of the outbox row named <c>o</c>: stored, or the put its document's row holds.</summary>
+    internal const string OutboxMutation = "coalesce(o.mutation, (SELECT " + ImplicitPut + " FROM documents d WHERE d.scope = o.scope AND d.collection = o.collection AND d.id = o.doc AND d.put_id = o.id))";
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS meta (
@@ -27,19 +40,17 @@ internal sealed class ClientStore : IDisposable
             server_revision INTEGER NOT NULL DEFAULT 0,
             local_value TEXT NULL,
             local_hlc TEXT NULL,
-            pending INTEGER NOT NULL DEFAULT 0
+            pending INTEGER NOT NULL DEFAULT 0,
+            put_id INTEGER NULL
         );
-        CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (scope, collection, id);
         CREATE TABLE IF NOT EXISTS outbox (
             id INTEGER NOT NULL PRIMARY KEY,
             scope TEXT NOT NULL,
             collection TEXT NOT NULL,
             doc TEXT NOT NULL,
             conflict_id TEXT NULL,
-            mutation TEXT NOT NULL
+            mutation TEXT NULL
         );
-        CREATE INDEX IF NOT EXISTS outbox_document ON outbox (scope, collection, doc, id);
-        CREATE INDEX IF NOT EXISTS outbox_conflict ON outbox (conflict_id) WHERE conflict_id IS NOT NULL;
         CREATE TABLE IF NOT EXISTS cursors (
             scope TEXT NOT NULL PRIMARY KEY,
             cursor INTEGER NOT NULL,
@@ -62,6 +73,28 @@ internal sealed class ClientStore : IDisposable
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS conflicts_scope ON conflicts (scope);
         """;
+
+    // A new document's put is kept in the document's row (put_id, its outbox row's mutation NULL), so the write costs
+    // no index entry in the outbox. The triggers write the put into its outbox row before the row's value changes or
+    // the row goes, and clear put_id when the outbox row goes.
+    private static readonly string Indexes = """
+        CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (scope, collection, id);
+        DROP INDEX IF EXISTS outbox_document;
+        CREATE INDEX IF NOT EXISTS outbox_stored ON outbox (scope, collection, doc, id) WHERE mutation IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS outbox_conflict ON outbox (conflict_id) WHERE conflict_id IS NOT NULL;
+        CREATE TRIGGER IF NOT EXISTS documents_put_update BEFORE UPDATE OF local_value, local_hlc ON documents WHEN OLD.put_id IS NOT NULL
+        BEGIN
+            UPDATE outbox SET mutation = (SELECT {{put}} FROM documents d WHERE d.rowid = OLD.rowid) WHERE id = OLD.put_id AND mutation IS NULL;
+        END;
+        CREATE TRIGGER IF NOT EXISTS documents_put_delete BEFORE DELETE ON documents WHEN OLD.put_id IS NOT NULL
+        BEGIN
+            UPDATE outbox SET mutation = (SELECT {{put}} FROM documents d WHERE d.rowid = OLD.rowid) WHERE id = OLD.put_id AND mutation IS NULL;
+        END;
+        CREATE TRIGGER IF NOT EXISTS outbox_put_delete AFTER DELETE ON outbox WHEN OLD.mutation IS NULL
+        BEGIN
+            UPDATE documents SET put_id = NULL WHERE scope = OLD.scope AND collection = OLD.collection AND id = OLD.doc AND put_id = OLD.id;
+        END;
+        """.Replace("{{put}}", ImplicitPut, StringComparison.Ordinal);
 
     private readonly SqliteConnection _write;
     private readonly FileStream _lock;
@@ -103,12 +136,45 @@ internal sealed class ClientStore : IDisposable
             {
                 throw new InvalidOperationException($"The local store {path} has schema version {version}; this version of Converge.Client reads up to {SchemaVersion}.");
             }
-            else if (int.Parse(version, CultureInfo.InvariantCulture) < 2)
+            else if (int.Parse(version, CultureInfo.InvariantCulture) < SchemaVersion)
             {
-                // Version 1 had no epochs: the cursors it holds adopt the server's epoch at their next pull.
-                Execute("ALTER TABLE cursors ADD COLUMN epoch TEXT NULL;");
+                if (!HasColumn("cursors", "epoch"))
+                {
+                    // Version 1 had no epochs: the cursors it holds adopt the server's epoch at their next pull.
+                    Execute("ALTER TABLE cursors ADD COLUMN epoch TEXT NULL;");
+                }
+
+                if (!HasColumn("documents", "put_id"))
+                {
+                    Execute("ALTER TABLE documents ADD COLUMN put_id INTEGER NULL;");
+                }
+
+                if (IsNotNull("outbox", "mutation"))
+                {
+                    // Version 2's outbox held every mutation (NOT NULL): copied as it is into the table that lets a
+                    // document's row hold its put.
+                    Execute("""
+                        DROP INDEX IF EXISTS outbox_document;
+                        DROP INDEX IF EXISTS outbox_conflict;
+                        ALTER TABLE outbox RENAME TO outbox_v2;
+                        CREATE TABLE outbox (
+                            id INTEGER NOT NULL PRIMARY KEY,
+                            scope TEXT NOT NULL,
+                            collection TEXT NOT NULL,
+                            doc TEXT NOT NULL,
+                            conflict_id TEXT NULL,
+                            mutation TEXT NULL
+                        );
+                        INSERT INTO outbox (id, scope, collection, doc, conflict_id, mutation)
+                            SELECT id, scope, collection, doc, conflict_id, mutation FROM outbox_v2;
+                        DROP TABLE outbox_v2;
+                        """);
+                }
+
                 SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
             }
+
+            Execute(Indexes);
 
             if (!Protocol.ReplicaId.TryParse(Meta("replica_id"), out var replica))
             {
@@ -307,8 +373,26 @@ internal sealed class ClientStore : IDisposable
     private HybridTimestamp? LastOutboxTimestamp()
     {
         using var command = _write.CreateCommand();
-        command.CommandText = "SELECT mutation FROM outbox ORDER BY id DESC LIMIT 1;";
+        command.CommandText = "SELECT " + OutboxMutation + " FROM outbox o ORDER BY id DESC LIMIT 1;";
         return command.ExecuteScalar() is string json ? StoreJson.DeserializeMutation(json).Hlc : null;
+    }
+
+    private bool HasColumn(string table, string column)
+    {
+        using var command = _write.CreateCommand();
+        command.CommandText = "SELECT EXISTS (SELECT 1 FROM pragma_table_info($t) WHERE name = $c);";
+        command.Parameters.AddWithValue("$t", table);
+        command.Parameters.AddWithValue("$c", column);
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) != 0;
+    }
+
+    private bool IsNotNull(string table, string column)
+    {
+        using var command = _write.CreateCommand();
+        command.CommandText = "SELECT EXISTS (SELECT 1 FROM pragma_table_info($t) WHERE name = $c AND \"notnull\" != 0);";
+        command.Parameters.AddWithValue("$t", table);
+        command.Parameters.AddWithValue("$c", column);
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) != 0;
     }
 
     private string? Meta(string key)

@@ -23,11 +23,11 @@ internal sealed class StoreStatements : IDisposable
         GetDocumentBrief = Create("SELECT server_revision, local_value, pending FROM documents WHERE scope = $s AND collection = $c AND id = $i;", "$s", "$c", "$i");
         PutDocument = Create(
             """
-            INSERT INTO documents (scope, collection, id, server_state, server_revision, local_value, local_hlc, pending)
-            VALUES ($s, $c, $i, $state, $rev, $value, $hlc, $pending)
+            INSERT INTO documents (scope, collection, id, server_state, server_revision, local_value, local_hlc, pending, put_id)
+            VALUES ($s, $c, $i, $state, $rev, $value, $hlc, $pending, NULL)
             ON CONFLICT (scope, collection, id) DO UPDATE SET
                 server_state = excluded.server_state, server_revision = excluded.server_revision,
-                local_value = excluded.local_value, local_hlc = excluded.local_hlc, pending = excluded.pending;
+                local_value = excluded.local_value, local_hlc = excluded.local_hlc, pending = excluded.pending, put_id = NULL;
             """,
             "$s",
             "$c",
@@ -37,6 +37,14 @@ internal sealed class StoreStatements : IDisposable
             "$value",
             "$hlc",
             "$pending");
+        InsertPut = Create(
+            "INSERT INTO documents (scope, collection, id, local_value, local_hlc, pending, put_id) VALUES ($s, $c, $i, $value, $hlc, 1, $put) ON CONFLICT (scope, collection, id) DO NOTHING;",
+            "$s",
+            "$c",
+            "$i",
+            "$value",
+            "$hlc",
+            "$put");
         DeleteDocument = Create("DELETE FROM documents WHERE scope = $s AND collection = $c AND id = $i;", "$s", "$c", "$i");
         SettleBatch = Create(
             """
@@ -50,8 +58,15 @@ internal sealed class StoreStatements : IDisposable
         DropSettledDocuments = Create("DELETE FROM documents WHERE scope = $s AND pending = 0 RETURNING collection, id, local_value;", "$s");
         WriteNextMutationId = Create("UPDATE meta SET value = CAST(max(CAST(value AS INTEGER), $v) AS TEXT) WHERE key = 'next_mutation_id';", "$v");
         AddToOutbox = Create("INSERT INTO outbox (id, scope, collection, doc, conflict_id, mutation) VALUES ($id, $s, $c, $d, $conflict, $m);", "$id", "$s", "$c", "$d", "$conflict", "$m");
+        AddPutToOutbox = Create("INSERT INTO outbox (id, scope, collection, doc) VALUES ($id, $s, $c, $d);", "$id", "$s", "$c", "$d");
         RemoveFromOutbox = Create("DELETE FROM outbox WHERE id > $after AND id <= $last;", "$after", "$last");
-        PendingMutations = Create("SELECT mutation FROM outbox WHERE scope = $s AND collection = $c AND doc = $d ORDER BY id;", "$s", "$c", "$d");
+        PendingMutations = Create(
+            "SELECT id, mutation FROM outbox WHERE scope = $s AND collection = $c AND doc = $d AND mutation IS NOT NULL "
+            + "UNION ALL SELECT d.put_id, " + ClientStore.ImplicitPut + " FROM documents d WHERE d.scope = $s AND d.collection = $c AND d.id = $d AND d.put_id IS NOT NULL "
+            + "AND EXISTS (SELECT 1 FROM outbox WHERE outbox.id = d.put_id AND outbox.mutation IS NULL) ORDER BY 1;",
+            "$s",
+            "$c",
+            "$d");
         HasPendingResolve = Create("SELECT EXISTS (SELECT 1 FROM outbox WHERE conflict_id = $id);", "$id");
         SetCursor = Create(
             """
@@ -100,6 +115,9 @@ internal sealed class StoreStatements : IDisposable
 
     public NativeStatement PutDocument { get; }
 
+    /// <summary>Gets the statement that inserts the row of a new document whose put it holds; it changes nothing when the document has a row.</summary>
+    public NativeStatement InsertPut { get; }
+
     public NativeStatement DeleteDocument { get; }
 
     public NativeStatement SettleBatch { get; }
@@ -109,6 +127,9 @@ internal sealed class StoreStatements : IDisposable
     public NativeStatement WriteNextMutationId { get; }
 
     public NativeStatement AddToOutbox { get; }
+
+    /// <summary>Gets the statement that adds a new document's put to the outbox without its JSON, which the document's row holds.</summary>
+    public NativeStatement AddPutToOutbox { get; }
 
     public NativeStatement RemoveFromOutbox { get; }
 

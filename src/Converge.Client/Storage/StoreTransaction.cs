@@ -115,6 +115,10 @@ internal sealed class StoreTransaction
     }
 
     /// <summary>Writes a document row from a local view.</summary>
+    /// <remarks>
+    /// Writing a row clears the put it held (see <see cref="AddPutToOutbox"/>): a trigger first writes the put's JSON
+    /// into its outbox row, from the row as it was.
+    /// </remarks>
     public void PutDocument(string scope, string collection, string id, DocumentRow? row, LocalView view, string? localValue, int pending) =>
         PutDocument(scope, collection, id, row?.ServerStateJson, row?.ServerRevision ?? 0, localValue, view.TimestampsJson(), pending);
 
@@ -190,6 +194,45 @@ internal sealed class StoreTransaction
             .Text(5, _sql.Mutations.Json)
             .Execute();
     }
+
+    /// <summary>
+    /// Inserts the row of a new document whose put (see <see cref="AddPutToOutbox"/>) it holds: its value is the put's
+    /// fields, each with the put's timestamp. The put's JSON must be the last one written (see <see cref="WriteMutation"/>).
+    /// </summary>
+    /// <returns>Whether the row was inserted: <see langword="false"/>, changing nothing, when the document has a row.</returns>
+    public bool TryInsertPut(Mutation put)
+    {
+        Span<byte> hlc = stackalloc byte[HybridTimestamp.TextLength + 2];
+        Span<char> chars = stackalloc char[HybridTimestamp.TextLength];
+        put.Hlc.TryFormat(chars, out _);
+        hlc[0] = (byte)'"';
+        System.Text.Encoding.ASCII.GetBytes(chars, hlc[1..]);
+        hlc[^1] = (byte)'"';
+        return _sql.InsertPut
+            .Text(0, put.Scope)
+            .Text(1, put.Collection)
+            .Text(2, put.DocumentId)
+            .Text(3, _sql.Mutations.Fields)
+            .Text(4, hlc)
+            .Int(5, put.Id)
+            .Execute() == 1;
+    }
+
+    /// <summary>Writes a mutation's JSON into the writer, for <see cref="LastMutationFields"/> and <see cref="TryInsertPut"/>, without adding it to the outbox.</summary>
+    public void WriteMutation(Mutation mutation) => _sql.Mutations.Write(mutation);
+
+    /// <summary>
+    /// Adds a new document's put to the outbox without its JSON: the document's row, inserted by <see cref="TryInsertPut"/>,
+    /// holds it (its value is the put's fields, its timestamp the put's), so the write costs no outbox index entry.
+    /// Triggers write the put's JSON into the outbox row before the document's value changes or its row goes.
+    /// </summary>
+    public void AddPutToOutbox(Mutation mutation) =>
+        _sql.AddPutToOutbox
+            .Int(0, mutation.Id)
+            .Text(1, mutation.Scope)
+            .Text(2, mutation.Collection)
+            .Text(3, mutation.DocumentId)
+            .Execute();
 
     /// <summary>Gets the JSON object of the fields of the mutation last added to the outbox, as it was written there.</summary>
     public string LastMutationFields() => System.Text.Encoding.UTF8.GetString(_sql.Mutations.Fields);
@@ -271,8 +314,8 @@ internal sealed class StoreTransaction
     {
         using var command = _store.CreateCommand();
         command.CommandText = scope is null
-            ? "SELECT id, mutation FROM outbox ORDER BY id;"
-            : "SELECT id, mutation FROM outbox WHERE scope = $s ORDER BY id;";
+            ? "SELECT o.id, " + ClientStore.OutboxMutation + " FROM outbox o ORDER BY o.id;"
+            : "SELECT o.id, " + ClientStore.OutboxMutation + " FROM outbox o WHERE o.scope = $s ORDER BY o.id;";
         if (scope is not null)
         {
             command.Parameters.AddWithValue("$s", scope);
@@ -296,7 +339,7 @@ internal sealed class StoreTransaction
         using var rows = statement.Query();
         while (rows.Next())
         {
-            result.Add(StoreJson.DeserializeMutation(statement.String(0)!));
+            result.Add(StoreJson.DeserializeMutation(statement.String(1)!));
         }
 
         return result;
@@ -404,7 +447,7 @@ internal static class StoreReads
     public static List<Mutation> Outbox(SqliteConnection connection, long afterId, long upToId, int limit)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT mutation FROM outbox WHERE id > $after AND id <= $upTo ORDER BY id LIMIT $limit;";
+        command.CommandText = "SELECT " + ClientStore.OutboxMutation + " FROM outbox o WHERE o.id > $after AND o.id <= $upTo ORDER BY o.id LIMIT $limit;";
         command.Parameters.AddWithValue("$after", afterId);
         command.Parameters.AddWithValue("$upTo", upToId);
         command.Parameters.AddWithValue("$limit", limit);
@@ -422,7 +465,7 @@ internal static class StoreReads
     public static List<OutboxRow> OutboxRows(SqliteConnection connection, long afterId, long upToId, int limit)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, scope, collection, doc, conflict_id, mutation FROM outbox WHERE id > $after AND id <= $upTo ORDER BY id LIMIT $limit;";
+        command.CommandText = "SELECT o.id, o.scope, o.collection, o.doc, o.conflict_id, " + ClientStore.OutboxMutation + " FROM outbox o WHERE o.id > $after AND o.id <= $upTo ORDER BY o.id LIMIT $limit;";
         command.Parameters.AddWithValue("$after", afterId);
         command.Parameters.AddWithValue("$upTo", upToId);
         command.Parameters.AddWithValue("$limit", limit);
