@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Converge.Sqlite;
 using Microsoft.Data.Sqlite;
 
 namespace Converge.Work;
@@ -46,54 +47,15 @@ internal sealed class SqliteWorkStore : IDisposable
         Execute(_write, durability == WorkDurability.PowerLoss ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
         Execute(_write, $"PRAGMA busy_timeout={BusyTimeoutMilliseconds};");
         Execute(_write, "PRAGMA temp_store=MEMORY;");
-        // Checkpoints sync the WAL and the database file; run inline every thousand pages (SQLite's default), they
-        // stall commits. A background connection checkpoints passively soon after writes instead, and the inline one
-        // is kept, four times rarer, only because under sustained writes the WAL restarts from its beginning only
-        // after a checkpoint run by the writer itself; it then has little left to copy.
-        Execute(_write, "PRAGMA wal_autocheckpoint=4000;");
-        Execute(_write, "PRAGMA journal_size_limit=67108864;");
+        // Checkpoints run on a background connection soon after commits, not inline on the commit path.
+        Execute(_write, WalCheckpointer.WriterPragmas);
         EnsureSchema();
-        _checkpointer = Task.Run(CheckpointLoopAsync);
+        _checkpointer = new WalCheckpointer(_connectionString);
     }
 
     public string Path { get; }
 
-    /// <summary>How long after a commit the background connection folds the WAL into the database file.</summary>
-    /// <remarks>Short enough to keep the WAL to a few megabytes at full speed; an idle store is never woken.</remarks>
-    private static readonly TimeSpan CheckpointDelay = TimeSpan.FromMilliseconds(100);
-
-    private readonly CancellationTokenSource _stopCheckpoints = new();
-    private readonly SemaphoreSlim _committed = new(0, 1);
-    private readonly Task _checkpointer;
-    private int _checkpointPending;
-
-    private async Task CheckpointLoopAsync()
-    {
-        try
-        {
-            using var connection = new SqliteConnection(_connectionString);
-            connection.Open();
-            using var cmd = connection.CreateCommand();
-            cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
-            while (true)
-            {
-                await _committed.WaitAsync(_stopCheckpoints.Token).ConfigureAwait(false);
-                await Task.Delay(CheckpointDelay, _stopCheckpoints.Token).ConfigureAwait(false);
-                Volatile.Write(ref _checkpointPending, 0);
-                try
-                {
-                    cmd.ExecuteNonQuery();
-                }
-                catch (SqliteException)
-                {
-                    // Busy or I/O trouble: the next round tries again, and the WAL keeps every commit meanwhile.
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
+    private readonly WalCheckpointer _checkpointer;
 
     /// <summary>Gets or sets the time of the current batch, in Unix milliseconds: when rows that finish in it finished.</summary>
     public long BatchTime { get; set; }
@@ -144,18 +106,7 @@ internal sealed class SqliteWorkStore : IDisposable
 
     public void Dispose()
     {
-        _stopCheckpoints.Cancel();
-        try
-        {
-            _checkpointer.Wait(TimeSpan.FromSeconds(10));
-        }
-        catch (AggregateException)
-        {
-            // A failed checkpoint leaves the WAL for the next open to fold in; nothing is lost.
-        }
-
-        _stopCheckpoints.Dispose();
-        _committed.Dispose();
+        _checkpointer.Dispose();
         try
         {
             // Passive: never waits for other processes' readers or writers.
@@ -219,10 +170,7 @@ internal sealed class SqliteWorkStore : IDisposable
     {
         Command("commit", "COMMIT;").ExecuteNonQuery();
         _inTransaction = false;
-        if (Interlocked.Exchange(ref _checkpointPending, 1) == 0)
-        {
-            _committed.Release();
-        }
+        _checkpointer.Committed();
     }
 
     public void Rollback()
