@@ -235,8 +235,9 @@ internal sealed class SyncEngine
 
             if (applied.LastMutationId > last)
             {
-                var recent = progress.Recent.Concat(appliedNow!).TakeLast(ClientProgress.RecentWindow).ToArray();
-                await transaction.WriteClientProgressAsync(principal, request.ClientId, applied with { Recent = recent }, cancellationToken).ConfigureAwait(false);
+                // Only this push's mutations: a retry resends the push whose answer was lost, so the window never has
+                // to grow with the client's history, and a one-mutation push writes one entry.
+                await transaction.WriteClientProgressAsync(principal, request.ClientId, applied with { Recent = appliedNow! }, cancellationToken).ConfigureAwait(false);
             }
 
             response = new PushResponse { Clock = clock.Now(), Results = results };

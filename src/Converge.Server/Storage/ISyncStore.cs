@@ -162,7 +162,7 @@ public interface ISyncTransaction : IAsyncDisposable
 /// <param name="Id">The document's id.</param>
 public readonly record struct DocumentKey(string Scope, string Collection, string Id);
 
-/// <summary>How far a client got: the id of the last mutation applied for it, the timestamp that mutation carried, and the timestamps of its latest mutations.</summary>
+/// <summary>How far a client got: the id of the last mutation applied for it, the timestamp that mutation carried, and the timestamps of the mutations its last push applied.</summary>
 /// <param name="LastMutationId">The id; 0 when none was applied.</param>
 /// <param name="LastHlc">The timestamp the client stamped that mutation with (before any re-stamp).</param>
 /// <remarks>
@@ -173,13 +173,10 @@ public readonly record struct DocumentKey(string Scope, string Collection, strin
 /// </remarks>
 public readonly record struct ClientProgress(long LastMutationId, HybridTimestamp LastHlc)
 {
-    /// <summary>How many of a client's latest mutations <see cref="Recent"/> keeps: more than one push can carry.</summary>
-    public const int RecentWindow = 2_048;
-
     /// <summary>Gets the progress of a client nothing was applied for.</summary>
     public static ClientProgress None => default;
 
-    /// <summary>Gets the ids and timestamps of the client's latest applied mutations, ids increasing, at most <see cref="RecentWindow"/>.</summary>
+    /// <summary>Gets the ids and timestamps of the mutations the client's last push applied, ids increasing.</summary>
     public IReadOnlyList<AppliedMutation> Recent
     {
         get => _recent ?? [];
