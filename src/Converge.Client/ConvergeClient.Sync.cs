@@ -183,67 +183,113 @@ public sealed partial class ConvergeClient
         var batchSize = PushBatchSize;
         var renewed = false;
         long after = 0;
-        while (true)
+
+        // One push is at the server at a time, so a client's mutations are applied in id order. While it is there, the
+        // next batch is read and encoded; once it is answered, the next one leaves before the answer is stored. A crash
+        // between the two leaves the answered batch in the outbox, and the server takes it again as a retry.
+        PushBatch? ready = null;
+        Task<PushResponse>? inFlight = null;
+        try
         {
-            List<OutboxRow> batch;
-            using (var connection = Store.OpenRead())
+            while (true)
             {
-                batch = StoreReads.OutboxRows(connection, after, upTo, batchSize);
-            }
-
-            if (batch.Count == 0)
-            {
-                return;
-            }
-
-            Log.Pushing(_logger, batch.Count, batch[0].Id, batch[^1].Id);
-            IReadOnlyList<MutationResult> results;
-            try
-            {
-                var response = await http.PushAsync(PushBody(batch), cancellationToken).ConfigureAwait(false);
-                CheckResults(batch, response);
-                Clock.TryReceive(response.Clock, out _);
-                results = response.Results;
-            }
-            catch (ConvergeSyncException e) when (e.ErrorCode is { } code && s_contentErrors.Contains(code))
-            {
-                if (batch.Count > 1)
+                var current = ready ?? ReadPushBatch(after, upTo, batchSize);
+                ready = null;
+                if (current is null)
                 {
-                    // The server's limits are lower than ours, or one mutation in the batch is refused: halve until the
-                    // batches fit, or until the one mutation at fault is alone.
-                    batchSize = Math.Max(1, batch.Count / 2);
-                    Log.BatchHalved(_logger, batch.Count, code, batchSize);
+                    return;
+                }
+
+                var batch = current.Rows;
+                Log.Pushing(_logger, batch.Count, batch[0].Id, batch[^1].Id);
+                IReadOnlyList<MutationResult> results;
+                try
+                {
+                    var sending = inFlight ?? http.PushAsync(current.Body, cancellationToken);
+                    inFlight = null;
+                    var next = ReadPushBatch(batch[^1].Id, upTo, batchSize);
+                    var response = await sending.ConfigureAwait(false);
+                    CheckResults(batch, response);
+                    Clock.TryReceive(response.Clock, out _);
+                    results = response.Results;
+                    if (next is not null)
+                    {
+                        ready = next;
+                        inFlight = http.PushAsync(next.Body, cancellationToken);
+                    }
+                }
+                catch (ConvergeSyncException e) when (e.ErrorCode is { } code && s_contentErrors.Contains(code))
+                {
+                    if (batch.Count > 1)
+                    {
+                        // The server's limits are lower than ours, or one mutation in the batch is refused: halve until
+                        // the batches fit, or until the one mutation at fault is alone.
+                        batchSize = Math.Max(1, batch.Count / 2);
+                        Log.BatchHalved(_logger, batch.Count, code, batchSize);
+                        continue;
+                    }
+
+                    // The server refuses this one mutation whatever the batch: left in the outbox it would block every
+                    // later write forever, so it is dropped as rejected, with the server's reason.
+                    results = [new MutationResult { Id = batch[0].Id, Status = MutationStatus.Rejected, Reason = e.Message }];
+                }
+                catch (ConvergeSyncException e) when (e.ErrorCode == ProtocolErrorCodes.ClientIdReused && !renewed)
+                {
+                    // The store was restored from a backup or copied: another copy already spent these ids. Nothing was
+                    // applied; as a new replica, with the outbox renumbered from 1, the same writes go through.
+                    renewed = true;
+                    upTo = await RenewClientIdAsync(upTo, cancellationToken).ConfigureAwait(false);
+                    after = 0;
+                    continue;
+                }
+                catch (ConvergeSyncException e) when (IsScopeForbidden(e) && e.Scope is { } refused && !round.IsForbidden(refused) && batch.Exists(row => row.Scope == refused))
+                {
+                    // The caller may not write this scope: its writes go behind every other, past this round's end, so
+                    // the rest of the outbox still syncs; the next round sends them again.
+                    var moved = await SetAsideAsync(refused, cancellationToken).ConfigureAwait(false);
+                    Log.ScopeSetAside(_logger, refused, moved);
+                    round.Forbid(refused, e);
                     continue;
                 }
 
-                // The server refuses this one mutation whatever the batch: left in the outbox it would block every later
-                // write forever, so it is dropped as rejected, with the server's reason.
-                results = [new MutationResult { Id = batch[0].Id, Status = MutationStatus.Rejected, Reason = e.Message }];
+                await ApplyResultsAsync(batch, after, results, round, cancellationToken).ConfigureAwait(false);
+                after = batch[^1].Id;
+                round.Progress(SyncPhase.Push, null);
             }
-            catch (ConvergeSyncException e) when (e.ErrorCode == ProtocolErrorCodes.ClientIdReused && !renewed)
+        }
+        finally
+        {
+            if (inFlight is not null)
             {
-                // The store was restored from a backup or copied: another copy already spent these ids. Nothing was
-                // applied; as a new replica, with the outbox renumbered from 1, the same writes go through.
-                renewed = true;
-                upTo = await RenewClientIdAsync(upTo, cancellationToken).ConfigureAwait(false);
-                after = 0;
-                continue;
+                // Storing an answer failed while the next push was out: its answer is not needed (the round ends with an
+                // error and the next one pushes those mutations again, which the server takes as a retry), but it is
+                // awaited so that nothing runs on after the round.
+                try
+                {
+                    await inFlight.ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is ConvergeSyncException or OperationCanceledException or HttpRequestException)
+                {
+                    Log.PushAbandoned(_logger, e);
+                }
             }
-            catch (ConvergeSyncException e) when (IsScopeForbidden(e) && e.Scope is { } refused && !round.IsForbidden(refused) && batch.Exists(row => row.Scope == refused))
-            {
-                // The caller may not write this scope: its writes go behind every other, past this round's end, so the
-                // rest of the outbox still syncs; the next round sends them again.
-                var moved = await SetAsideAsync(refused, cancellationToken).ConfigureAwait(false);
-                Log.ScopeSetAside(_logger, refused, moved);
-                round.Forbid(refused, e);
-                continue;
-            }
-
-            await ApplyResultsAsync(batch, after, results, round, cancellationToken).ConfigureAwait(false);
-            after = batch[^1].Id;
-            round.Progress(SyncPhase.Push, null);
         }
     }
+
+    /// <summary>Reads the next push batch from the outbox and encodes its body, or returns null when none is left.</summary>
+    private PushBatch? ReadPushBatch(long after, long upTo, int batchSize)
+    {
+        List<OutboxRow> rows;
+        using (var connection = Store.OpenRead())
+        {
+            rows = StoreReads.OutboxRows(connection, after, upTo, batchSize);
+        }
+
+        return rows.Count == 0 ? null : new PushBatch(rows, PushBody(rows));
+    }
+
+    /// <summary>Outbox rows and the push body that carries them.</summary>
+    private sealed record PushBatch(List<OutboxRow> Rows, byte[] Body);
 
     /// <summary>Takes a new replica id, keeping the clock's reading, and renumbers the whole outbox from 1 in order, in one transaction.</summary>
     /// <param name="upTo">The last mutation id of the round's push.</param>

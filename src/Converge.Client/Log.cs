@@ -41,6 +41,9 @@ internal static partial class Log
     [LoggerMessage(2023, LogLevel.Warning, "The server refused a push of {Count} mutations as too large ({Code}); retrying with batches of {Next}")]
     public static partial void BatchHalved(ILogger logger, int count, string? code, int next);
 
+    [LoggerMessage(2043, LogLevel.Debug, "A push sent ahead was abandoned because the round ended with an error; its mutations stay in the outbox")]
+    public static partial void PushAbandoned(ILogger logger, Exception exception);
+
     [LoggerMessage(2024, LogLevel.Warning, "The server refused writes to scope {Scope}; its {Count} pending mutations are set aside, behind the others, and sent again next round")]
     public static partial void ScopeSetAside(ILogger logger, string scope, int count);
 

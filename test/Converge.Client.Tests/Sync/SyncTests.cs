@@ -48,6 +48,37 @@ public sealed class SyncTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_push_that_fails_after_an_answered_one_leaves_exactly_the_unanswered_batches_and_the_next_round_sends_them_in_order()
+    {
+        await using var client = await OpenAsync(o => o.PushBatchSize = 2);
+        var docs = client.Collection<JsonObject>("docs");
+        for (var i = 0; i < 6; i++)
+        {
+            await docs.PutAsync($"d{i}", new JsonObject { ["n"] = i });
+        }
+
+        // The second push leaves while the first one's answer is being stored; it fails.
+        var calls = 0;
+        _server.OnPush = request => Task.FromResult(Interlocked.Increment(ref calls) == 2 ? Results.StatusCode(503) : FakeSyncServer.Json(_server.Applied(request)));
+
+        var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, error.StatusCode);
+        Assert.Equal(2, calls);
+        Assert.Equal(4, await client.GetPendingCountAsync());
+        Assert.Equal(0, Inspect.Row(client, "docs", "d1")!.Value.Pending);
+        Assert.Equal(1, Inspect.Row(client, "docs", "d2")!.Value.Pending);
+
+        _server.OnPush = null;
+        var report = await client.SyncAsync();
+
+        Assert.Equal(4, report.Pushed);
+        Assert.Equal([1L, 2, 3, 4, 3, 4, 5, 6], _server.Pushes.SelectMany(p => p.Mutations).Select(m => m.Id));
+        Assert.Equal(1, _server.MaxConcurrent);
+        Assert.Equal(0, await client.GetPendingCountAsync());
+    }
+
+    [Fact]
     public async Task Every_result_drops_its_mutation_and_a_rejection_rebuilds_the_document_without_it()
     {
         await using var client = await OpenAsync();
