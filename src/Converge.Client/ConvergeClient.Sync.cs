@@ -94,7 +94,7 @@ public sealed partial class ConvergeClient
             var round = new Round(progress);
             try
             {
-                await PushAsync(http, round, token).ConfigureAwait(false);
+                await PushAsync(http.PushAsync, round, token).ConfigureAwait(false);
                 foreach (var scope in Scopes)
                 {
                     try
@@ -171,7 +171,8 @@ public sealed partial class ConvergeClient
 
     // ---- push ----
 
-    private async Task PushAsync(Sync.SyncHttp http, Round round, CancellationToken cancellationToken)
+    /// <summary>Pushes the outbox as it is when the call starts, in batches, through <paramref name="send"/> (HTTP, or the live channel).</summary>
+    private async Task PushAsync(Func<byte[], CancellationToken, Task<PushResponse>> send, Round round, CancellationToken cancellationToken)
     {
         long upTo;
         using (var connection = Store.OpenRead())
@@ -205,7 +206,7 @@ public sealed partial class ConvergeClient
                 IReadOnlyList<MutationResult> results;
                 try
                 {
-                    var sending = inFlight ?? http.PushAsync(current.Body, cancellationToken);
+                    var sending = inFlight ?? send(current.Body, cancellationToken);
                     inFlight = null;
                     var next = ReadPushBatch(batch[^1].Id, upTo, batchSize);
                     var response = await sending.ConfigureAwait(false);
@@ -215,7 +216,7 @@ public sealed partial class ConvergeClient
                     if (next is not null)
                     {
                         ready = next;
-                        inFlight = http.PushAsync(next.Body, cancellationToken);
+                        inFlight = send(next.Body, cancellationToken);
                     }
                 }
                 catch (ConvergeSyncException e) when (e.ErrorCode is { } code && s_contentErrors.Contains(code))
@@ -489,7 +490,7 @@ public sealed partial class ConvergeClient
 
     /// <summary>Rebuilds the documents of a scope whose mutations the server answered without a new revision; run once the scope's pull is done, so they rest on the latest server state.</summary>
     /// <remarks>The marks are stored with the push's results, so a round cut short before this rebuilds them at a later one.</remarks>
-    private async Task RebuildStaleAsync(string scope, CancellationToken cancellationToken)
+    internal async Task RebuildStaleAsync(string scope, CancellationToken cancellationToken)
     {
         using (var connection = Store.OpenRead())
         {

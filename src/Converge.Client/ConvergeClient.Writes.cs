@@ -7,6 +7,9 @@ namespace Converge.Client;
 
 public sealed partial class ConvergeClient
 {
+    /// <summary>Called after a local write commits a mutation to the outbox (the live channel pushes it at once).</summary>
+    internal Action? OutboxGrew { get; set; }
+
     /// <summary>Commits a local write: the new local value and its outbox mutation in one transaction, then raises its change event.</summary>
     /// <returns>Whether anything was written (a delete of a deleted document writes nothing).</returns>
     internal async Task<bool> WriteAsync(string scope, string collection, string id, MutationKind kind, JsonFields? fields, CancellationToken cancellationToken)
@@ -19,6 +22,7 @@ public sealed partial class ConvergeClient
         }
 
         Changes.Publish(change);
+        OutboxGrew?.Invoke();
         return true;
     }
 
@@ -60,6 +64,11 @@ public sealed partial class ConvergeClient
             },
             cancellationToken).ConfigureAwait(false);
         Changes.Publish(changes);
+        if (changes.Count > 0)
+        {
+            OutboxGrew?.Invoke();
+        }
+
         return changes.Count;
     }
 

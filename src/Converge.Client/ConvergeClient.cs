@@ -53,6 +53,13 @@ public sealed partial class ConvergeClient : IAsyncDisposable
         {
             _http = new SyncHttp(options.ServerUrl, options.BasePath, options.HttpMessageHandler, options.RequestTimeout, options.AccessTokenProvider);
         }
+
+        _handler = options.HttpMessageHandler;
+        _requestTimeout = options.RequestTimeout;
+        LiveHeartbeatTimeout = options.LiveHeartbeatTimeout;
+        LiveReconnectDelay = options.LiveReconnectDelay;
+        LiveMaxReconnectDelay = options.LiveMaxReconnectDelay;
+        Live = new LiveSync(this, loggerFactory.CreateLogger("Converge.Client.Live"));
     }
 
     /// <summary>Gets this client's replica id: 16 lowercase hex digits, made when its store was created and kept in it.</summary>
@@ -175,6 +182,7 @@ public sealed partial class ConvergeClient : IAsyncDisposable
             return;
         }
 
+        await Live.StopAsync().ConfigureAwait(false);
         await _disposing.CancelAsync().ConfigureAwait(false);
         await _syncGate.WaitAsync().ConfigureAwait(false);
         try

@@ -59,6 +59,18 @@ public sealed class ConvergeClientOptions
     /// <value>The default is <see cref="TimeProvider.System"/>.</value>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
+    /// <summary>Gets or sets the longest a live connection may go without a sign of life from the server before it is dropped as dead and made again.</summary>
+    /// <value>The default is 30 seconds. The client pings the server after half of it in silence, and gives the answer the other half.</value>
+    public TimeSpan LiveHeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Gets or sets the delay before the first attempt to make a lost live connection again; each failed attempt doubles it, up to <see cref="LiveMaxReconnectDelay"/>, with jitter.</summary>
+    /// <value>The default is 500 milliseconds.</value>
+    public TimeSpan LiveReconnectDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Gets or sets the longest delay between attempts to make a lost live connection again.</summary>
+    /// <value>The default is 30 seconds.</value>
+    public TimeSpan LiveMaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Gets or sets the factory of the client's loggers.</summary>
     /// <value>The default is <see langword="null"/>: nothing is logged.</value>
     public ILoggerFactory? LoggerFactory { get; set; }
@@ -126,6 +138,16 @@ public sealed class ConvergeClientOptions
         if (PullPageSize < 1 || PullPageSize > MaxPullPageSize)
         {
             errors.Add($"PullPageSize must be between 1 and {MaxPullPageSize}; it is {PullPageSize}.");
+        }
+
+        if (LiveHeartbeatTimeout < TimeSpan.FromMilliseconds(100) || LiveHeartbeatTimeout > TimeSpan.FromHours(1))
+        {
+            errors.Add($"LiveHeartbeatTimeout must be between 100 milliseconds and an hour; it is {LiveHeartbeatTimeout}.");
+        }
+
+        if (LiveReconnectDelay <= TimeSpan.Zero || LiveMaxReconnectDelay < LiveReconnectDelay || LiveMaxReconnectDelay > TimeSpan.FromHours(1))
+        {
+            errors.Add($"LiveReconnectDelay must be positive and LiveMaxReconnectDelay at least it and at most an hour; they are {LiveReconnectDelay} and {LiveMaxReconnectDelay}.");
         }
 
         if (RequestTimeout != Timeout.InfiniteTimeSpan && (RequestTimeout <= TimeSpan.Zero || RequestTimeout > TimeSpan.FromDays(1)))

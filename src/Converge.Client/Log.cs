@@ -76,4 +76,22 @@ internal static partial class Log
 
     [LoggerMessage(2042, LogLevel.Information, "Conflict {ConflictId} resolved locally ({Choice}); the resolution is in the outbox")]
     public static partial void ConflictResolvedLocally(ILogger logger, string conflictId, string choice);
+
+    [LoggerMessage(2044, LogLevel.Information, "Live: connected and caught up")]
+    public static partial void LiveConnected(ILogger logger);
+
+    [LoggerMessage(2045, LogLevel.Warning, "Live: the connection is lost or refused; trying again in {Delay}")]
+    public static partial void LiveLost(ILogger logger, Exception? exception, TimeSpan delay);
+
+    [LoggerMessage(2046, LogLevel.Debug, "Live: status {Previous} -> {Status}")]
+    public static partial void LiveStatusChanged(ILogger logger, LiveStatus previous, LiveStatus status);
+
+    [LoggerMessage(2047, LogLevel.Debug, "Live: the server poked scope {Scope}; pulling it")]
+    public static partial void LivePoked(ILogger logger, string scope);
+
+    [LoggerMessage(2048, LogLevel.Debug, "Live: a page of scope {Scope} up to {PageCursor} is held already (cursor {Cursor})")]
+    public static partial void LiveChangeHeld(ILogger logger, string scope, long pageCursor, long cursor);
+
+    [LoggerMessage(2049, LogLevel.Debug, "Live: a page of scope {Scope} follows {After} but the cursor is {Cursor}; pulling the scope")]
+    public static partial void LiveGap(ILogger logger, string scope, long after, long cursor);
 }

@@ -67,6 +67,29 @@ public sealed class ConvergeServerOptions
     /// <value>The default is 1,000.</value>
     public int DefaultPullLimit { get; set; } = 1_000;
 
+    /// <summary>Gets or sets how many bytes of live messages may wait to be sent to one connection.</summary>
+    /// <value>
+    /// The default is 1 MiB. A client that reads slower than its scopes change reaches it: its waiting changes are dropped
+    /// and it is sent one <c>poke</c> per scope instead, after which it pulls. A connection's memory stays within it.
+    /// </value>
+    public int LiveSendQueueBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Gets or sets the largest live <c>changes</c> message; a commit whose changes are larger is sent as a <c>poke</c>, and clients pull it.</summary>
+    /// <value>The default is 256 KiB.</value>
+    public int LiveMaxMessageBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Gets or sets the most scopes one live connection may follow.</summary>
+    /// <value>The default is 64.</value>
+    public int MaxLiveScopes { get; set; } = 64;
+
+    /// <summary>Gets or sets how long a live connection may stay silent before the server pings it.</summary>
+    /// <value>The default is 15 seconds.</value>
+    public TimeSpan LiveKeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Gets or sets how long the server waits for the answer to a ping before it drops the connection as dead.</summary>
+    /// <value>The default is 15 seconds: a dead client is dropped within 30 seconds of its last message.</value>
+    public TimeSpan LiveKeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Gets the development API keys: the key a client sends as <c>Authorization: Bearer &lt;key&gt;</c>, and what it grants.</summary>
     /// <value>Empty by default. Use JWT bearer authentication in production; see <c>docs/server.md</c>.</value>
     public IDictionary<string, ConvergeApiKey> ApiKeys { get; } = new Dictionary<string, ConvergeApiKey>(StringComparer.Ordinal);
@@ -174,6 +197,26 @@ public sealed class ConvergeServerOptions
         if (DefaultPullLimit < 1 || DefaultPullLimit > MaxPullLimit)
         {
             errors.Add($"DefaultPullLimit must be between 1 and MaxPullLimit ({MaxPullLimit}); it is {DefaultPullLimit}.");
+        }
+
+        if (LiveSendQueueBytes < 16 * 1024)
+        {
+            errors.Add($"LiveSendQueueBytes must be at least 16384; it is {LiveSendQueueBytes}.");
+        }
+
+        if (LiveMaxMessageBytes < 1024 || LiveMaxMessageBytes > LiveSendQueueBytes)
+        {
+            errors.Add($"LiveMaxMessageBytes must be between 1024 and LiveSendQueueBytes ({LiveSendQueueBytes}); it is {LiveMaxMessageBytes}.");
+        }
+
+        if (MaxLiveScopes < 1)
+        {
+            errors.Add($"MaxLiveScopes must be at least 1; it is {MaxLiveScopes}.");
+        }
+
+        if (LiveKeepAliveInterval <= TimeSpan.Zero || LiveKeepAliveTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"LiveKeepAliveInterval and LiveKeepAliveTimeout must be positive; they are {LiveKeepAliveInterval} and {LiveKeepAliveTimeout}.");
         }
 
         foreach (var (key, identity) in ApiKeys)

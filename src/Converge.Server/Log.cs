@@ -47,4 +47,16 @@ internal static partial class Log
 
     [LoggerMessage(2013, LogLevel.Warning, "Could not save the server clock at shutdown")]
     public static partial void ClockSaveFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2014, LogLevel.Debug, "Live connection of {Principal} opened, following {Scopes}; {Connections} open")]
+    public static partial void LiveConnected(ILogger logger, string principal, string scopes, int connections);
+
+    [LoggerMessage(2015, LogLevel.Debug, "Live connection of {Principal} closed ({CloseStatus}); {Connections} open")]
+    public static partial void LiveDisconnected(ILogger logger, Exception? exception, string principal, System.Net.WebSockets.WebSocketCloseStatus closeStatus, int connections);
+
+    [LoggerMessage(2016, LogLevel.Information, "Live client {Principal} reads slower than scope {Scope} changes ({Queued} bytes waiting): its changes are dropped and it is poked to pull")]
+    public static partial void LiveClientLagging(ILogger logger, string principal, string scope, long queued);
+
+    [LoggerMessage(2017, LogLevel.Debug, "A commit of {Documents} documents in scope {Scope} makes a {Bytes}-byte live message: live clients are poked to pull it")]
+    public static partial void LiveCommitTooLarge(ILogger logger, string scope, int bytes, int documents);
 }

@@ -28,6 +28,9 @@ internal sealed class ServerMetrics : IDisposable
         DocumentsPulled = _meter.CreateCounter<long>("converge.server.documents_pulled", "{document}", "Documents sent in pull pages.");
         ConflictsResolved = _meter.CreateCounter<long>("converge.server.conflicts_resolved", "{conflict}", "Conflicts resolved, through the endpoint or a resolve mutation.");
         TombstonesRemoved = _meter.CreateCounter<long>("converge.server.tombstones_removed", "{document}", "Tombstones removed by compaction.");
+        LiveConnections = _meter.CreateUpDownCounter<long>("converge.server.live_connections", "{connection}", "Open live connections.");
+        LiveMessages = _meter.CreateCounter<long>("converge.server.live_messages", "{message}", "Live change messages queued to connections.");
+        LivePokes = _meter.CreateCounter<long>("converge.server.live_pokes", "{poke}", "Times a slow live client's changes were dropped for a poke.");
     }
 
     public Counter<long> Pushes { get; }
@@ -41,6 +44,12 @@ internal sealed class ServerMetrics : IDisposable
     public Counter<long> ConflictsResolved { get; }
 
     public Counter<long> TombstonesRemoved { get; }
+
+    public UpDownCounter<long> LiveConnections { get; }
+
+    public Counter<long> LiveMessages { get; }
+
+    public Counter<long> LivePokes { get; }
 
     /// <summary>Counts a push's results, one measurement per status present.</summary>
     public void RecordMutations(ReadOnlySpan<int> countsByStatus)

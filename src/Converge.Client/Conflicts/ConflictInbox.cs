@@ -170,5 +170,6 @@ public sealed class ConflictInbox
         }
 
         _client.ConflictChanges.Publish(conflictChange);
+        _client.OutboxGrew?.Invoke();
     }
 }

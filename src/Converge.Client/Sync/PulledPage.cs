@@ -42,12 +42,16 @@ internal sealed class PulledPage : IDisposable
 
     /// <summary>Parses a pull response held in a pooled buffer, which the page returns to the pool when disposed.</summary>
     /// <exception cref="JsonException">The body is not a valid pull response.</exception>
-    public static PulledPage Parse(byte[] pooled, int length)
+    public static PulledPage Parse(byte[] pooled, int length) => Parse(pooled, 0, length);
+
+    /// <summary>Parses a pull response that is a part of a message held in a pooled buffer (a live message's page), which the page returns to the pool when disposed.</summary>
+    /// <exception cref="JsonException">The part is not a valid pull response.</exception>
+    public static PulledPage Parse(byte[] pooled, int start, int length)
     {
         var page = new PulledPage(pooled);
         try
         {
-            page.Read(pooled.AsMemory(0, length));
+            page.Read(pooled.AsMemory(start, length));
             return page;
         }
         catch

@@ -38,6 +38,10 @@ internal sealed class SyncHttp : IDisposable
 
     public Uri BaseAddress => _http.BaseAddress!;
 
+    /// <summary>Gets the access token to send, if any.</summary>
+    public async ValueTask<string?> TokenAsync(CancellationToken cancellationToken) =>
+        _tokens is null ? null : await _tokens(cancellationToken).ConfigureAwait(false);
+
     /// <summary>Sends a push whose body is already serialized, with its Content-Length, so the server can check it before reading it.</summary>
     public async Task<PushResponse> PushAsync(byte[] body, CancellationToken cancellationToken)
     {

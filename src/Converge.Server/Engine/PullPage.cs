@@ -41,46 +41,11 @@ internal sealed class PullPage
         var writer = new Utf8JsonWriter(output);
         await using (writer.ConfigureAwait(false))
         {
-            writer.WriteStartObject();
-            writer.WriteString("scope"u8, Scope);
-            writer.WriteNumber("cursor"u8, Cursor);
-            writer.WriteBoolean("hasMore"u8, HasMore);
-            if (Reset)
-            {
-                writer.WriteBoolean("reset"u8, true);
-            }
-
-            Span<char> clock = stackalloc char[HybridTimestamp.TextLength];
-            Clock.TryFormat(clock, out _);
-            writer.WriteString("clock"u8, clock);
-            if (Epoch is not null)
-            {
-                writer.WriteString("epoch"u8, Epoch);
-            }
-
-            writer.WriteStartArray("changes"u8);
+            WriteStart(writer);
             var count = DocumentCount;
             for (var i = 0; i < count; i++)
             {
-                writer.WriteStartObject();
-                if (Raw is { } raw)
-                {
-                    var document = raw.Documents[i];
-                    writer.WriteString("collection"u8, document.Collection);
-                    writer.WriteString("id"u8, document.Id);
-                    writer.WritePropertyName("state"u8);
-                    writer.WriteRawValue(document.State, skipInputValidation: true);
-                }
-                else
-                {
-                    var change = Documents![i];
-                    writer.WriteString("collection"u8, change.Collection);
-                    writer.WriteString("id"u8, change.DocumentId);
-                    writer.WritePropertyName("state"u8);
-                    JsonSerializer.Serialize(writer, change.State, ProtocolJson.DocumentState);
-                }
-
-                writer.WriteEndObject();
+                WriteChange(writer, i);
                 if (writer.BytesPending >= FlushBytes)
                 {
                     // Hand what is written to the connection as it goes, so the page's JSON never sits whole in memory.
@@ -89,27 +54,90 @@ internal sealed class PullPage
                 }
             }
 
-            writer.WriteEndArray();
-            if (Raw is { Conflicts.Count: > 0 } rawPage)
-            {
-                writer.WriteStartArray("conflicts"u8);
-                foreach (var conflict in rawPage.Conflicts)
-                {
-                    writer.WriteRawValue(conflict.Record, skipInputValidation: true);
-                }
-
-                writer.WriteEndArray();
-            }
-            else if (Conflicts is { Count: > 0 })
-            {
-                writer.WritePropertyName("conflicts"u8);
-                JsonSerializer.Serialize(writer, Conflicts, ProtocolJson.ConflictRecords);
-            }
-
-            writer.WriteEndObject();
+            WriteEnd(writer);
             writer.Flush();
         }
 
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the page as the JSON value of a <see cref="PullResponse"/>, whole, into a writer (for a live message, which is bounded).</summary>
+    public void Write(Utf8JsonWriter writer)
+    {
+        WriteStart(writer);
+        var count = DocumentCount;
+        for (var i = 0; i < count; i++)
+        {
+            WriteChange(writer, i);
+        }
+
+        WriteEnd(writer);
+    }
+
+    private void WriteStart(Utf8JsonWriter writer)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("scope"u8, Scope);
+        writer.WriteNumber("cursor"u8, Cursor);
+        writer.WriteBoolean("hasMore"u8, HasMore);
+        if (Reset)
+        {
+            writer.WriteBoolean("reset"u8, true);
+        }
+
+        Span<char> clock = stackalloc char[HybridTimestamp.TextLength];
+        Clock.TryFormat(clock, out _);
+        writer.WriteString("clock"u8, clock);
+        if (Epoch is not null)
+        {
+            writer.WriteString("epoch"u8, Epoch);
+        }
+
+        writer.WriteStartArray("changes"u8);
+    }
+
+    private void WriteChange(Utf8JsonWriter writer, int index)
+    {
+        writer.WriteStartObject();
+        if (Raw is { } raw)
+        {
+            var document = raw.Documents[index];
+            writer.WriteString("collection"u8, document.Collection);
+            writer.WriteString("id"u8, document.Id);
+            writer.WritePropertyName("state"u8);
+            writer.WriteRawValue(document.State, skipInputValidation: true);
+        }
+        else
+        {
+            var change = Documents![index];
+            writer.WriteString("collection"u8, change.Collection);
+            writer.WriteString("id"u8, change.DocumentId);
+            writer.WritePropertyName("state"u8);
+            JsonSerializer.Serialize(writer, change.State, ProtocolJson.DocumentState);
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private void WriteEnd(Utf8JsonWriter writer)
+    {
+        writer.WriteEndArray();
+        if (Raw is { Conflicts.Count: > 0 } rawPage)
+        {
+            writer.WriteStartArray("conflicts"u8);
+            foreach (var conflict in rawPage.Conflicts)
+            {
+                writer.WriteRawValue(conflict.Record, skipInputValidation: true);
+            }
+
+            writer.WriteEndArray();
+        }
+        else if (Conflicts is { Count: > 0 })
+        {
+            writer.WritePropertyName("conflicts"u8);
+            JsonSerializer.Serialize(writer, Conflicts, ProtocolJson.ConflictRecords);
+        }
+
+        writer.WriteEndObject();
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Converge.Protocol;
 using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
+using Converge.Server.Live;
 using Converge.Server.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -22,15 +23,18 @@ internal sealed class SyncEngine
     private readonly ILogger _logger;
     private readonly ServerMetrics _metrics;
     private readonly SemaphoreSlim _initLock = new(1, 1);
+    private readonly LiveHub? _live;
     private volatile HybridClock? _clock;
+    private string? _epoch;
 
-    public SyncEngine(ISyncStore store, ConvergeServerOptions options, TimeProvider time, ILogger logger, ServerMetrics metrics)
+    public SyncEngine(ISyncStore store, ConvergeServerOptions options, TimeProvider time, ILogger logger, ServerMetrics metrics, LiveHub? live = null)
     {
         _store = store;
         _options = options;
         _time = time;
         _logger = logger;
         _metrics = metrics;
+        _live = live;
     }
 
     /// <summary>Gets the server's hybrid clock.</summary>
@@ -66,6 +70,8 @@ internal sealed class SyncEngine
                 }
             }
 
+            // The epoch changes only while the server is stopped (a restore), so it is read once.
+            _epoch = await _store.ReadEpochAsync(cancellationToken).ConfigureAwait(false);
             _clock = clock;
             Log.ServerReady(_logger, ReplicaId.Format(clock.Node), clock.Last.ToString());
         }
@@ -194,6 +200,7 @@ internal sealed class SyncEngine
                         var revision = Record(outcome, key, counter, documents, changed);
                         var resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = "edited", Revision = counter.Take() };
                         await transaction.WriteConflictAsync(resolved, now, cancellationToken).ConfigureAwait(false);
+                        counter.Conflicts.Add(resolved);
                         (resolvedIds ??= []).Add(conflict.Id);
                         result = new MutationResult { Id = m.Id, Status = outcome.Status, Revision = revision, Reason = outcome.Reason };
                     }
@@ -243,6 +250,9 @@ internal sealed class SyncEngine
             response = new PushResponse { Clock = clock.Now(), Results = results };
             await transaction.WriteClockAsync(response.Clock, cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+
+            // Still inside the transaction's turn, so live clients get commits in commit order.
+            PublishPush(scopes, changed, documents, response.Clock);
         }
 
         _metrics.Pushes.Add(1);
@@ -330,6 +340,7 @@ internal sealed class SyncEngine
                 CreatedAt = now,
             };
             await transaction.WriteConflictAsync(record, null, cancellationToken).ConfigureAwait(false);
+            counter.Conflicts.Add(record);
             conflictId = record.Id;
         }
 
@@ -484,6 +495,8 @@ internal sealed class SyncEngine
             }
 
             var revision = await transaction.ReadScopeRevisionAsync(scope, cancellationToken).ConfigureAwait(false);
+            var before = revision;
+            DocumentChange? change = null;
             if (choice != ResolveChoice.Server)
             {
                 var key = new DocumentKey(conflict.Scope, conflict.Collection, conflict.DocumentId);
@@ -515,6 +528,7 @@ internal sealed class SyncEngine
                 {
                     revision++;
                     await transaction.WriteDocumentAsync(key, outcome.State, null, cancellationToken).ConfigureAwait(false);
+                    change = new DocumentChange { Collection = key.Collection, DocumentId = key.Id, State = outcome.State };
                 }
             }
 
@@ -528,8 +542,10 @@ internal sealed class SyncEngine
             resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = resolution, Revision = revision };
             await transaction.WriteConflictAsync(resolved, now, cancellationToken).ConfigureAwait(false);
             await transaction.WriteScopeRevisionAsync(scope, revision, cancellationToken).ConfigureAwait(false);
-            await transaction.WriteClockAsync(clock.Now(), cancellationToken).ConfigureAwait(false);
+            var stamp = clock.Now();
+            await transaction.WriteClockAsync(stamp, cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+            _live?.Publish(scope, before, revision, change is null ? [] : [change], [resolved], stamp, _epoch);
         }
 
         _metrics.ConflictsResolved.Add(1);
@@ -588,9 +604,43 @@ internal sealed class SyncEngine
         return m.Hlc <= progress.LastHlc;
     }
 
+    /// <summary>Hands a committed push's changes, scope by scope, to the live connections that follow them.</summary>
+    private void PublishPush(Dictionary<string, ScopeCounter> scopes, HashSet<DocumentKey> changed, Dictionary<DocumentKey, DocumentState> documents, HybridTimestamp clock)
+    {
+        if (_live is not { } live)
+        {
+            return;
+        }
+
+        foreach (var (scope, counter) in scopes)
+        {
+            if (!counter.Dirty || !live.IsFollowed(scope))
+            {
+                continue;
+            }
+
+            var changes = new List<DocumentChange>();
+            foreach (var key in changed)
+            {
+                if (key.Scope == scope)
+                {
+                    changes.Add(new DocumentChange { Collection = key.Collection, DocumentId = key.Id, State = documents[key] });
+                }
+            }
+
+            live.Publish(scope, counter.Start, counter.Revision, changes, counter.Conflicts, clock, _epoch);
+        }
+    }
+
     /// <summary>A scope's revision counter during one push.</summary>
     private sealed class ScopeCounter(long revision)
     {
+        /// <summary>Gets the scope's revision before the push.</summary>
+        public long Start { get; } = revision;
+
+        /// <summary>Gets the conflict records the push opened or resolved in the scope.</summary>
+        public List<ConflictRecord> Conflicts { get; } = [];
+
         public long Revision { get; private set; } = revision;
 
         public bool Dirty { get; private set; }

@@ -1,6 +1,8 @@
 using Converge.Server;
 using Converge.Server.Hosting;
 using Converge.Server.Http;
+using Converge.Server.Live;
+using Converge.Protocol.Messages;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,7 +19,7 @@ public static class ConvergeEndpointRouteBuilderExtensions
     /// <exception cref="InvalidOperationException"><c>AddConvergeServer</c> was not called.</exception>
     /// <remarks>
     /// <c>POST {base}/v1/push</c>, <c>GET {base}/v1/pull</c>, <c>GET {base}/v1/conflicts</c>,
-    /// <c>POST {base}/v1/conflicts/{id}/resolve</c> need the <see cref="ConvergeAuthentication.PolicyName"/> policy;
+    /// <c>POST {base}/v1/conflicts/{id}/resolve</c> and the live WebSocket <c>GET {base}/v1/live</c> need the <see cref="ConvergeAuthentication.PolicyName"/> policy;
     /// <c>GET {base}/v1/health</c> is anonymous. A <c>WebApplication</c> adds the authentication and authorization
     /// middleware by itself; otherwise call <c>UseAuthentication</c> and <c>UseAuthorization</c> after <c>UseRouting</c>.
     /// </remarks>
@@ -36,6 +38,7 @@ public static class ConvergeEndpointRouteBuilderExtensions
         group.MapGet("/v1/pull", context => Handlers(context).PullAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
         group.MapGet("/v1/conflicts", context => Handlers(context).ListConflictsAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
         group.MapPost("/v1/conflicts/{id}/resolve", context => Handlers(context).ResolveAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
+        group.MapGet("/" + LiveProtocol.Path, context => context.RequestServices.GetRequiredService<LiveEndpoint>().HandleAsync(context)).RequireAuthorization(ConvergeAuthentication.PolicyName);
         group.MapGet("/v1/health", context => Handlers(context).HealthAsync(context)).AllowAnonymous();
         return group;
     }

@@ -4,10 +4,13 @@ using Converge.Server.Authentication;
 using Converge.Server.Engine;
 using Converge.Server.Hosting;
 using Converge.Server.Http;
+using Converge.Server.Live;
 using Converge.Server.Storage;
 using Converge.Server.Storage.Sqlite;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -53,12 +56,17 @@ public static class ConvergeServerServiceCollectionExtensions
             var options = sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value;
             return new SqliteSyncStore(options.DatabasePath, options.Synchronous);
         });
+        services.TryAddSingleton(sp => new LiveHub(
+            sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+            sp.GetRequiredService<ServerMetrics>(),
+            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server.Live")));
         services.TryAddSingleton(sp => new SyncEngine(
             sp.GetRequiredService<ISyncStore>(),
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"),
-            sp.GetRequiredService<ServerMetrics>()));
+            sp.GetRequiredService<ServerMetrics>(),
+            sp.GetRequiredService<LiveHub>()));
         services.TryAddSingleton(sp => new ConvergeCompactor(sp.GetRequiredService<SyncEngine>()));
         services.TryAddSingleton<IScopeAuthorizer>(sp => new ClaimsScopeAuthorizer(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value.ScopeClaimType));
         services.TryAddSingleton(sp => new ConvergeEndpoints(
@@ -66,6 +74,18 @@ public static class ConvergeServerServiceCollectionExtensions
             sp.GetRequiredService<IScopeAuthorizer>(),
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<ConvergeEndpoints>()));
+        services.TryAddSingleton(sp => new LiveEndpoint(
+            sp.GetRequiredService<ConvergeEndpoints>(),
+            sp.GetRequiredService<SyncEngine>(),
+            sp.GetRequiredService<IScopeAuthorizer>(),
+            sp.GetRequiredService<LiveHub>(),
+            sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+            sp.GetRequiredService<ServerMetrics>(),
+            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server.Live"),
+            sp.GetService<IHostApplicationLifetime>()));
+
+        // The live channel needs the WebSocket middleware ahead of the app's own.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, WebSocketsStartupFilter>());
         services.TryAddSingleton(sp => new ApiKeyRegistry(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value));
 
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ConvergeAuthentication.ApiKeyScheme, displayName: "Converge API key", _ => { });
@@ -81,6 +101,16 @@ public static class ConvergeServerServiceCollectionExtensions
                 sp.GetService<TimeProvider>() ?? TimeProvider.System,
                 (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));
         return services;
+    }
+
+    private sealed class WebSocketsStartupFilter : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            // Adds the WebSocket feature only to requests that do not have it yet, so an app's own UseWebSockets is kept.
+            app.UseWebSockets();
+            next(app);
+        };
     }
 
     private sealed class ConvergeServerOptionsValidator : IValidateOptions<ConvergeServerOptions>

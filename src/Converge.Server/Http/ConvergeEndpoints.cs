@@ -32,10 +32,29 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
+        var (response, refused, forbidden) = await ApplyPushAsync(context.User, request!, context.RequestAborted).ConfigureAwait(false);
+        if (forbidden is not null)
+        {
+            await ForbidAsync(context, forbidden).ConfigureAwait(false);
+        }
+        else if (refused is not null)
+        {
+            await RefuseAsync(context, refused).ConfigureAwait(false);
+        }
+        else
+        {
+            await WriteJsonAsync(context, response!, ProtocolJson.PushResponse).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Applies a push already checked against the limits, for the HTTP endpoint and the live channel alike.</summary>
+    /// <returns>The response; or the first scope the caller may not write (nothing applied); or a refusal (nothing applied).</returns>
+    internal async Task<(PushResponse? Response, ProtocolError? Refused, string? Forbidden)> ApplyPushAsync(ClaimsPrincipal user, PushRequest request, CancellationToken cancellationToken)
+    {
         // Every scope first: a push with one forbidden mutation applies nothing.
         string? previous = null;
         HashSet<string>? checkedScopes = null;
-        foreach (var mutation in request!.Mutations)
+        foreach (var mutation in request.Mutations)
         {
             var scope = mutation.Scope;
             if (scope == previous || checkedScopes?.Contains(scope) == true)
@@ -43,28 +62,23 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
                 continue;
             }
 
-            if (!await IsAllowedAsync(context, scope, ScopeAccess.Write).ConfigureAwait(false))
+            if (!await authorizer.IsAllowedAsync(user, scope, ScopeAccess.Write, cancellationToken).ConfigureAwait(false))
             {
-                await ForbidAsync(context, scope).ConfigureAwait(false);
-                return;
+                return (null, null, scope);
             }
 
             (checkedScopes ??= new HashSet<string>(StringComparer.Ordinal)).Add(scope);
             previous = scope;
         }
 
-        PushResponse response;
         try
         {
-            response = await engine.PushAsync(request, PrincipalKey(context.User), context.RequestAborted).ConfigureAwait(false);
+            return (await engine.PushAsync(request, PrincipalKey(user), cancellationToken).ConfigureAwait(false), null, null);
         }
         catch (ClientIdReusedException e)
         {
-            await RefuseAsync(context, new ProtocolError(ProtocolErrorCodes.ClientIdReused, e.Message)).ConfigureAwait(false);
-            return;
+            return (null, new ProtocolError(ProtocolErrorCodes.ClientIdReused, e.Message), null);
         }
-
-        await WriteJsonAsync(context, response, ProtocolJson.PushResponse).ConfigureAwait(false);
     }
 
     public async Task PullAsync(HttpContext context)

@@ -1,0 +1,249 @@
+using System.Net.WebSockets;
+using System.Text.Json;
+using Converge.Protocol.Messages;
+using Converge.Server.Engine;
+using Converge.Server.Http;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Converge.Server.Live;
+
+/// <summary>
+/// <c>GET {base}/v1/live</c>: the live channel. Authenticated and authorized like the HTTP API (every scope named must
+/// be readable, or the upgrade is refused with 403 before any message); then it streams each commit of those scopes to
+/// the client, and takes pushes (answered in order) over the same socket.
+/// </summary>
+internal sealed class LiveEndpoint(
+    ConvergeEndpoints http,
+    SyncEngine engine,
+    IScopeAuthorizer authorizer,
+    LiveHub hub,
+    ConvergeServerOptions options,
+    ServerMetrics metrics,
+    ILogger logger,
+    IHostApplicationLifetime? lifetime)
+{
+    /// <summary>How long a closing connection may take to say goodbye before it is cut.</summary>
+    private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(2);
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await Problem.WriteAsync(context, StatusCodes.Status426UpgradeRequired, ProtocolErrorCodes.InvalidMessage, "The live channel is a WebSocket: send GET with 'Upgrade: websocket'.").ConfigureAwait(false);
+            return;
+        }
+
+        var scopes = context.Request.Query[LiveProtocol.ScopeParameter];
+        if (scopes.Count == 0 || scopes.Count > options.MaxLiveScopes)
+        {
+            await RefuseAsync(context, $"Name 1 to {options.MaxLiveScopes} scopes to follow, each as a 'scope' query parameter.").ConfigureAwait(false);
+            return;
+        }
+
+        var followed = new List<string>(scopes.Count);
+        foreach (var scope in scopes)
+        {
+            if (scope is null || options.Limits.CheckName(scope, "scope") is not null || followed.Contains(scope, StringComparer.Ordinal))
+            {
+                await RefuseAsync(context, $"Each 'scope' must be given once, 1 to {options.Limits.MaxNameLength} characters without control characters.").ConfigureAwait(false);
+                return;
+            }
+
+            followed.Add(scope);
+        }
+
+        foreach (var scope in followed)
+        {
+            if (!await authorizer.IsAllowedAsync(context.User, scope, ScopeAccess.Read, context.RequestAborted).ConfigureAwait(false))
+            {
+                Log.ScopeForbidden(logger, context.User.Identity?.Name ?? "(unnamed)", scope);
+                await Problem.WriteAsync(context, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, $"The caller may not use scope '{scope}'.", scope).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        await engine.EnsureInitializedAsync(context.RequestAborted).ConfigureAwait(false);
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            KeepAliveInterval = options.LiveKeepAliveInterval,
+            KeepAliveTimeout = options.LiveKeepAliveTimeout,
+        }).ConfigureAwait(false);
+        var principal = context.User.Identity?.Name ?? ConvergeEndpoints.PrincipalKey(context.User);
+        var connection = new LiveConnection(socket, followed, principal, options.LiveSendQueueBytes, metrics, logger);
+
+        // "ready" goes first, and the connection follows its scopes before it is sent: every commit after the client
+        // reads it reaches the client, so the pull the client starts then misses nothing.
+        connection.Answer(LiveFrames.Ready(engine.Clock.Now(), followed));
+        hub.Add(connection);
+        metrics.LiveConnections.Add(1);
+        Log.LiveConnected(logger, principal, string.Join(", ", followed), hub.ConnectionCount);
+
+        using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var close = (Status: WebSocketCloseStatus.NormalClosure, Reason: "");
+        var stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
+        using var onStopping = stopping.Register(() =>
+        {
+            // The server stops: the socket is closed as "going away", and clients reconnect to it or another node.
+            close = (WebSocketCloseStatus.EndpointUnavailable, "The server is stopping.");
+            connection.Complete();
+            abort.CancelAfter(CloseGrace);
+        });
+
+        var sending = SendAsync(socket, connection, () => close, abort);
+        Exception? failure = null;
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                var message = await connection.ReceiveAsync(
+                    (int)Math.Min(options.MaxRequestBytes, int.MaxValue - 1),
+                    () => close = (WebSocketCloseStatus.MessageTooBig, $"A message may be at most {options.MaxRequestBytes} bytes."),
+                    abort.Token).ConfigureAwait(false);
+                if (message is not { } received)
+                {
+                    break;
+                }
+
+                try
+                {
+                    var (answer, keepOpen) = await AnswerAsync(context, received.Buffer.AsMemory(0, received.Length), abort.Token).ConfigureAwait(false);
+                    if (!connection.Answer(answer))
+                    {
+                        close = (WebSocketCloseStatus.PolicyViolation, "The client does not read the answers to its requests.");
+                        break;
+                    }
+
+                    if (!keepOpen)
+                    {
+                        break;
+                    }
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(received.Buffer);
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        {
+            failure = e;
+        }
+        finally
+        {
+            hub.Remove(connection);
+            metrics.LiveConnections.Add(-1);
+            connection.Complete();
+            abort.CancelAfter(CloseGrace);
+            await sending.ConfigureAwait(false);
+            Log.LiveDisconnected(logger, failure, principal, close.Status, hub.ConnectionCount);
+        }
+    }
+
+    /// <summary>Sends until the connection's queue ends, then closes the socket's side with the reason set by then.</summary>
+    private static async Task SendAsync(WebSocket socket, LiveConnection connection, Func<(WebSocketCloseStatus Status, string Reason)> close, CancellationTokenSource abort)
+    {
+        try
+        {
+            await connection.SendLoopAsync(abort.Token).ConfigureAwait(false);
+            if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            {
+                var (status, reason) = close();
+                await socket.CloseOutputAsync(status, reason, abort.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        {
+            // The peer is gone or the grace ran out: nothing more to say to it.
+            await abort.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Answers one message of the client; the answer says whether the channel stays open.</summary>
+    private async Task<(byte[] Answer, bool KeepOpen)> AnswerAsync(HttpContext context, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        string? type = null;
+        long? request = null;
+        ReadOnlyMemory<byte> body = default;
+        try
+        {
+            var reader = new Utf8JsonReader(message.Span, new JsonReaderOptions { MaxDepth = ProtocolLimits.MaxMessageDepth + 1 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw new JsonException("A live message must be a JSON object.");
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    reader.Read();
+                    type = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw new JsonException("'type' must be a string.");
+                }
+                else if (reader.ValueTextEquals("request"u8))
+                {
+                    reader.Read();
+                    request = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var id) ? id : throw new JsonException("'request' must be an integer.");
+                }
+                else if (reader.ValueTextEquals("push"u8))
+                {
+                    reader.Read();
+                    var start = (int)reader.TokenStartIndex;
+                    reader.Skip();
+                    body = message[start..(int)reader.BytesConsumed];
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+        }
+        catch (JsonException e)
+        {
+            var error = RequestBody.ExceedsDepth(message.Span, ProtocolLimits.MaxMessageDepth)
+                ? new ProtocolError(ProtocolErrorCodes.TooDeep, $"The message nests deeper than {ProtocolLimits.MaxMessageDepth} levels.")
+                : new ProtocolError(ProtocolErrorCodes.Malformed, "The message is not a valid live message: " + e.Message);
+            return (Error(request, error), true);
+        }
+
+        if (type != LiveProtocol.Push || body.IsEmpty || request is null)
+        {
+            return (Error(request, new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A client sends only '{LiveProtocol.Push}' messages, each with a 'request' number and a 'push'.")), true);
+        }
+
+        var (push, invalid) = RequestBody.Parse(body.Span, PushReader.Read);
+        if (invalid is null && options.Limits.Check(push!) is { } breach)
+        {
+            invalid = breach;
+        }
+
+        if (invalid is not null)
+        {
+            return (Error(request, invalid), true);
+        }
+
+        var (response, refused, forbidden) = await http.ApplyPushAsync(context.User, push!, cancellationToken).ConfigureAwait(false);
+        if (forbidden is not null)
+        {
+            Log.ScopeForbidden(logger, context.User.Identity?.Name ?? "(unnamed)", forbidden);
+            return (LiveFrames.Error(request, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, $"The caller may not use scope '{forbidden}'.", forbidden), true);
+        }
+
+        return refused is not null ? (Error(request, refused), true) : (LiveFrames.Pushed(request.Value, response!), true);
+    }
+
+    private byte[] Error(long? request, ProtocolError error)
+    {
+        var status = Problem.StatusOf(error.Code);
+        Log.RequestRefused(logger, LiveProtocol.Path, status, error.Code);
+        return LiveFrames.Error(request, status, error.Code, error.Message);
+    }
+
+    private Task RefuseAsync(HttpContext context, string detail)
+    {
+        Log.RequestRefused(logger, context.Request.Path, StatusCodes.Status400BadRequest, ProtocolErrorCodes.InvalidMessage);
+        return Problem.WriteAsync(context, StatusCodes.Status400BadRequest, ProtocolErrorCodes.InvalidMessage, detail);
+    }
+}

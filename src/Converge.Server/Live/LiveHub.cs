@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using Converge.Protocol.Documents;
+using Converge.Protocol.Messages;
+using Converge.Server.Engine;
+using Microsoft.Extensions.Logging;
+
+namespace Converge.Server.Live;
+
+/// <summary>The live connections of this server, by scope; hands each commit's changes to the connections that follow its scopes.</summary>
+/// <remarks>
+/// A commit's message is written once and shared by every connection it goes to; each connection holds at most its
+/// <see cref="ConvergeServerOptions.LiveSendQueueBytes"/> of them. Publishing never waits for a connection.
+/// </remarks>
+internal sealed class LiveHub
+{
+    private readonly ConcurrentDictionary<string, LiveConnection[]> _byScope = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+    private readonly ConvergeServerOptions _options;
+    private readonly ServerMetrics _metrics;
+    private readonly ILogger _logger;
+    private int _connections;
+
+    public LiveHub(ConvergeServerOptions options, ServerMetrics metrics, ILogger logger)
+    {
+        _options = options;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    /// <summary>Gets the number of open live connections.</summary>
+    public int ConnectionCount => Volatile.Read(ref _connections);
+
+    /// <summary>Tells whether any connection follows a scope, so a commit nobody follows costs nothing.</summary>
+    public bool IsFollowed(string scope) => _byScope.ContainsKey(scope);
+
+    public void Add(LiveConnection connection)
+    {
+        lock (_lock)
+        {
+            foreach (var scope in connection.Scopes)
+            {
+                _byScope[scope] = _byScope.TryGetValue(scope, out var current) ? [.. current, connection] : [connection];
+            }
+        }
+
+        Interlocked.Increment(ref _connections);
+    }
+
+    public void Remove(LiveConnection connection)
+    {
+        lock (_lock)
+        {
+            foreach (var scope in connection.Scopes)
+            {
+                if (!_byScope.TryGetValue(scope, out var current))
+                {
+                    continue;
+                }
+
+                var rest = Array.FindAll(current, c => c != connection);
+                if (rest.Length == 0)
+                {
+                    _byScope.TryRemove(scope, out _);
+                }
+                else
+                {
+                    _byScope[scope] = rest;
+                }
+            }
+        }
+
+        Interlocked.Decrement(ref _connections);
+    }
+
+    /// <summary>Sends a committed change of one scope to the connections that follow it.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="after">The scope's revision before the commit.</param>
+    /// <param name="cursor">The scope's revision after it.</param>
+    /// <param name="documents">The documents the commit changed in the scope, with their new states.</param>
+    /// <param name="conflicts">The conflict records the commit opened or resolved in the scope.</param>
+    /// <param name="clock">The server's clock.</param>
+    /// <param name="epoch">The store's epoch, sent with the page as a pull would.</param>
+    public void Publish(string scope, long after, long cursor, IReadOnlyList<DocumentChange> documents, IReadOnlyList<ConflictRecord>? conflicts, Protocol.HybridTimestamp clock, string? epoch)
+    {
+        if (!_byScope.TryGetValue(scope, out var connections))
+        {
+            return;
+        }
+
+        var page = new PullPage { Scope = scope, Cursor = cursor, Clock = clock, Epoch = epoch, Documents = documents, Conflicts = conflicts };
+        var frame = LiveFrames.Changes(after, page);
+        if (frame.Length > _options.LiveMaxMessageBytes)
+        {
+            // Too large to hold for every connection: they pull it, in pages.
+            Log.LiveCommitTooLarge(_logger, scope, frame.Length, documents.Count);
+            frame = LiveFrames.Poke(scope);
+        }
+
+        foreach (var connection in connections)
+        {
+            connection.Send(scope, frame);
+        }
+
+        _metrics.LiveMessages.Add(connections.Length);
+    }
+}
+
+/// <summary>The parts of one commit in one scope, gathered for <see cref="LiveHub.Publish"/>.</summary>
+internal sealed class LiveCommit(long after)
+{
+    public long After { get; } = after;
+
+    public List<DocumentChange> Documents { get; } = [];
+
+    public List<ConflictRecord>? Conflicts { get; set; }
+
+    /// <summary>Adds a document's final state in the commit.</summary>
+    public void Add(string collection, string id, DocumentState state) =>
+        Documents.Add(new DocumentChange { Collection = collection, DocumentId = id, State = state });
+}
