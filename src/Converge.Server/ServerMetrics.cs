@@ -51,6 +51,10 @@ internal sealed class ServerMetrics : IDisposable
 
     public Counter<long> LivePokes { get; }
 
+    /// <summary>Reports the live connections' waiting bytes, summed, as the gauge <c>converge.server.live_queued_bytes</c>.</summary>
+    public void ObserveLiveQueue(Func<long> queuedBytes) =>
+        _meter.CreateObservableGauge("converge.server.live_queued_bytes", queuedBytes, "By", "Bytes of live messages waiting to be sent, over all connections.");
+
     /// <summary>Counts a push's results, one measurement per status present.</summary>
     public void RecordMutations(ReadOnlySpan<int> countsByStatus)
     {

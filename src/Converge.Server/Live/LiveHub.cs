@@ -14,21 +14,22 @@ namespace Converge.Server.Live;
 internal sealed class LiveHub
 {
     private readonly ConcurrentDictionary<string, LiveConnection[]> _byScope = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<LiveConnection, bool> _all = new();
     private readonly Lock _lock = new();
     private readonly ConvergeServerOptions _options;
     private readonly ServerMetrics _metrics;
     private readonly ILogger _logger;
-    private int _connections;
 
     public LiveHub(ConvergeServerOptions options, ServerMetrics metrics, ILogger logger)
     {
         _options = options;
         _metrics = metrics;
         _logger = logger;
+        metrics.ObserveLiveQueue(() => _all.Keys.Sum(c => c.QueuedBytes));
     }
 
     /// <summary>Gets the number of open live connections.</summary>
-    public int ConnectionCount => Volatile.Read(ref _connections);
+    public int ConnectionCount => _all.Count;
 
     /// <summary>Tells whether any connection follows a scope, so a commit nobody follows costs nothing.</summary>
     public bool IsFollowed(string scope) => _byScope.ContainsKey(scope);
@@ -43,7 +44,7 @@ internal sealed class LiveHub
             }
         }
 
-        Interlocked.Increment(ref _connections);
+        _all.TryAdd(connection, true);
     }
 
     public void Remove(LiveConnection connection)
@@ -69,7 +70,7 @@ internal sealed class LiveHub
             }
         }
 
-        Interlocked.Decrement(ref _connections);
+        _all.TryRemove(connection, out _);
     }
 
     /// <summary>Sends a committed change of one scope to the connections that follow it.</summary>
