@@ -26,6 +26,7 @@ internal static class ClientCommands
         client.Subcommands.Add(Conflicts());
         client.Subcommands.Add(Resolve());
         client.Subcommands.Add(Status());
+        client.Subcommands.Add(Watch());
         return client;
     }
 
@@ -155,6 +156,62 @@ internal static class ClientCommands
 
         Console.WriteLine($"written; {await client.GetPendingCountAsync(ct)} mutation(s) waiting to sync");
         return 0;
+    }
+
+    private static Command Watch()
+    {
+        var replica = new Replica();
+        var collections = new Argument<string[]>("collection") { Description = "The collections to watch.", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("watch", "Stay live and print each change of the collections as a JSON line (origin local or remote), until interrupted; the connection's state goes to standard error.") { collections };
+        replica.AddTo(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            if (replica.ServerUrl(parse) is null)
+            {
+                await Console.Error.WriteLineAsync("watch needs --server.");
+                return 2;
+            }
+
+            await using var client = await replica.OpenAsync(parse, ct);
+            var output = Console.Out;
+            var gate = new Lock();
+            foreach (var name in parse.GetValue(collections)!)
+            {
+                client.Collection<JsonObject>(name).Changed += (_, e) =>
+                {
+                    var line = new JsonObject
+                    {
+                        ["at"] = TimeProvider.System.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
+                        ["origin"] = e.Origin == ChangeOrigin.Remote ? "remote" : "local",
+                        ["kind"] = e.Kind == ChangeKind.Delete ? "delete" : "put",
+                        ["scope"] = e.Scope,
+                        ["collection"] = e.Collection,
+                        ["id"] = e.Id,
+                        ["value"] = e.Json is { } json ? JsonNode.Parse(json.GetRawText()) : null,
+                    };
+                    lock (gate)
+                    {
+                        output.WriteLine(line.ToJsonString());
+                        output.Flush();
+                    }
+                };
+            }
+
+            client.Live.StatusChanged += (_, e) => Console.Error.WriteLine(e.Error is null ? $"live: {e.Status}" : $"live: {e.Status} ({e.Error.Message})");
+            client.Live.Start();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                // Interrupted: the normal end of a watch.
+            }
+
+            await client.Live.StopAsync();
+            return 0;
+        });
+        return command;
     }
 
     private static Command Get()

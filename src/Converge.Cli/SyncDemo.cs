@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Converge.Client;
 using Converge.Protocol.Documents;
@@ -102,6 +103,45 @@ internal static partial class DemoCommand
             var resolved = await phone.Collection<JsonObject>("notes").GetAsync("plan", ct);
             Check("the resolution reaches the other device", resolved?["text"]?.GetValue<string>() == "Plan A+B: ship Friday, polish Monday"
                 && !(await phone.Conflicts.ListAsync(ct)).Any(c => c.Status == InboxConflictStatus.Open), $"phone: {resolved?["text"]}");
+
+            AnsiConsole.WriteLine();
+            AnsiConsole.Write(new Rule("3. Live: both devices online, each change crosses as it is made").LeftJustified());
+            phone.Live.Start();
+            laptop.Live.Start();
+            await phone.Live.WaitForStatusAsync(LiveStatus.Live, ct).WaitAsync(TimeSpan.FromSeconds(30), ct);
+            await laptop.Live.WaitForStatusAsync(LiveStatus.Live, ct).WaitAsync(TimeSpan.FromSeconds(30), ct);
+            AnsiConsole.MarkupLine($"{At()} phone and laptop are live: no sync calls from here");
+            var phoneNotes = phone.Collection<JsonObject>("notes");
+            var laptopNotes = laptop.Collection<JsonObject>("notes");
+            var latencies = new List<double>();
+            for (var i = 1; i <= 20; i++)
+            {
+                var text = $"typed on the phone, take {i}";
+                var seen = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+                EventHandler<DocumentChangedEventArgs<JsonObject>> arrived = (_, e) =>
+                {
+                    if (e.Id == "live" && e.Origin == ChangeOrigin.Remote && e.Value?["text"]?.GetValue<string>() == text)
+                    {
+                        seen.TrySetResult(Stopwatch.GetTimestamp());
+                    }
+                };
+                laptopNotes.Changed += arrived;
+                var typed = Stopwatch.GetTimestamp();
+                await phoneNotes.PutAsync("live", new JsonObject { ["text"] = text }, ct);
+                var shown = await seen.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
+                laptopNotes.Changed -= arrived;
+                latencies.Add(Stopwatch.GetElapsedTime(typed, shown).TotalMilliseconds);
+            }
+
+            latencies.Sort();
+            var median = latencies[latencies.Count / 2];
+            AnsiConsole.MarkupLine($"{At()} the phone types 20 times; the laptop shows each change [bold]{median:0.0} ms[/] later (median; slowest {latencies[^1]:0.0} ms)");
+            var live = await laptopNotes.GetAsync("live", ct);
+            Check("a live change reaches the other device", live?["text"]?.GetValue<string>() == "typed on the phone, take 20", $"median {median:0.0} ms from the phone's write to the laptop's change event");
+            await phone.Live.StopAsync();
+            await laptop.Live.StopAsync();
+            await phone.SyncAsync(null, ct);
+            await laptop.SyncAsync(null, ct);
 
             // Every replica, and a new device that downloads everything, ends identical.
             await using var tablet = await OpenDeviceAsync(directory, "tablet", address, ct);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Claims;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -105,6 +106,39 @@ public sealed class CommandTests : IDisposable
         }
         finally
         {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Watch_prints_a_change_written_by_another_replica_as_it_arrives()
+    {
+        var port = Converge.FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        using var server = Converge.Start("serve", "--db", Path.Combine(_folder, "server.db"), "--urls", url, "--api-key", "k=team:1");
+        Process? watch = null;
+        try
+        {
+            await WaitForServerAsync(url);
+            watch = Converge.Start("client", "watch", "notes", "--db", Path.Combine(_folder, "w.db"), "--server", url, "--key", "k", "--scope", "team:1");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            while (await watch.StandardError.ReadLineAsync(timeout.Token) is { } status && status != "live: Live")
+            {
+                Assert.DoesNotContain("Offline", status, StringComparison.Ordinal);
+            }
+
+            await Ok(["client", "put", "notes", "n1", """{"title":"hello"}""", "--db", Path.Combine(_folder, "a.db"), "--server", url, "--key", "k", "--scope", "team:1"]);
+            await Ok(["client", "sync", "--db", Path.Combine(_folder, "a.db"), "--server", url, "--key", "k", "--scope", "team:1"]);
+
+            var line = JsonNode.Parse((await watch.StandardOutput.ReadLineAsync(timeout.Token))!)!;
+            Assert.Equal("remote", line["origin"]!.GetValue<string>());
+            Assert.Equal("n1", line["id"]!.GetValue<string>());
+            Assert.Equal("hello", line["value"]!["title"]!.GetValue<string>());
+        }
+        finally
+        {
+            watch?.Kill();
             server.Kill();
             await server.WaitForExitAsync();
         }
