@@ -111,7 +111,11 @@ internal sealed class LiveEndpoint(
                     var (answer, keepOpen) = await AnswerAsync(context, received.Buffer.AsMemory(0, received.Length), abort.Token).ConfigureAwait(false);
                     if (!connection.Answer(answer))
                     {
-                        close = (WebSocketCloseStatus.PolicyViolation, "The client does not read the answers to its requests.");
+                        if (!stopping.IsCancellationRequested)
+                        {
+                            close = (WebSocketCloseStatus.PolicyViolation, "The client does not read the answers to its requests.");
+                        }
+
                         break;
                     }
 
