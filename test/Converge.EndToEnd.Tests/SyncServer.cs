@@ -17,13 +17,14 @@ public sealed class SyncServer : IAsyncDisposable
     private readonly List<ConvergeClient> _clients = [];
     private WebApplication _app;
 
-    private SyncServer(WebApplication app, Uri address, string folder, Action<ConvergeServerOptions>? configure, TimeProvider? time)
+    private SyncServer(WebApplication app, Uri address, string folder, Action<ConvergeServerOptions>? configure, TimeProvider? time, Action<WebApplicationBuilder>? host)
     {
         _app = app;
         Address = address;
         Folder = folder;
         Configure = configure;
         Time = time;
+        Host = host;
     }
 
     /// <summary>The API key that grants every scope starting with "s".</summary>
@@ -42,13 +43,19 @@ public sealed class SyncServer : IAsyncDisposable
 
     private TimeProvider? Time { get; }
 
+    private Action<WebApplicationBuilder>? Host { get; }
+
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<SyncServer> StartAsync(Action<ConvergeServerOptions>? configure = null, TimeProvider? time = null, string? folder = null)
+    /// <param name="configure">Configures the server's options.</param>
+    /// <param name="time">The server's clock.</param>
+    /// <param name="folder">The folder of the server's file and the clients' files.</param>
+    /// <param name="host">Adds to the host (authentication schemes, say).</param>
+    public static async Task<SyncServer> StartAsync(Action<ConvergeServerOptions>? configure = null, TimeProvider? time = null, string? folder = null, Action<WebApplicationBuilder>? host = null)
     {
         folder ??= Directory.CreateTempSubdirectory("converge-e2e-").FullName;
-        var (app, address) = await BuildAsync(Path.Combine(folder, "server.db"), configure, time, port: 0);
-        return new SyncServer(app, address, folder, configure, time);
+        var (app, address) = await BuildAsync(Path.Combine(folder, "server.db"), configure, time, port: 0, host);
+        return new SyncServer(app, address, folder, configure, time, host);
     }
 
     /// <summary>Stops the server and starts it again on the same file and port.</summary>
@@ -63,7 +70,7 @@ public sealed class SyncServer : IAsyncDisposable
             await whileStopped();
         }
 
-        (_app, Address) = await BuildAsync(DatabasePath, Configure, Time, Address.Port);
+        (_app, Address) = await BuildAsync(DatabasePath, Configure, Time, Address.Port, Host);
     }
 
     public Task StopAsync() => _app.StopAsync();
@@ -101,7 +108,7 @@ public sealed class SyncServer : IAsyncDisposable
         }
     }
 
-    private static async Task<(WebApplication, Uri)> BuildAsync(string databasePath, Action<ConvergeServerOptions>? configure, TimeProvider? time, int port)
+    private static async Task<(WebApplication, Uri)> BuildAsync(string databasePath, Action<ConvergeServerOptions>? configure, TimeProvider? time, int port, Action<WebApplicationBuilder>? host)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -118,6 +125,7 @@ public sealed class SyncServer : IAsyncDisposable
             options.AddApiKey(ScopeAKey, "alice", "a");
             configure?.Invoke(options);
         });
+        host?.Invoke(builder);
         var app = builder.Build();
         app.MapConverge();
         await app.StartAsync();

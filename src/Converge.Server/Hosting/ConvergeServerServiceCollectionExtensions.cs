@@ -82,6 +82,7 @@ public static class ConvergeServerServiceCollectionExtensions
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
             sp.GetRequiredService<ServerMetrics>(),
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server.Live"),
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
             sp.GetService<IHostApplicationLifetime>()));
 
         // The live channel needs the WebSocket middleware ahead of the app's own.

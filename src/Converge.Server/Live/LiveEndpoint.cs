@@ -3,6 +3,7 @@ using System.Text.Json;
 using Converge.Protocol.Messages;
 using Converge.Server.Engine;
 using Converge.Server.Http;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,7 @@ internal sealed class LiveEndpoint(
     ConvergeServerOptions options,
     ServerMetrics metrics,
     ILogger logger,
+    TimeProvider time,
     IHostApplicationLifetime? lifetime)
 {
     /// <summary>How long a closing connection may take to say goodbye before it is cut.</summary>
@@ -82,14 +84,21 @@ internal sealed class LiveEndpoint(
 
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         var close = (Status: WebSocketCloseStatus.NormalClosure, Reason: "");
-        var stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
-        using var onStopping = stopping.Register(() =>
+        void End(WebSocketCloseStatus status, string reason)
         {
-            // The server stops: the socket is closed as "going away", and clients reconnect to it or another node.
-            close = (WebSocketCloseStatus.EndpointUnavailable, "The server is stopping.");
+            close = (status, reason);
             connection.Complete();
             abort.CancelAfter(CloseGrace);
-        });
+        }
+
+        // The server stops: the socket is closed as "going away", and clients reconnect to it or another node.
+        var stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
+        using var onStopping = stopping.Register(() => End(WebSocketCloseStatus.EndpointUnavailable, "The server is stopping."));
+
+        // A connection lives no longer than the credentials it was opened with (a JWT's expiry): the client connects
+        // again with fresh ones, and a revoked principal stops receiving changes.
+        using var expiry = ExpiryOf(context) is { } expires ? new CancellationTokenSource(Max(expires - time.GetUtcNow(), TimeSpan.Zero), time) : null;
+        using var onExpiry = expiry?.Token.Register(() => End(WebSocketCloseStatus.PolicyViolation, "The access token expired; connect again with a new one."));
 
         var sending = SendAsync(socket, connection, () => close, abort);
         Exception? failure = null;
@@ -237,6 +246,12 @@ internal sealed class LiveEndpoint(
 
         return refused is not null ? (Error(request, refused), true) : (LiveFrames.Pushed(request.Value, response!), true);
     }
+
+    /// <summary>Gets when the caller's credentials expire, when the authentication handler said (JWT bearer does, from the token's <c>exp</c>).</summary>
+    private static DateTimeOffset? ExpiryOf(HttpContext context) =>
+        context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Properties?.ExpiresUtc;
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private byte[] Error(long? request, ProtocolError error)
     {
