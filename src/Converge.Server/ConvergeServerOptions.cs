@@ -133,10 +133,11 @@ public sealed class ConvergeServerOptions
         _collections.TryGetValue(collection, out var rules) ? rules : DefaultRules;
 
     /// <summary>Checks the options and lists what is wrong.</summary>
-    internal List<string> Validate()
+    /// <param name="embeddedStore">Whether the server uses the built-in SQLite store, which needs <see cref="DatabasePath"/>.</param>
+    internal List<string> Validate(bool embeddedStore = true)
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(DatabasePath))
+        if (embeddedStore && string.IsNullOrWhiteSpace(DatabasePath))
         {
             errors.Add("DatabasePath is required: the SQLite file that holds the documents.");
         }

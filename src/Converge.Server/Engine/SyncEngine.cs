@@ -134,6 +134,14 @@ internal sealed class SyncEngine
                 }
             }
 
+            // Every scope's counter first, in name order. On a store where a counter is a locked row, pushes to the same
+            // scope commit one after the other in revision order, and two pushes never wait for each other crosswise.
+            var scopes = new Dictionary<string, ScopeCounter>(StringComparer.Ordinal);
+            foreach (var scope in mutations.Where(m => m.Id > last).Select(m => m.Scope).Distinct().Order(StringComparer.Ordinal))
+            {
+                scopes.Add(scope, new ScopeCounter(await transaction.ReadScopeRevisionAsync(scope, cancellationToken).ConfigureAwait(false)));
+            }
+
             var keys = new List<DocumentKey>(mutations.Count);
             var seen = new HashSet<DocumentKey>(mutations.Count);
             foreach (var m in mutations)
@@ -153,7 +161,6 @@ internal sealed class SyncEngine
 
             // Only the final state of each document is written, once, at the end of the batch.
             var changed = new HashSet<DocumentKey>();
-            var scopes = new Dictionary<string, ScopeCounter>(StringComparer.Ordinal);
             var applied = progress;
             List<AppliedMutation>? appliedNow = null;
             clock.TryReceive(request.Clock, out _);
@@ -179,11 +186,7 @@ internal sealed class SyncEngine
                 }
 
                 var key = new DocumentKey(m.Scope, m.Collection, m.DocumentId);
-                if (!scopes.TryGetValue(m.Scope, out var counter))
-                {
-                    counter = new ScopeCounter(await transaction.ReadScopeRevisionAsync(m.Scope, cancellationToken).ConfigureAwait(false));
-                    scopes.Add(m.Scope, counter);
-                }
+                var counter = scopes[m.Scope];
 
                 documents.TryGetValue(key, out var current);
                 MutationResult result;

@@ -49,7 +49,9 @@ public static class ConvergeServerServiceCollectionExtensions
 
         services.AddSingleton<ConvergeServerMarker>();
         services.AddOptions<ConvergeServerOptions>().ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConvergeServerOptions>, ConvergeServerOptionsValidator>());
+        // A store registered before this call replaces the SQLite store, which alone needs DatabasePath.
+        var embeddedStore = !services.Any(d => d.ServiceType == typeof(ISyncStore));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConvergeServerOptions>>(new ConvergeServerOptionsValidator(embeddedStore)));
         services.TryAddSingleton(sp => new ServerMetrics(sp.GetService<IMeterFactory>()));
         services.TryAddSingleton<ISyncStore>(sp =>
         {
@@ -114,11 +116,11 @@ public static class ConvergeServerServiceCollectionExtensions
         };
     }
 
-    private sealed class ConvergeServerOptionsValidator : IValidateOptions<ConvergeServerOptions>
+    private sealed class ConvergeServerOptionsValidator(bool embeddedStore) : IValidateOptions<ConvergeServerOptions>
     {
         public ValidateOptionsResult Validate(string? name, ConvergeServerOptions options)
         {
-            var errors = options.Validate();
+            var errors = options.Validate(embeddedStore);
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors.Select(e => "ConvergeServerOptions." + e));
         }
     }
