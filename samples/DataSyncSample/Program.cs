@@ -5,7 +5,8 @@ using DataSyncSample;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
-// An app with its data in a local store, synced in the background by the unique periodic work "dataSyncTask".
+// An app with its data in a local store: live while it runs and the server is reachable, and synced in the
+// background by the unique periodic work "dataSyncTask" otherwise.
 // Start a server first: dotnet run --project src/Converge.Cli -- serve --api-key dev-key=user:alice
 var server = new Uri(args.Length > 0 ? args[0] : "http://127.0.0.1:5080");
 var dataDirectory = Path.Combine(AppContext.BaseDirectory, "data");
@@ -38,7 +39,11 @@ var todos = client.Collection<JsonObject>("todos");
 todos.Changed += (_, e) => Console.WriteLine($"{e.Origin} {e.Kind} {e.Id}: {e.Json}");
 client.StatusChanged += (_, e) => Console.WriteLine($"sync status: {e.Status}{(e.Error is null ? "" : $" ({e.Error.Message})")}");
 
-// Writes work offline; the background sync pushes them when it runs.
+// While the app runs: other devices' changes arrive as they commit, and writes leave at once.
+client.Live.StatusChanged += (_, e) => Console.WriteLine($"live: {e.Status}{(e.Error is null ? "" : $" ({e.Error.Message})")}");
+client.Live.Start();
+
+// Writes work offline; the live connection or the background sync pushes them.
 await todos.PutAsync($"todo-{Environment.ProcessId}", new JsonObject { ["title"] = "Buy milk", ["done"] = false });
 
 var workManager = host.Services.GetRequiredService<IWorkManager>();
