@@ -59,4 +59,10 @@ internal static partial class Log
 
     [LoggerMessage(2017, LogLevel.Debug, "A commit of {Documents} documents in scope {Scope} makes a {Bytes}-byte live message: live clients are poked to pull it")]
     public static partial void LiveCommitTooLarge(ILogger logger, string scope, int bytes, int documents);
+
+    [LoggerMessage(2018, LogLevel.Warning, "The commit feed of the shared store failed; live clients are told to pull, and it is listened to again")]
+    public static partial void LiveFeedFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2019, LogLevel.Information, "The commit feed of the shared store may have missed commits of other nodes; live clients are told to pull")]
+    public static partial void LiveFeedMissed(ILogger logger);
 }

@@ -37,6 +37,9 @@ internal sealed class SyncEngine
         _live = live;
     }
 
+    /// <summary>Gets the id of this server process among the nodes that share its store: its commits' notices carry it.</summary>
+    public string NodeId { get; } = Guid.NewGuid().ToString("N");
+
     /// <summary>Gets the server's hybrid clock.</summary>
     /// <exception cref="InvalidOperationException">The engine is not initialized.</exception>
     public HybridClock Clock => _clock ?? throw new InvalidOperationException("The Converge server is not initialized.");
@@ -252,6 +255,17 @@ internal sealed class SyncEngine
 
             response = new PushResponse { Clock = clock.Now(), Results = results };
             await transaction.WriteClockAsync(response.Clock, cancellationToken).ConfigureAwait(false);
+            if (_store is ICommitFeed feed)
+            {
+                foreach (var (scope, counter) in scopes)
+                {
+                    if (counter.Dirty)
+                    {
+                        await feed.AnnounceAsync(transaction, new CommitNotice(NodeId, scope, counter.Start, counter.Revision), cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+
             await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
 
             // Still inside the transaction's turn, so live clients get commits in commit order.
@@ -547,6 +561,11 @@ internal sealed class SyncEngine
             await transaction.WriteScopeRevisionAsync(scope, revision, cancellationToken).ConfigureAwait(false);
             var stamp = clock.Now();
             await transaction.WriteClockAsync(stamp, cancellationToken).ConfigureAwait(false);
+            if (_store is ICommitFeed feed)
+            {
+                await feed.AnnounceAsync(transaction, new CommitNotice(NodeId, scope, before, revision), cancellationToken).ConfigureAwait(false);
+            }
+
             await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
             _live?.Publish(scope, before, revision, change is null ? [] : [change], [resolved], stamp, _epoch);
         }

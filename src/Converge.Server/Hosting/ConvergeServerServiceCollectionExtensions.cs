@@ -97,6 +97,14 @@ public static class ConvergeServerServiceCollectionExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ConvergeServerLifetime>(
             sp => new ConvergeServerLifetime(sp.GetRequiredService<SyncEngine>(), (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LiveFeedService>(
+            sp => new LiveFeedService(
+                sp.GetRequiredService<ISyncStore>(),
+                sp.GetRequiredService<SyncEngine>(),
+                sp.GetRequiredService<LiveHub>(),
+                sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+                sp.GetService<TimeProvider>() ?? TimeProvider.System,
+                (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server.Live"))));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, CompactionService>(
             sp => new CompactionService(
                 sp.GetRequiredService<ConvergeCompactor>(),

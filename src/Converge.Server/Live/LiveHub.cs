@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
 using Converge.Server.Engine;
 using Microsoft.Extensions.Logging;
@@ -88,12 +87,48 @@ internal sealed class LiveHub
             return;
         }
 
-        var page = new PullPage { Scope = scope, Cursor = cursor, Clock = clock, Epoch = epoch, Documents = documents, Conflicts = conflicts };
+        Publish(after, new PullPage { Scope = scope, Cursor = cursor, Clock = clock, Epoch = epoch, Documents = documents, Conflicts = conflicts }, connections);
+    }
+
+    /// <summary>Sends a page of a scope's changes after a cursor (read from the store after another node's commit) to the connections that follow the scope.</summary>
+    public void Publish(long after, PullPage page)
+    {
+        if (_byScope.TryGetValue(page.Scope, out var connections))
+        {
+            Publish(after, page, connections);
+        }
+    }
+
+    /// <summary>Tells the connections that follow a scope to pull it.</summary>
+    public void Poke(string scope)
+    {
+        if (_byScope.TryGetValue(scope, out var connections))
+        {
+            var frame = LiveFrames.Poke(scope);
+            foreach (var connection in connections)
+            {
+                connection.Send(scope, frame);
+            }
+        }
+    }
+
+    /// <summary>Tells every connection to pull every scope it follows (commits may have been missed).</summary>
+    public void PokeAll()
+    {
+        foreach (var scope in _byScope.Keys)
+        {
+            Poke(scope);
+        }
+    }
+
+    private void Publish(long after, PullPage page, LiveConnection[] connections)
+    {
+        var scope = page.Scope;
         var frame = LiveFrames.Changes(after, page);
         if (frame.Length > _options.LiveMaxMessageBytes)
         {
             // Too large to hold for every connection: they pull it, in pages.
-            Log.LiveCommitTooLarge(_logger, scope, frame.Length, documents.Count);
+            Log.LiveCommitTooLarge(_logger, scope, frame.Length, page.DocumentCount);
             frame = LiveFrames.Poke(scope);
         }
 
@@ -104,18 +139,4 @@ internal sealed class LiveHub
 
         _metrics.LiveMessages.Add(connections.Length);
     }
-}
-
-/// <summary>The parts of one commit in one scope, gathered for <see cref="LiveHub.Publish"/>.</summary>
-internal sealed class LiveCommit(long after)
-{
-    public long After { get; } = after;
-
-    public List<DocumentChange> Documents { get; } = [];
-
-    public List<ConflictRecord>? Conflicts { get; set; }
-
-    /// <summary>Adds a document's final state in the commit.</summary>
-    public void Add(string collection, string id, DocumentState state) =>
-        Documents.Add(new DocumentChange { Collection = collection, DocumentId = id, State = state });
 }
