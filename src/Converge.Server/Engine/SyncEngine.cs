@@ -62,7 +62,9 @@ internal sealed class SyncEngine
 
             await _store.InitializeAsync(cancellationToken).ConfigureAwait(false);
             var last = await _store.ReadClockAsync(cancellationToken).ConfigureAwait(false);
-            var clock = new HybridClock(last?.Node ?? ReplicaId.NewId(), _time, last, _options.MaxClockDrift);
+            // A node id of its own for each server process: several nodes over one store never stamp the same
+            // timestamp, and the clock still never goes back before the last one any node saved.
+            var clock = new HybridClock(ReplicaId.NewId(), _time, last, _options.MaxClockDrift);
             if (last is null)
             {
                 var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
