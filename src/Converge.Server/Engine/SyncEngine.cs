@@ -440,13 +440,13 @@ internal sealed class SyncEngine
             Conflicts = page.Typed?.Conflicts,
         };
 
-        // The built-in store gives the states as stored JSON, which the page sends without building them; another store's
-        // page is used as it is.
+        // A store that can give the states as stored JSON (the SQLite and PostgreSQL stores) has them sent without
+        // building them; another store's page is used as it is.
         async Task<StorePage> ReadAsync(long from)
         {
             if (_store is IRawChangeReader raw)
             {
-                return new StorePage(null, raw.ReadRawChanges(scope, from, limit, cancellationToken));
+                return new StorePage(null, await raw.ReadRawChangesAsync(scope, from, limit, cancellationToken).ConfigureAwait(false));
             }
 
             return new StorePage(await _store.ReadChangesAsync(scope, from, limit, cancellationToken).ConfigureAwait(false), null);

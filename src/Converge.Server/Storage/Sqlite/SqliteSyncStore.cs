@@ -324,6 +324,9 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         return Task.FromResult(new ChangePage(documents, conflicts, page.HasMore, page.ScopeRevision, page.MinValidCursor));
     }
 
+    public ValueTask<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(ReadRawChanges(scope, after, limit, cancellationToken));
+
     /// <summary>Reads a page of a scope's changes from one snapshot, with each document's state as the JSON it is stored as, so a pull can send it without building it.</summary>
     public RawChangePage ReadRawChanges(string scope, long after, int limit, CancellationToken cancellationToken)
     {
