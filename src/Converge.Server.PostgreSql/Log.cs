@@ -13,4 +13,10 @@ internal static partial class Log
 
     [LoggerMessage(4002, LogLevel.Information, "Converge PostgreSQL store rotated the epoch of database {Database}")]
     public static partial void EpochRotated(ILogger logger, string database);
+
+    [LoggerMessage(4003, LogLevel.Debug, "Listening for the commits of other nodes on database {Database}")]
+    public static partial void Listening(ILogger logger, string database);
+
+    [LoggerMessage(4004, LogLevel.Warning, "The connection listening for other nodes' commits on database {Database} failed; listening again in {Delay}")]
+    public static partial void ListenFailed(ILogger logger, Exception exception, string database, TimeSpan delay);
 }

@@ -32,7 +32,7 @@ namespace Converge.Server.PostgreSql;
 /// by (scope, rev), so a pull is an index seek on (scope, rev) whose cost follows the changes, not the store.
 /// </para>
 /// </remarks>
-public sealed class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, IAsyncDisposable, IDisposable
+public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, ICommitFeed, IAsyncDisposable, IDisposable
 {
     private const int CompactionBatchSize = 1_000;
 

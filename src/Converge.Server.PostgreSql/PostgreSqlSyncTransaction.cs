@@ -28,6 +28,7 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
     private readonly Dictionary<string, long> _scopes = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Principal, string Client), ClientProgress> _clients = [];
     private HybridTimestamp? _clock;
+    private List<string>? _notices;
     private HashSet<string>? _lockedScopes;
     private ArrayBufferWriter<byte>? _stateBuffer;
     private Utf8JsonWriter? _stateWriter;
@@ -262,7 +263,10 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
         }
     }
 
-    private bool HasWrites => _documents.Count > 0 || _conflicts.Count > 0 || _scopes.Count > 0 || _clients.Count > 0 || _clock is not null;
+    private bool HasWrites => _documents.Count > 0 || _conflicts.Count > 0 || _scopes.Count > 0 || _clients.Count > 0 || _clock is not null || _notices is not null;
+
+    /// <summary>Adds a notification to the transaction: PostgreSQL delivers it to every listener when the transaction commits, in commit order, and drops it on a rollback.</summary>
+    public void Notify(string payload) => (_notices ??= []).Add(payload);
 
     /// <summary>A batch that begins the transaction if this is its first, and carries the writes made since the last one ahead of what the caller adds.</summary>
     private NpgsqlBatch NewBatch()
@@ -328,6 +332,13 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
             batch.BatchCommands.Add(Sql.Command(Sql.WriteClock).Bind(clock.ToString()));
             _clock = null;
         }
+
+        foreach (var payload in _notices ?? [])
+        {
+            batch.BatchCommands.Add(Sql.Command(Sql.Notify).Bind(PostgreSqlSyncStore.CommitChannel).Bind(payload));
+        }
+
+        _notices = null;
 
         return batch;
     }

@@ -150,4 +150,7 @@ internal static class Sql
         command.Parameters.Add(new NpgsqlParameter<T> { TypedValue = value });
         return command;
     }
+
+    /// <summary>Sends a notification on a channel: delivered when the transaction commits.</summary>
+    public const string Notify = "SELECT pg_notify($1, $2)";
 }
