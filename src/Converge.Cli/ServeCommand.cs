@@ -26,13 +26,17 @@ internal static class ServeCommand
         var jwtAudience = new Option<string?>("--jwt-audience") { Description = "The audience JWTs must carry." };
         var jwtIssuer = new Option<string?>("--jwt-issuer") { Description = "The issuer JWTs must carry (with --jwt-signing-key)." };
         var jwtKey = new Option<string?>("--jwt-signing-key") { Description = "Accept JWTs signed (HS256) with this base64 key from --jwt-issuer; for development and tests." };
+        var postgres = new Option<string?>("--postgres")
+        {
+            Description = "Keep the data in this PostgreSQL database (an Npgsql connection string) instead of --db. Several serve processes on one database form a cluster: every client sees every change live, whichever node it is connected to.",
+        };
         var restored = new Option<bool>("--restored")
         {
             Description = "Use once, on the first start after restoring the database from a backup: gives the store a new epoch, so every device downloads its scopes again (keeping its unsent writes) instead of pulling after cursors the restored store never had.",
         };
-        var command = new Command("serve", "Run the Converge sync server on an embedded SQLite database. JWT settings may also come from appsettings.json or environment variables (Authentication__Schemes__Bearer__...).")
+        var command = new Command("serve", "Run the Converge sync server on an embedded SQLite database, or on PostgreSQL with --postgres. JWT settings may also come from appsettings.json or environment variables (Authentication__Schemes__Bearer__...).")
         {
-            db, urls, keys, collections, jwtAuthority, jwtAudience, jwtIssuer, jwtKey, restored,
+            db, postgres, urls, keys, collections, jwtAuthority, jwtAudience, jwtIssuer, jwtKey, restored,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -76,14 +80,17 @@ internal static class ServeCommand
                 AnsiConsole.MarkupLine("[yellow]No --api-key and no JWT settings: every request but health will be refused (401). Example: --api-key dev-key=user:alice[/]");
             }
 
+            var connectionString = parse.GetValue(postgres);
             if (parse.GetValue(restored))
             {
                 string epoch;
                 try
                 {
-                    epoch = await ConvergeStoreMaintenance.RotateEpochAsync(parse.GetValue(db)!.FullName, ct);
+                    epoch = connectionString is null
+                        ? await ConvergeStoreMaintenance.RotateEpochAsync(parse.GetValue(db)!.FullName, ct)
+                        : await RotatePostgreSqlEpochAsync(connectionString, ct);
                 }
-                catch (Exception e) when (e is FileNotFoundException or InvalidOperationException)
+                catch (Exception e) when (e is FileNotFoundException or InvalidOperationException or ArgumentException or Npgsql.NpgsqlException)
                 {
                     AnsiConsole.MarkupLine($"[red]--restored: {Markup.Escape(e.Message)}[/]");
                     return 2;
@@ -92,10 +99,22 @@ internal static class ServeCommand
                 AnsiConsole.MarkupLine($"[yellow]Restored store: new epoch {epoch}. Devices download their scopes again at their next sync.[/]");
             }
 
-            var (app, address) = await ServerHost.StartAsync(parse.GetValue(db)!.FullName, parse.GetValue(urls)!, apiKeys, rules, LogLevel.Information, ct, settings: settings);
+            Microsoft.AspNetCore.Builder.WebApplication app;
+            Uri address;
+            try
+            {
+                (app, address) = await ServerHost.StartAsync(parse.GetValue(db)!.FullName, parse.GetValue(urls)!, apiKeys, rules, LogLevel.Information, ct, settings: settings, postgres: connectionString);
+            }
+            catch (Exception e) when (connectionString is not null && e is InvalidOperationException or ArgumentException or Npgsql.NpgsqlException)
+            {
+                AnsiConsole.MarkupLine($"[red]--postgres: {Markup.Escape(e.Message)}[/]");
+                return 2;
+            }
+
             await using (app)
             {
-                AnsiConsole.MarkupLine($"Converge server on [green]{address}[/] (store {Markup.Escape(parse.GetValue(db)!.FullName)}). Ctrl+C stops it.");
+                var store = connectionString is null ? parse.GetValue(db)!.FullName : "PostgreSQL database " + new Npgsql.NpgsqlConnectionStringBuilder(connectionString).Database;
+                AnsiConsole.MarkupLine($"Converge server on [green]{address}[/] (store {Markup.Escape(store)}). Ctrl+C stops it.");
                 try
                 {
                     await Task.Delay(Timeout.Infinite, ct);
@@ -110,6 +129,15 @@ internal static class ServeCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Gives a PostgreSQL store a new epoch (after a restore); every node should be restarted after it.</summary>
+    private static async Task<string> RotatePostgreSqlEpochAsync(string connectionString, CancellationToken ct)
+    {
+        await using var dataSource = Npgsql.NpgsqlDataSource.Create(connectionString);
+        await using var store = new Converge.Server.PostgreSql.PostgreSqlSyncStore(dataSource);
+        await store.InitializeAsync(ct);
+        return await store.RotateEpochAsync(ct);
     }
 
     private static bool IsBase64(string text)

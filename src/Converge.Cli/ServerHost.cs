@@ -14,7 +14,7 @@ namespace Converge.Cli;
 /// <summary>Starts a Converge sync server on Kestrel: for `converge serve`, the demo and the benchmarks.</summary>
 internal static class ServerHost
 {
-    /// <summary>Builds and starts a server; returns it with the address it listens on.</summary>
+    /// <summary>Builds and starts a server on a SQLite file, or on a PostgreSQL database when <paramref name="postgres"/> is given; returns it with the address it listens on.</summary>
     public static async Task<(WebApplication App, Uri Address)> StartAsync(
         string databasePath,
         string url,
@@ -23,7 +23,8 @@ internal static class ServerHost
         LogLevel logLevel,
         CancellationToken cancellationToken,
         Action<ConvergeServerOptions>? configure = null,
-        IReadOnlyDictionary<string, string?>? settings = null)
+        IReadOnlyDictionary<string, string?>? settings = null,
+        string? postgres = null)
     {
         // appsettings.json is read once: watching the content root (the working folder, which may hold the database)
         // would wake the file watcher on every WAL write.
@@ -40,9 +41,19 @@ internal static class ServerHost
         }
 
         builder.WebHost.UseUrls(url);
+        if (postgres is not null)
+        {
+            // Every node started on the same database is one cluster: nothing else to set.
+            builder.Services.AddConvergePostgreSql(postgres);
+        }
+
         builder.Services.AddConvergeServer(options =>
         {
-            options.DatabasePath = databasePath;
+            if (postgres is null)
+            {
+                options.DatabasePath = databasePath;
+            }
+
             foreach (var (key, scopes) in apiKeys)
             {
                 options.AddApiKey(key, key, scopes);

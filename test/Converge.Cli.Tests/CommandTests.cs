@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Claims;
 using System.Text;
 using System.Text.Json.Nodes;
+using Converge.Tests.Shared;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -141,6 +142,43 @@ public sealed class CommandTests : IDisposable
             watch?.Kill();
             server.Kill();
             await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Two_serve_processes_on_one_postgres_database_form_a_cluster_that_delivers_live_across_nodes()
+    {
+        var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync();
+        var (url1, url2) = ($"http://127.0.0.1:{Converge.FreePort()}", $"http://127.0.0.1:{Converge.FreePort()}");
+        using var node1 = Converge.Start("serve", "--postgres", database, "--urls", url1, "--api-key", "k=team:1");
+        using var node2 = Converge.Start("serve", "--postgres", database, "--urls", url2, "--api-key", "k=team:1");
+        Process? watch = null;
+        try
+        {
+            await WaitForServerAsync(url1);
+            await WaitForServerAsync(url2);
+            watch = Converge.Start("client", "watch", "notes", "--db", Path.Combine(_folder, "w.db"), "--server", url2, "--key", "k", "--scope", "team:1");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            while (await watch.StandardError.ReadLineAsync(timeout.Token) is { } status && status != "live: Live")
+            {
+                Assert.DoesNotContain("Offline", status, StringComparison.Ordinal);
+            }
+
+            string[] A(params string[] args) => [.. args, "--db", Path.Combine(_folder, "a.db"), "--server", url1, "--key", "k", "--scope", "team:1"];
+            await Ok(A("client", "put", "notes", "n1", """{"title":"through node 1"}"""));
+            await Ok(A("client", "sync"));
+
+            var line = JsonNode.Parse((await watch.StandardOutput.ReadLineAsync(timeout.Token))!)!;
+            Assert.Equal(("remote", "n1", "through node 1"), (line["origin"]!.GetValue<string>(), line["id"]!.GetValue<string>(), line["value"]!["title"]!.GetValue<string>()));
+        }
+        finally
+        {
+            watch?.Kill();
+            node1.Kill();
+            node2.Kill();
+            await node1.WaitForExitAsync();
+            await node2.WaitForExitAsync();
+            await (await PostgresServer.GetAsync()).DropDatabaseAsync(database);
         }
     }
 
