@@ -3,6 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The PostgreSQL tests start a private server from the machine's PostgreSQL binaries (see test/Shared/PostgresServer.cs);
+# install them when they are missing and this runs as root on Debian or Ubuntu. CONVERGE_TEST_POSTGRES, when set,
+# names a server to use instead.
+if [ -z "${CONVERGE_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "PostgreSQL server binaries are missing: installing them (apt-get install postgresql)."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null; }
+  else
+    echo "PostgreSQL server binaries are missing: install them (Debian: apt-get install postgresql) or set CONVERGE_TEST_POSTGRES." >&2
+  fi
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
