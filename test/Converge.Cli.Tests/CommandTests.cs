@@ -212,7 +212,7 @@ public sealed class CommandTests : IDisposable
         return output;
     }
 
-    private static async Task WaitForServerAsync(string url)
+    internal static async Task WaitForServerAsync(string url)
     {
         using var http = new HttpClient();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
