@@ -93,9 +93,18 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
             : page.Documents!.Select(d => (d.DocumentId, d.State));
 
     [Fact]
-    public async Task Concurrent_pushes_to_one_scope_commit_in_revision_order_so_a_puller_never_passes_a_revision_that_commits_later()
+    public async Task Concurrent_pushes_to_one_scope_over_two_nodes_commit_in_revision_order_so_a_puller_never_passes_a_revision_that_commits_later()
     {
-        var engine = await StartNodeAsync();
+        SyncEngine[] nodes = [await StartNodeAsync(), await StartNodeAsync()];
+        for (var run = 0; run < 5; run++)
+        {
+            await WritersAndPullerAsync(nodes, Scope + "-" + run);
+        }
+    }
+
+    /// <summary>8 writers spread over the nodes push to one scope while a puller, alternating nodes, pulls pages of 3.</summary>
+    private static async Task WritersAndPullerAsync(SyncEngine[] nodes, string scope)
+    {
         const int writers = 8;
         const int pushesPerWriter = 12;
         var acknowledged = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
@@ -104,10 +113,11 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
         var writing = Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
         {
             var device = new Device(TimeProvider.System);
+            var node = nodes[w % nodes.Length];
             for (var p = 0; p < pushesPerWriter; p++)
             {
-                var mutations = Enumerable.Range(0, 1 + (p % 3)).Select(k => device.Put(Scope, "c", $"w{w}-p{p}-{k}", 0, """{"v":1}""")).ToArray();
-                var response = await engine.PushAsync(device.Batch(mutations), "p", CancellationToken.None);
+                var mutations = Enumerable.Range(0, 1 + (p % 3)).Select(k => device.Put(scope, "c", $"w{w}-p{p}-{k}", 0, """{"v":1}""")).ToArray();
+                var response = await node.PushAsync(device.Batch(mutations), "p", CancellationToken.None);
                 foreach (var (mutation, result) in mutations.Zip(response.Results))
                 {
                     Assert.Equal(MutationStatus.Applied, result.Status);
@@ -118,6 +128,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
 
         var pulled = new Dictionary<string, long>(StringComparer.Ordinal);
         long cursor = 0;
+        var pages = 0;
         var pagesDuringWrites = 0;
         while (true)
         {
@@ -125,7 +136,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
             PullPage page;
             do
             {
-                page = await engine.PullAsync(Scope, cursor, 3, CancellationToken.None);
+                page = await nodes[pages++ % nodes.Length].PullAsync(scope, cursor, 3, CancellationToken.None);
                 Assert.False(page.Reset);
                 Assert.True(page.Cursor >= cursor);
                 foreach (var (id, state) in Documents(page))
