@@ -117,9 +117,12 @@ public sealed partial class ConvergeClient
             await PushAsync(send, round, cancellationToken).ConfigureAwait(false);
 
             // A write the server answered without a new revision brings no change to apply: its document is rebuilt now.
-            foreach (var scope in Scopes)
+            if (round.MarkedStale)
             {
-                await RebuildStaleAsync(scope, cancellationToken).ConfigureAwait(false);
+                foreach (var scope in Scopes)
+                {
+                    await RebuildStaleAsync(scope, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
         finally

@@ -422,6 +422,7 @@ public sealed partial class ConvergeClient
                             // No new revision: the pull brings nothing for this write (the server kept its values, or had
                             // applied it before), so the document is rebuilt from its server state once the pull is done.
                             tx.MarkStale(row.Scope, row.Collection, row.DocumentId);
+                            round.MarkedStale = true;
                         }
 
                         continue;
@@ -782,6 +783,9 @@ public sealed partial class ConvergeClient
         public List<RejectedMutation> Rejected { get; } = [];
 
         public List<string> ForbiddenScopes { get; } = [];
+
+        /// <summary>Gets or sets whether a push answer left a document to rebuild from its server state.</summary>
+        public bool MarkedStale { get; set; }
 
         private ConvergeSyncException? FirstForbidden { get; set; }
 
