@@ -10,6 +10,8 @@ internal static class BenchCommands
         var bench = new Command("bench", "Run benchmarks and print (and optionally write as JSON) their figures.");
         bench.Subcommands.Add(WorkBench.Create());
         bench.Subcommands.Add(SyncBench.Create());
+        bench.Subcommands.Add(LiveBench.Create());
+        bench.Subcommands.Add(FanoutBench.Create());
         return bench;
     }
 }

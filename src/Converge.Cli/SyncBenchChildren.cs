@@ -347,10 +347,18 @@ internal sealed class BenchChild : IAsyncDisposable
 
     public int Id => _process.Id;
 
-    public static BenchChild Start(params string[] args)
+    public static BenchChild Start(params string[] args) => Start(new Dictionary<string, string>(), args);
+
+    /// <summary>Starts a child with more environment variables (runtime settings, say).</summary>
+    public static BenchChild Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var (file, prefix) = ChildProcess.SelfCommand();
         var info = ChildProcess.StartInfo(file, prefix.Concat(args));
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
         info.RedirectStandardInput = true;
 
         // An empty working directory: the server's host watches its content root (the working directory) for

@@ -1,0 +1,288 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Data.Sqlite;
+using Spectre.Console;
+
+namespace Converge.Cli;
+
+/// <summary>
+/// `converge bench live`: the latency of a write on device A to device B's change event, through the server's live
+/// channel, with the server and the two devices in their own processes.
+/// </summary>
+internal static class LiveBench
+{
+    private const string Scope = "live";
+    private const string Collection = "notes";
+
+    /// <summary>The first sequence number of the bare pushes of the breakdown.</summary>
+    private const int RawSeq = 1_000_000;
+
+    /// <summary>At most this many rounds of 50 writes wait for the JIT.</summary>
+    private const int MaxSettleRounds = 200;
+
+    public static Command Create()
+    {
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the figures to this JSON file." };
+        var samples = new Option<int>("--samples") { Description = "Timed writes.", DefaultValueFactory = _ => 1_000 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed writes first.", DefaultValueFactory = _ => 50 };
+        var untiered = new Option<bool>("--no-tiered-compilation")
+        {
+            Description = "Run the server and devices with tiered compilation off (DOTNET_TieredCompilation=0: each method compiled optimized once, without profile-guided recompiling), instead of the runtime's default.",
+        };
+        var noSettle = new Option<bool>("--no-settle") { Description = "Time right after the warm-up writes, without going on until the JIT has finished optimizing." };
+        var breakdown = new Option<bool>("--breakdown")
+        {
+            Description = "Also note when each change message reaches B's process, on a bare WebSocket of its own, to split the latency into A-to-B's-socket and B's client (one more connection: it perturbs what it measures a little).",
+        };
+        var command = new Command("live", "Live latency: a write on device A seen by device B's change event through the server, one write at a time.")
+        {
+            json, samples, warmup, noSettle, untiered, breakdown,
+        };
+        command.SetAction((parse, ct) => RunAsync(parse.GetValue(samples), parse.GetValue(warmup), !parse.GetValue(untiered), !parse.GetValue(noSettle), parse.GetValue(breakdown), parse.GetValue(json), ct));
+        command.Subcommands.Add(LiveBenchChildren.CreateDevice());
+        command.Subcommands.Add(LiveBenchChildren.CreateServer());
+        return command;
+    }
+
+    private static async Task<int> RunAsync(int samples, int warmup, bool tiered, bool settle, bool breakdown, FileInfo? jsonFile, CancellationToken ct)
+    {
+        if (samples < 1 || warmup < 0)
+        {
+            AnsiConsole.MarkupLine("[red]--samples must be positive and --warmup at least 0.[/]");
+            return 2;
+        }
+
+        var result = new JsonObject
+        {
+            ["benchmark"] = "live",
+            ["machine"] = LiveBenchShared.Machine(),
+        };
+        var directory = Directory.CreateTempSubdirectory("converge-bench-live-").FullName;
+        BenchChild.WorkingDirectory = Directory.CreateDirectory(Path.Combine(directory, "cwd")).FullName;
+        var latencies = new List<double>(samples);
+        var localWrites = new List<double>(samples);
+        var toSocket = new List<double>(samples);
+        var inClient = new List<double>(samples);
+        var serverOnly = new List<double>(samples);
+        var lost = 0;
+        var cpuNote = "";
+        long jitDuring = 0;
+        double serverPeak;
+        try
+        {
+            IReadOnlyDictionary<string, string> runtime = tiered ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DOTNET_TieredCompilation"] = "0" };
+            result["tiered_compilation"] = tiered;
+            await using var server = BenchChild.Start(runtime, "bench", "live", "server", "--db", Path.Combine(directory, "server.db"));
+            var url = await server.WaitForAsync("READY", TimeSpan.FromMinutes(1));
+            await using var a = BenchChild.Start(runtime, "bench", "live", "device");
+            await using var b = BenchChild.Start(runtime, "bench", "live", "device");
+            await a.SendAsync($"open a {Path.Combine(directory, "a.db")} {url} {Scope}");
+            await b.SendAsync($"open b {Path.Combine(directory, "b.db")} {url} {Scope}");
+            await a.SendAsync("live a");
+            await b.SendAsync("live b");
+            await b.SendAsync($"watch b {Collection}");
+            if (breakdown)
+            {
+                await b.SendAsync($"tap {url} {Scope} {Collection}");
+            }
+
+            // One write at a time: B waits for the document before A writes it, and each write waits for the one before to
+            // arrive. Answers A's stamp before the write, when PutAsync returned, and B's stamp at the event (-1: lost).
+            var next = 0;
+            async Task<(long Written, long Returned, long Arrived)> SampleAsync()
+            {
+                var i = next++;
+                var id = "n" + i.ToString("D6", CultureInfo.InvariantCulture);
+                var wait = $"await b {id} 10000";
+                await b.WriteAsync(wait);
+                var put = await a.SendAsync($"put a {Collection} {id} {i}");
+                var arrived = LiveBenchShared.Long((await b.ReadOkAsync(wait))[0]);
+                return (LiveBenchShared.Long(put[0]), LiveBenchShared.Long(put[1]), arrived);
+            }
+
+            AnsiConsole.MarkupLine($"[grey]tiered compilation {(tiered ? "on (the runtime's default)" : "off")}; {warmup} warm-up writes{(settle ? ", more until the JIT is done" : "")}, then {samples:N0} timed…[/]");
+            for (var i = 0; i < warmup; i++)
+            {
+                await SampleAsync();
+            }
+
+            // The runtime compiles hot methods again, optimized, on a background thread, once they ran a while; in processes
+            // this size that goes on for thousands of writes, and competes for the two cores with what is measured. So the
+            // warm-up goes on, in rounds of 50 writes after a pause, until a round in which no process compiled anything.
+            var jit = await JitAsync(server, a, b);
+            var rounds = 0;
+            while (settle && rounds < MaxSettleRounds)
+            {
+                rounds++;
+                await Task.Delay(500, ct);
+                for (var i = 0; i < 50; i++)
+                {
+                    await SampleAsync();
+                }
+
+                var now = await JitAsync(server, a, b);
+                if (now == jit)
+                {
+                    break;
+                }
+
+                jit = now;
+            }
+
+            result["warmup"] = next;
+            result["settled"] = settle && rounds < MaxSettleRounds;
+            await Task.Delay(1_000, ct);
+            jit = await JitAsync(server, a, b);
+            var timedStart = System.Diagnostics.Stopwatch.GetTimestamp();
+            var cpuStart = Cpu(server, a, b);
+            for (var i = 0; i < samples; i++)
+            {
+                var (written, returned, arrived) = await SampleAsync();
+                if (arrived < 0)
+                {
+                    lost++;
+                    continue;
+                }
+
+                latencies.Add(LiveBenchShared.Ms(written, arrived));
+                localWrites.Add(LiveBenchShared.Ms(written, returned));
+                if (breakdown && LiveBenchShared.Long((await b.SendAsync($"tapped {next - 1} 1000"))[0]) is var tapped and > 0)
+                {
+                    toSocket.Add(LiveBenchShared.Ms(written, tapped));
+                    inClient.Add(LiveBenchShared.Ms(tapped, arrived));
+                }
+            }
+
+            jitDuring = await JitAsync(server, a, b) - jit;
+            result["jit_methods_during_timed"] = jitDuring;
+            var timedSeconds = LiveBenchShared.Ms(timedStart, System.Diagnostics.Stopwatch.GetTimestamp()) / 1_000;
+            var cpu = Cpu(server, a, b).Zip(cpuStart, (end, start) => end - start).ToArray();
+            result["timed_s"] = Math.Round(timedSeconds, 3);
+            result["cpu_s"] = new JsonObject
+            {
+                ["server"] = Math.Round(cpu[0], 2),
+                ["a"] = Math.Round(cpu[1], 2),
+                ["b"] = Math.Round(cpu[2], 2),
+                ["driver"] = Math.Round(cpu[3], 2),
+            };
+            cpuNote = $"{timedSeconds:F2} s; CPU: server {cpu[0]:F2} s, A {cpu[1]:F2} s, B {cpu[2]:F2} s, this driver {cpu[3]:F2} s";
+
+            if (breakdown)
+            {
+                // The server and the network alone: the same writes pushed over a bare WebSocket from A's process (no client
+                // store, no outbox), seen by the bare socket in B's process.
+                await a.SendAsync($"rawopen {url} {Scope}");
+                const int rawWarmup = 200;
+                for (var i = 0; i < rawWarmup + samples; i++)
+                {
+                    var seq = RawSeq + i;
+                    var pushed = LiveBenchShared.Long((await a.SendAsync($"rawpush {Collection} r{i:D6} {seq}"))[0]);
+                    var seen = LiveBenchShared.Long((await b.SendAsync($"tapped {seq} 10000"))[0]);
+                    if (i >= rawWarmup && seen > 0)
+                    {
+                        serverOnly.Add(LiveBenchShared.Ms(pushed, seen));
+                    }
+                }
+            }
+
+            var status = string.Join(' ', await a.SendAsync("status a")) + " / " + string.Join(' ', await b.SendAsync("status b"));
+            result["device_status"] = status;
+            serverPeak = server.PeakRssMb();
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        latencies.Sort();
+        localWrites.Sort();
+        double p50 = LiveBenchShared.Quantile(latencies, 0.50), p90 = LiveBenchShared.Quantile(latencies, 0.90), p99 = LiveBenchShared.Quantile(latencies, 0.99);
+        var max = latencies.Count == 0 ? double.NaN : latencies[^1];
+        result["samples"] = latencies.Count;
+        result["lost"] = lost;
+        result["min_ms"] = Math.Round(latencies.Count == 0 ? double.NaN : latencies[0], 3);
+        result["p50_ms"] = Math.Round(p50, 3);
+        result["p90_ms"] = Math.Round(p90, 3);
+        result["p95_ms"] = Math.Round(LiveBenchShared.Quantile(latencies, 0.95), 3);
+        result["p99_ms"] = Math.Round(p99, 3);
+        result["p999_ms"] = Math.Round(LiveBenchShared.Quantile(latencies, 0.999), 3);
+        result["max_ms"] = Math.Round(max, 3);
+        result["mean_ms"] = Math.Round(latencies.Count == 0 ? double.NaN : latencies.Average(), 3);
+        result["local_write_p50_ms"] = Math.Round(LiveBenchShared.Quantile(localWrites, 0.50), 3);
+        result["server_peak_rss_mb"] = Math.Round(serverPeak, 1);
+        toSocket.Sort();
+        inClient.Sort();
+        serverOnly.Sort();
+        if (breakdown)
+        {
+            result["breakdown"] = new JsonObject
+            {
+                ["samples"] = toSocket.Count,
+                ["to_b_socket_p50_ms"] = Math.Round(LiveBenchShared.Quantile(toSocket, 0.5), 3),
+                ["to_b_socket_p99_ms"] = Math.Round(LiveBenchShared.Quantile(toSocket, 0.99), 3),
+                ["b_client_p50_ms"] = Math.Round(LiveBenchShared.Quantile(inClient, 0.5), 3),
+                ["b_client_p99_ms"] = Math.Round(LiveBenchShared.Quantile(inClient, 0.99), 3),
+                ["bare_push_to_b_socket_p50_ms"] = Math.Round(LiveBenchShared.Quantile(serverOnly, 0.5), 3),
+                ["bare_push_to_b_socket_p99_ms"] = Math.Round(LiveBenchShared.Quantile(serverOnly, 0.99), 3),
+                ["bare_push_to_b_socket_max_ms"] = Math.Round(serverOnly.Count == 0 ? double.NaN : serverOnly.Max(), 3),
+            };
+        }
+
+        result["goal_p50_ms"] = 2.0;
+        result["goal_p99_ms"] = 5.0;
+        result["met"] = lost == 0 && p50 <= 2.0 && p99 <= 5.0;
+
+        var table = new Table().RoundedBorder().AddColumn("live latency, A's write to B's event").AddColumn(new TableColumn("figure").RightAligned()).AddColumn("goal");
+        table.AddRow("samples (after warm-up)", $"{latencies.Count:N0}" + (lost > 0 ? $" [red]({lost} lost)[/]" : ""), $"{samples:N0} after {result["warmup"]} warm-up writes; {jitDuring} methods compiled while timed");
+        table.AddRow("p50", $"{p50:F3} ms", Goal(p50, 2.0));
+        table.AddRow("p90", $"{p90:F3} ms", "");
+        table.AddRow("p99", $"{p99:F3} ms", Goal(p99, 5.0));
+        table.AddRow("max", $"{max:F3} ms", "");
+        table.AddRow("  A's local write (PutAsync), p50", $"{LiveBenchShared.Quantile(localWrites, 0.50):F3} ms", "");
+        if (breakdown)
+        {
+            table.AddRow("  A's write to the message at B's process, p50 / p99", $"{LiveBenchShared.Quantile(toSocket, 0.5):F3} / {LiveBenchShared.Quantile(toSocket, 0.99):F3} ms", "bare socket in B's process");
+            table.AddRow("  a bare push from A's process to the message at B's, p50 / p99", $"{LiveBenchShared.Quantile(serverOnly, 0.5):F3} / {LiveBenchShared.Quantile(serverOnly, 0.99):F3} ms", "server and network alone, no client");
+            table.AddRow("  the message to B's change event, p50 / p99", $"{LiveBenchShared.Quantile(inClient, 0.5):F3} / {LiveBenchShared.Quantile(inClient, 0.99):F3} ms", "B's client: receive, apply, event");
+        }
+
+        table.AddRow("server peak memory", $"{serverPeak:F1} MB", "");
+        table.AddRow("timed writes took", "", cpuNote);
+        AnsiConsole.Write(table);
+        if (jsonFile is not null)
+        {
+            await File.WriteAllTextAsync(jsonFile.FullName, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), ct);
+            AnsiConsole.MarkupLine($"[grey]Wrote {Markup.Escape(jsonFile.FullName)}[/]");
+        }
+
+        return 0;
+    }
+
+    /// <summary>The methods compiled so far by the server, A and B together.</summary>
+    internal static async Task<long> JitAsync(params BenchChild[] children)
+    {
+        long total = 0;
+        foreach (var child in children)
+        {
+            total += LiveBenchShared.Long((await child.SendAsync("jit"))[0]);
+        }
+
+        return total;
+    }
+
+    /// <summary>The CPU seconds used so far by the server, A, B and this process.</summary>
+    private static double[] Cpu(BenchChild server, BenchChild a, BenchChild b) =>
+        [LiveBenchShared.CpuSeconds(server.Id), LiveBenchShared.CpuSeconds(a.Id), LiveBenchShared.CpuSeconds(b.Id), LiveBenchShared.CpuSeconds(Environment.ProcessId)];
+
+    internal static string Goal(double value, double bound) =>
+        value <= bound ? $"≤ {bound:0.##} ms [green]met[/]" : $"≤ {bound:0.##} ms [red]not met[/]";
+}
