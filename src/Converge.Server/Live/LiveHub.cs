@@ -12,7 +12,7 @@ namespace Converge.Server.Live;
 /// </remarks>
 internal sealed class LiveHub
 {
-    private readonly ConcurrentDictionary<string, LiveConnection[]> _byScope = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Followers> _byScope = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<LiveConnection, bool> _all = new();
     private readonly Lock _lock = new();
     private readonly ConvergeServerOptions _options;
@@ -39,7 +39,13 @@ internal sealed class LiveHub
         {
             foreach (var scope in connection.Scopes)
             {
-                _byScope[scope] = _byScope.TryGetValue(scope, out var current) ? [.. current, connection] : [connection];
+                if (!_byScope.TryGetValue(scope, out var followers))
+                {
+                    followers = new Followers();
+                    _byScope[scope] = followers;
+                }
+
+                followers.Add(connection);
             }
         }
 
@@ -52,19 +58,9 @@ internal sealed class LiveHub
         {
             foreach (var scope in connection.Scopes)
             {
-                if (!_byScope.TryGetValue(scope, out var current))
-                {
-                    continue;
-                }
-
-                var rest = Array.FindAll(current, c => c != connection);
-                if (rest.Length == 0)
+                if (_byScope.TryGetValue(scope, out var followers) && followers.Remove(connection))
                 {
                     _byScope.TryRemove(scope, out _);
-                }
-                else
-                {
-                    _byScope[scope] = rest;
                 }
             }
         }
@@ -82,30 +78,31 @@ internal sealed class LiveHub
     /// <param name="epoch">The store's epoch, sent with the page as a pull would.</param>
     public void Publish(string scope, long after, long cursor, IReadOnlyList<DocumentChange> documents, IReadOnlyList<ConflictRecord>? conflicts, Protocol.HybridTimestamp clock, string? epoch)
     {
-        if (!_byScope.TryGetValue(scope, out var connections))
+        if (!_byScope.TryGetValue(scope, out var followers))
         {
             return;
         }
 
+        var connections = followers.Snapshot();
         Publish(after, new PullPage { Scope = scope, Cursor = cursor, Clock = clock, Epoch = epoch, Documents = documents, Conflicts = conflicts }, connections);
     }
 
     /// <summary>Sends a page of a scope's changes after a cursor (read from the store after another node's commit) to the connections that follow the scope.</summary>
     public void Publish(long after, PullPage page)
     {
-        if (_byScope.TryGetValue(page.Scope, out var connections))
+        if (_byScope.TryGetValue(page.Scope, out var followers))
         {
-            Publish(after, page, connections);
+            Publish(after, page, followers.Snapshot());
         }
     }
 
     /// <summary>Tells the connections that follow a scope to pull it.</summary>
     public void Poke(string scope)
     {
-        if (_byScope.TryGetValue(scope, out var connections))
+        if (_byScope.TryGetValue(scope, out var followers))
         {
             var frame = LiveFrames.Poke(scope);
-            foreach (var connection in connections)
+            foreach (var connection in followers.Snapshot())
             {
                 connection.Send(scope, frame);
             }
@@ -138,5 +135,49 @@ internal sealed class LiveHub
         }
 
         _metrics.LiveMessages.Add(connections.Length);
+    }
+
+    /// <summary>
+    /// The connections that follow one scope: a set, changed in O(1) as connections come and go, and an array of them
+    /// made again only when a publish finds it out of date, so thousands of connections arriving cost no copying.
+    /// </summary>
+    private sealed class Followers
+    {
+        private readonly HashSet<LiveConnection> _set = [];
+        private volatile LiveConnection[]? _snapshot;
+
+        /// <summary>Adds a connection; called under the hub's lock.</summary>
+        public void Add(LiveConnection connection)
+        {
+            lock (_set)
+            {
+                _set.Add(connection);
+                _snapshot = null;
+            }
+        }
+
+        /// <summary>Removes a connection; called under the hub's lock. Returns whether none is left.</summary>
+        public bool Remove(LiveConnection connection)
+        {
+            lock (_set)
+            {
+                _set.Remove(connection);
+                _snapshot = null;
+                return _set.Count == 0;
+            }
+        }
+
+        public LiveConnection[] Snapshot()
+        {
+            if (_snapshot is { } snapshot)
+            {
+                return snapshot;
+            }
+
+            lock (_set)
+            {
+                return _snapshot ??= [.. _set];
+            }
+        }
     }
 }
