@@ -141,7 +141,7 @@ public sealed class LiveTests
         var writer = await server.OpenClientAsync("writer");
         var text = new string('x', 2_000);
         var written = 0L;
-        for (var batch = 0; batch < 300; batch++)
+        for (var batch = 0; batch < 500; batch++)
         {
             await writer.WriteBatchAsync(w =>
             {
