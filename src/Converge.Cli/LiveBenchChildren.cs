@@ -46,17 +46,18 @@ internal static class LiveBenchChildren
         return command;
     }
 
-    /// <summary>A sync server like `bench sync server`'s (same host, API key and logging), which also answers "jit", and "memory" (and "gc": a full, compacting collection first) with its managed heap and resident memory.</summary>
+    /// <summary>A sync server like `bench sync server`'s (same host, API key and logging; on SQLite, or on PostgreSQL with --postgres), which also answers "jit", and "memory" (and "gc": a full, compacting collection first) with its managed heap and resident memory.</summary>
     public static Command CreateServer()
     {
         var db = new Option<FileInfo>("--db") { Required = true };
-        var command = new Command("server", "Internal: a sync server for the live benchmarks; prints its address, answers memory commands, runs until stdin closes.") { db };
+        var postgres = new Option<string?>("--postgres") { Description = "Keep the data in this PostgreSQL database instead of --db; every server on the same database is a node of one cluster." };
+        var command = new Command("server", "Internal: a sync server for the live benchmarks; prints its address, answers memory commands, runs until stdin closes.") { db, postgres };
         command.Hidden = true;
-        command.SetAction((parse, ct) => RunServerAsync(parse.GetValue(db)!.FullName, ct));
+        command.SetAction((parse, ct) => RunServerAsync(parse.GetValue(db)!.FullName, parse.GetValue(postgres), ct));
         return command;
     }
 
-    private static async Task<int> RunServerAsync(string db, CancellationToken ct)
+    private static async Task<int> RunServerAsync(string db, string? postgres, CancellationToken ct)
     {
         var keys = new Dictionary<string, string[]> { [SyncBenchChildren.ApiKey] = ["*"] };
         // Its log goes to stderr: stdout carries the answers to the commands.
@@ -67,7 +68,8 @@ internal static class LiveBenchChildren
             null,
             LogLevel.Warning,
             ct,
-            settings: new Dictionary<string, string?> { ["Logging:Console:LogToStandardErrorThreshold"] = "Trace" });
+            settings: new Dictionary<string, string?> { ["Logging:Console:LogToStandardErrorThreshold"] = "Trace" },
+            postgres: postgres);
         await using (app)
         {
             Console.WriteLine("READY " + address);

@@ -5,8 +5,11 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Converge.Client;
+using Converge.PostgreSql;
 using Converge.Protocol.Documents;
 using Microsoft.Extensions.Logging;
+using Npgsql;
+using Spectre.Console;
 
 namespace Converge.Cli;
 
@@ -49,9 +52,10 @@ internal static class SyncBenchChildren
     public static Command CreateServer()
     {
         var db = new Option<FileInfo>("--db") { Required = true };
-        var command = new Command("server", "Internal: a sync server for the benchmark; prints its address and runs until stdin closes.") { db };
+        var postgres = new Option<string?>("--postgres") { Description = "Keep the data in this PostgreSQL database instead of --db." };
+        var command = new Command("server", "Internal: a sync server for the benchmark; prints its address and runs until stdin closes.") { db, postgres };
         command.Hidden = true;
-        command.SetAction((parse, ct) => RunServerAsync(parse.GetValue(db)!.FullName, ct));
+        command.SetAction((parse, ct) => RunServerAsync(parse.GetValue(db)!.FullName, parse.GetValue(postgres), ct));
         return command;
     }
 
@@ -63,7 +67,7 @@ internal static class SyncBenchChildren
         return command;
     }
 
-    private static async Task<int> RunServerAsync(string db, CancellationToken ct)
+    private static async Task<int> RunServerAsync(string db, string? postgres, CancellationToken ct)
     {
         var keys = new Dictionary<string, string[]> { [ApiKey] = ["*"] };
         var rules = StormPolicies.ToDictionary(
@@ -79,7 +83,7 @@ internal static class SyncBenchChildren
                             : f.Client ?? f.Server!.Value),
                 }
                 : new CollectionRules { Policy = p.Policy });
-        var (app, address) = await ServerHost.StartAsync(db, "http://127.0.0.1:0", keys, rules, LogLevel.Warning, ct);
+        var (app, address) = await ServerHost.StartAsync(db, "http://127.0.0.1:0", keys, rules, LogLevel.Warning, ct, postgres: postgres);
         await using (app)
         {
             Console.WriteLine("READY " + address);
@@ -463,6 +467,149 @@ internal sealed class BenchChild : IAsyncDisposable
         lock (_errors)
         {
             return string.Join(Environment.NewLine, _errors);
+        }
+    }
+}
+
+/// <summary>
+/// The PostgreSQL of a benchmark's <c>--postgres</c>: a server named by a connection string, or with "auto" a private
+/// one started here from the machine's binaries. The benchmark takes a new database for each workload; at the end the
+/// databases are dropped, and a private server is stopped and deleted.
+/// </summary>
+internal sealed class BenchPostgres : IAsyncDisposable
+{
+    public const string Auto = "auto";
+
+    private readonly string _server;
+    private readonly PrivatePostgres? _private;
+    private readonly string _run = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
+    private readonly List<string> _databases = [];
+
+    private BenchPostgres(string server, PrivatePostgres? privateServer, string description, string name)
+    {
+        _server = server;
+        _private = privateServer;
+        Description = description;
+        Name = name;
+    }
+
+    /// <summary>Gets what the server is, for the output and the JSON.</summary>
+    public string Description { get; }
+
+    /// <summary>Gets what the server is, in a few words.</summary>
+    public string Name { get; }
+
+    /// <summary>Gets the private server's postmaster, when this is a private server.</summary>
+    public int? PostmasterId => _private?.PostmasterId();
+
+    public static Option<string?> CreateOption(string what) => new("--postgres")
+    {
+        Description = $"{what} Either the Npgsql connection string of a server where the benchmark may create (and afterwards drops) databases, or '{Auto}': a private PostgreSQL started here from the machine's binaries (/usr/lib/postgresql/N/bin), run as user '{PrivatePostgres.ServerUser}' when this is root, stopped and deleted at the end.",
+    };
+
+    /// <summary>Starts or checks the server; prints what it did. Throws <see cref="InvalidOperationException"/> with a message for the user when it cannot.</summary>
+    public static async Task<BenchPostgres> OpenAsync(string value, CancellationToken ct)
+    {
+        if (string.Equals(value, Auto, StringComparison.OrdinalIgnoreCase))
+        {
+            var bin = PrivatePostgres.FindBinaries() ?? throw new InvalidOperationException(
+                $"--postgres auto needs PostgreSQL's server binaries (initdb, pg_ctl, postgres), and none were found under /usr/lib/postgresql, through pg_config or on the PATH: {PrivatePostgres.InstallHint}. Or give --postgres the connection string of a server where the benchmark may create databases.");
+            AnsiConsole.MarkupLine($"[grey]--postgres auto: starting a private PostgreSQL from {Markup.Escape(bin)}…[/]");
+            var server = await PrivatePostgres.StartAsync(bin, PrivatePostgres.WalNormalSettings, ct);
+            var settings = string.Join(", ", PrivatePostgres.WalNormalSettings);
+            var description = $"private PostgreSQL {server.Version} from {server.BinDirectory}, run as user {server.RunsAs}, on 127.0.0.1:{server.Port}, data in {server.Directory} ({settings}; otherwise the defaults)";
+            AnsiConsole.MarkupLine($"Started a {Markup.Escape(description)}. It is stopped and deleted at the end, also on Ctrl+C.");
+            return new BenchPostgres(server.ConnectionString, server, description, $"private PostgreSQL {server.Version}");
+        }
+
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(value);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException($"--postgres: '{value}' is neither '{Auto}' nor an Npgsql connection string: {e.Message}", e);
+        }
+
+        var given = $"PostgreSQL at {builder.Host}:{builder.Port} as {builder.Username}";
+        AnsiConsole.MarkupLine($"[grey]--postgres: using the {Markup.Escape(given)}; each workload gets a new database, dropped at the end.[/]");
+        return new BenchPostgres(value, null, given, given);
+    }
+
+    /// <summary>Creates an empty database for one workload and returns its connection string.</summary>
+    public async Task<string> CreateDatabaseAsync(string purpose, CancellationToken ct)
+    {
+        var name = $"converge_bench_{_run}_{purpose}";
+        try
+        {
+            var connectionString = await PrivatePostgres.CreateDatabaseAsync(_server, name, ct);
+            _databases.Add(name);
+            return connectionString;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new InvalidOperationException($"--postgres: could not create the database {name} ({e.MessageText}). The benchmark needs a user allowed to create databases (CREATEDB), or --postgres auto.", e);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new InvalidOperationException($"--postgres: could not create the database {name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The CPU seconds used so far by the private server's processes (the postmaster and its children), or NaN.</summary>
+    public double CpuSeconds()
+    {
+        if (PostmasterId is not { } postmaster)
+        {
+            return double.NaN;
+        }
+
+        var total = LiveBenchShared.CpuSeconds(postmaster);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid) && pid != postmaster && ParentOf(pid) == postmaster && LiveBenchShared.CpuSeconds(pid) is var cpu && !double.IsNaN(cpu))
+            {
+                total += cpu;
+            }
+        }
+
+        return total;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_private is not null)
+        {
+            _private.Stop();
+            AnsiConsole.MarkupLine($"[grey]Stopped the private PostgreSQL and deleted {Markup.Escape(_private.Directory)}.[/]");
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        foreach (var name in _databases)
+        {
+            try
+            {
+                await PrivatePostgres.DropDatabaseAsync(_server, name, timeout.Token);
+            }
+            catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+            {
+                AnsiConsole.MarkupLine($"[yellow]Could not drop the database {name}: {Markup.Escape(e.Message)}[/]");
+            }
+        }
+    }
+
+    private static int ParentOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return -1;
         }
     }
 }
