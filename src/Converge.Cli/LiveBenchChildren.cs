@@ -108,7 +108,7 @@ internal static class LiveBenchChildren
     private static int Int(string text) => int.Parse(text, CultureInfo.InvariantCulture);
 
     /// <summary>Reads commands from stdin and answers each with one line: "OK ..." or "ERR ...".</summary>
-    private static async Task<int> CommandLoopAsync(Func<string[], CancellationToken, Task<string>> execute, CancellationToken ct)
+    internal static async Task<int> CommandLoopAsync(Func<string[], CancellationToken, Task<string>> execute, CancellationToken ct)
     {
         while (await Console.In.ReadLineAsync(ct) is { } line)
         {

@@ -103,31 +103,7 @@ internal static class SyncBenchChildren
         var clients = new Dictionary<string, ConvergeClient>(StringComparer.Ordinal);
         try
         {
-            while (await Console.In.ReadLineAsync(ct) is { } line)
-            {
-                var args = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (args.Length == 0)
-                {
-                    continue;
-                }
-
-                if (args[0] == "exit")
-                {
-                    break;
-                }
-
-                string reply;
-                try
-                {
-                    reply = "OK " + await ExecuteAsync(clients, args, ct);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    reply = "ERR " + e.ToString().ReplaceLineEndings(" | ");
-                }
-
-                Console.WriteLine(reply);
-            }
+            await LiveBenchChildren.CommandLoopAsync((args, token) => ExecuteAsync(clients, args, token), ct);
         }
         finally
         {

@@ -346,39 +346,10 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
             }
         }
 
-        int tombstones = 0, conflicts = 0, moved = 0, scopes = 0;
-        foreach (var (scope, highest) in targets)
-        {
-            var raised = false;
-            long from = 0;
-            while (true)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-
-                // Batches keep each transaction, and so each hold on the scope's counter, short.
-                var batch = await CompactBatchAsync(scope, from, highest, cutoff, cancellationToken).ConfigureAwait(false);
-                tombstones += batch.Tombstones;
-                conflicts += batch.Conflicts;
-                moved += batch.Moved;
-                raised |= batch.Tombstones + batch.Conflicts > 0;
-                if (batch.Done)
-                {
-                    break;
-                }
-
-                from = batch.End;
-            }
-
-            if (raised)
-            {
-                scopes++;
-            }
-        }
-
-        return new CompactionResult(tombstones, conflicts, scopes, moved);
+        // Batches keep each transaction, and so each hold on the scope's counter, short.
+        return await CompactionLoop.RunAsync(targets, (scope, from, highest) => CompactBatchAsync(scope, from, highest, cutoff, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
-    private readonly record struct CompactionBatch(int Tombstones, int Conflicts, int Moved, long End, bool Done);
 
     private readonly record struct CompactionItem(long Revision, bool IsDocument, string Collection, string Id, bool Removable, byte[] Json);
 

@@ -425,18 +425,13 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
     {
         var cutoff = removeBefore.ToUnixTimeMilliseconds();
         var targets = FindCompactionTargets(cutoff);
-        int tombstones = 0, conflicts = 0, moved = 0, scopes = 0;
-        foreach (var (scope, highest) in targets)
-        {
-            var raised = false;
-            long from = 0;
-            while (true)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
 
-                // Batches keep each write transaction short, so pushes are never held up for long.
+        // Batches keep each write transaction short, so pushes are never held up for long.
+        return await CompactionLoop.RunAsync(
+            targets,
+            async (scope, from, highest) =>
+            {
                 await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-                CompactionBatch batch;
                 try
                 {
                     ObjectDisposedException.ThrowIf(_disposed, this);
@@ -444,8 +439,9 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                     Execute(connection, "BEGIN IMMEDIATE;");
                     try
                     {
-                        batch = CompactBatch(connection, scope, from, highest, cutoff);
+                        var batch = CompactBatch(connection, scope, from, highest, cutoff);
                         Execute(connection, "COMMIT;");
+                        return batch;
                     }
                     catch
                     {
@@ -457,26 +453,8 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                 {
                     _writeLock.Release();
                 }
-
-                tombstones += batch.Tombstones;
-                conflicts += batch.Conflicts;
-                moved += batch.Moved;
-                raised |= batch.Tombstones + batch.Conflicts > 0;
-                if (batch.Done)
-                {
-                    break;
-                }
-
-                from = batch.End;
-            }
-
-            if (raised)
-            {
-                scopes++;
-            }
-        }
-
-        return new CompactionResult(tombstones, conflicts, scopes, moved);
+            },
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Finds, per scope, the highest revision of a tombstone or resolved conflict older than the cutoff.</summary>
@@ -502,7 +480,6 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         return targets;
     }
 
-    private readonly record struct CompactionBatch(int Tombstones, int Conflicts, int Moved, long End, bool Done);
 
     /// <summary>
     /// Walks the next items of a scope up to <paramref name="highest"/>, in revision order: removes the old tombstones and

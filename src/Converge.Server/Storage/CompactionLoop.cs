@@ -1,0 +1,44 @@
+namespace Converge.Server.Storage;
+
+/// <summary>What one compaction batch of a scope did: counts, the revision it reached, and whether the scope is done.</summary>
+internal readonly record struct CompactionBatch(int Tombstones, int Conflicts, int Moved, long End, bool Done);
+
+/// <summary>The compaction loop every store shares: per scope, batches from revision 0 until one says it is done, their counts summed.</summary>
+internal static class CompactionLoop
+{
+    /// <summary>Runs the batches of each target scope; each batch is the store's own short transaction.</summary>
+    /// <param name="targets">The scopes to compact, each with the highest revision that may be removed or moved.</param>
+    /// <param name="batch">Compacts one batch of a scope: (scope, from, highest) to what it did.</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    public static async Task<CompactionResult> RunAsync(IEnumerable<(string Scope, long Highest)> targets, Func<string, long, long, Task<CompactionBatch>> batch, CancellationToken cancellationToken)
+    {
+        int tombstones = 0, conflicts = 0, moved = 0, scopes = 0;
+        foreach (var (scope, highest) in targets)
+        {
+            var raised = false;
+            long from = 0;
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var done = await batch(scope, from, highest).ConfigureAwait(false);
+                tombstones += done.Tombstones;
+                conflicts += done.Conflicts;
+                moved += done.Moved;
+                raised |= done.Tombstones + done.Conflicts > 0;
+                if (done.Done)
+                {
+                    break;
+                }
+
+                from = done.End;
+            }
+
+            if (raised)
+            {
+                scopes++;
+            }
+        }
+
+        return new CompactionResult(tombstones, conflicts, scopes, moved);
+    }
+}
