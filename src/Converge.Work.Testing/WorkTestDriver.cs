@@ -71,7 +71,7 @@ public sealed class WorkTestDriver
             },
             cancellationToken);
 
-    private static WorkRow Unfinished(SqliteWorkStore store, Guid id)
+    private static WorkRow Unfinished(IWorkStore store, Guid id)
     {
         var row = store.Get(id) ?? throw new ArgumentException($"There is no work with id {id}.", nameof(id));
         if (row.State.IsFinished())

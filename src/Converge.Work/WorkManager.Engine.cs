@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Converge.Work;
@@ -13,8 +12,7 @@ public sealed partial class WorkManager
     private const int DueReadAhead = 64;
     private readonly List<WorkRow> _dueCache = new(DueReadAhead);
     private ConstraintBits _dueCacheUnmet;
-    private const int SQLITE_IOERR = 10;
-    private const int SQLITE_FULL = 13;
+    private long _nextMaintenanceAt = long.MinValue;
 
     private async Task LoopAsync()
     {
@@ -136,7 +134,6 @@ public sealed partial class WorkManager
     {
         var now = Now();
         var toStart = new List<(WorkRow Row, RunningWork Run, WorkData Input)>();
-        var wrote = false;
         try
         {
             if (!begun)
@@ -145,6 +142,15 @@ public sealed partial class WorkManager
             }
 
             _store.BatchTime = now;
+            if (!_options.EnqueueOnly && _started && now >= _nextMaintenanceAt && _store.MaintenanceInterval is { } interval)
+            {
+                // Shared store: renew this node's leases, take over runs whose node stopped renewing, and make sure no
+                // run here lost its row (a lease that ran out while this node was stalled).
+                _nextMaintenanceAt = now + (long)interval.TotalMilliseconds;
+                _changed.UnionWith(_store.Maintain(now));
+                _needsReconcile = true;
+            }
+
             if (_needsReconcile && !_options.EnqueueOnly)
             {
                 Reconcile(now);
@@ -152,9 +158,11 @@ public sealed partial class WorkManager
 
             // A batch of one op needs no savepoint: if it fails, the whole transaction rolls back below.
             var writes = 0;
+            var userWrites = false;
             foreach (var op in batch)
             {
                 writes += op is TickOp ? 0 : 1;
+                userWrites |= op.ChangesSchedule;
             }
 
             var single = writes == 1;
@@ -166,7 +174,6 @@ public sealed partial class WorkManager
                     continue;
                 }
 
-                wrote = true;
                 if (op is not (CompleteOp or ProgressOp))
                 {
                     _dueCache.Clear();
@@ -178,7 +185,7 @@ public sealed partial class WorkManager
                     {
                         op.Apply(this, now);
                     }
-                    catch (Exception e) when (e is not SqliteException { SqliteErrorCode: SQLITE_FULL or SQLITE_IOERR })
+                    catch (Exception e) when (!_store.IsStoreFailure(e))
                     {
                         _store.Rollback();
                         op.SetError(e);
@@ -208,6 +215,11 @@ public sealed partial class WorkManager
             if (!_options.EnqueueOnly && !_stopping && _started)
             {
                 Claim(now, toStart);
+            }
+
+            if (userWrites || _changed.Count > 0)
+            {
+                _store.SignalWrites(reconcile: userWrites);
             }
 
             _store.Commit();
@@ -253,11 +265,6 @@ public sealed partial class WorkManager
             Start(row, run, input);
         }
 
-        if (wrote && _options.EnqueueOnly)
-        {
-            _wake.Signal();
-        }
-
         NotifyWatchers();
         if (_claimSaturated && _running.Count < _options.MaxConcurrency && !_stopping)
         {
@@ -283,6 +290,11 @@ public sealed partial class WorkManager
         // Look past the time the last claim used, not the clock now: work that fell due in between was not claimed
         // and must get a timer (of zero), or nothing would start it.
         long? next = _running.Count < _options.MaxConcurrency ? _store.NextDue(_lastClaimAt, _device.Unmet()) : null;
+        if (_store.MaintenanceInterval is not null && (next is null || next > _nextMaintenanceAt))
+        {
+            next = _nextMaintenanceAt;
+        }
+
         var delay = next is { } n ? TimeSpan.FromMilliseconds(Math.Max(0, n - Now())) : Timeout.InfiniteTimeSpan;
         if (delay > MaxTimerDelay)
         {
@@ -577,7 +589,7 @@ public sealed partial class WorkManager
         }
 
         var row = _store.Get(run.Id);
-        if (row is null || row.State != WorkState.Running)
+        if (row is null || row.State != WorkState.Running || row.RunningElsewhere)
         {
             return;
         }
@@ -719,7 +731,7 @@ public sealed partial class WorkManager
         run.Stop(reason);
         _metrics.Stopped.Add(1);
         var row = _store.Get(run.Id);
-        if (row is null || row.State != WorkState.Running)
+        if (row is null || row.State != WorkState.Running || row.RunningElsewhere)
         {
             return;
         }
@@ -898,6 +910,9 @@ public sealed partial class WorkManager
     [DebuggerDisplay("{GetType().Name}")]
     private abstract class Op
     {
+        /// <summary>Gets whether the op can make work due or stop a run elsewhere: other schedulers of a shared store must look.</summary>
+        public virtual bool ChangesSchedule => false;
+
         public abstract void Apply(WorkManager manager, long now);
 
         public abstract void SetError(Exception e);
@@ -971,8 +986,10 @@ public sealed partial class WorkManager
         protected override bool Run(WorkManager manager, long now) => true;
     }
 
-    private sealed class DelegateOp<T>(Guid id, Func<SqliteWorkStore, long, T> action) : Op<T>
+    private sealed class DelegateOp<T>(Guid id, Func<IWorkStore, long, T> action) : Op<T>
     {
+        public override bool ChangesSchedule => true;
+
         protected override T Run(WorkManager manager, long now)
         {
             var result = action(manager._store, now);
@@ -983,6 +1000,8 @@ public sealed partial class WorkManager
 
     private sealed class EnqueueOp(List<WorkRequest> requests) : Op<bool>
     {
+        public override bool ChangesSchedule => true;
+
         protected override bool Run(WorkManager manager, long now)
         {
             foreach (var request in requests)
@@ -996,16 +1015,22 @@ public sealed partial class WorkManager
 
     private sealed class ChainOp(WorkContinuation continuation) : Op<UniqueWorkOutcome>
     {
+        public override bool ChangesSchedule => true;
+
         protected override UniqueWorkOutcome Run(WorkManager manager, long now) => manager.EnqueueChain(continuation, now);
     }
 
     private sealed class UniquePeriodicOp(string name, ExistingPeriodicWorkPolicy policy, PeriodicWorkRequest request) : Op<UniqueWorkOutcome>
     {
+        public override bool ChangesSchedule => true;
+
         protected override UniqueWorkOutcome Run(WorkManager manager, long now) => manager.EnqueueUniquePeriodic(name, policy, request, now);
     }
 
     private sealed class CancelOp(WorkQuery query) : Op<int>
     {
+        public override bool ChangesSchedule => true;
+
         protected override int Run(WorkManager manager, long now)
         {
             var count = 0;
@@ -1041,6 +1066,8 @@ public sealed partial class WorkManager
 
     private sealed class StopOp(RunningWork run, StopReason reason) : Op<bool>
     {
+        public override bool ChangesSchedule => true;
+
         protected override bool HasCaller => false;
 
         protected override bool Run(WorkManager manager, long now)
@@ -1095,6 +1122,8 @@ public sealed partial class WorkManager
 
     private sealed class ShutdownOp : Op<int>
     {
+        public override bool ChangesSchedule => true;
+
         protected override int Run(WorkManager manager, long now) => manager.Shutdown(now);
     }
 }

@@ -30,7 +30,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly WorkMetrics _metrics;
-    private readonly SqliteWorkStore _store;
+    private readonly IWorkStore _store;
     private readonly Channel<Op> _ops = Channel.CreateUnbounded<Op>(new UnboundedChannelOptions { SingleReader = false });
     private readonly Dictionary<Guid, RunningWork> _running = [];
     private readonly ConcurrentDictionary<Task, byte> _workerTasks = new();
@@ -38,7 +38,6 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private readonly ConcurrentDictionary<ChangeSubscription, byte> _subscriptions = new();
     private readonly HashSet<Guid> _changed = [];
     private readonly ITimer _timer;
-    private readonly StoreWakeSignal _wake;
     private DeviceState _device;
     private Task? _loop;
     private long _runSeq;
@@ -80,13 +79,13 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Converge.Work");
         _metrics = new WorkMetrics(meterFactory);
-        _store = SqliteWorkStore.Open(options.DatabasePath, options.Durability, exclusive: !options.EnqueueOnly);
+        var context = new WorkStoreContext(options, OnStoreWake, loggerFactory ?? NullLoggerFactory.Instance, _time);
+        _store = options.Store is { } store ? store.Open(context) : SqliteWorkStore.Open(context);
         _device = _monitor.Current;
         _timer = _time.CreateTimer(static s => ((WorkManager)s!).Post(TickOp.Instance), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _wake = options.EnqueueOnly ? StoreWakeSignal.Sender(_store.Path, options.WakeBySocket) : StoreWakeSignal.Listen(_store.Path, () => Post(WakeOp.Instance));
     }
 
-    /// <summary>Gets the path of the SQLite store.</summary>
+    /// <summary>Gets the path of the SQLite store, or the name of the shared database the store is in.</summary>
     public string DatabasePath => _store.Path;
 
     /// <summary>Gets whether this instance only enqueues, queries and cancels.</summary>
@@ -209,7 +208,6 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         finally
         {
             _ops.Writer.TryComplete();
-            _wake.Dispose();
             _timer.Dispose();
             _store.Dispose();
             _metrics.Dispose();
@@ -321,7 +319,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         return op.Completion.Task.WaitAsync(cancellationToken);
     }
 
-    internal Task<T> ApplyAsync<T>(Guid id, Func<SqliteWorkStore, long, T> action, CancellationToken cancellationToken = default) =>
+    internal Task<T> ApplyAsync<T>(Guid id, Func<IWorkStore, long, T> action, CancellationToken cancellationToken = default) =>
         Submit(new DelegateOp<T>(id, action), cancellationToken);
 
     private async IAsyncEnumerable<IReadOnlyList<WorkInfo>> WatchAsync(
@@ -411,6 +409,22 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private void OnDeviceChanged(object? sender, DeviceState state) => Post(new DeviceOp(state));
+
+    /// <summary>Another process or node committed to the store.</summary>
+    private void OnStoreWake(bool reconcile)
+    {
+        if (reconcile)
+        {
+            Post(WakeOp.Instance);
+            return;
+        }
+
+        // It only ran work: nothing here changes, but watchers of that work see it now.
+        foreach (var subscription in _subscriptions.Keys)
+        {
+            subscription.Notify();
+        }
+    }
 
     private (int Recovered, int Pruned) Recover()
     {

@@ -60,12 +60,16 @@ public sealed class WorkManagerOptions
     /// <summary>Gets or sets whether an enqueue-only instance may wake the scheduler through its socket; tests turn it off to exercise the file.</summary>
     internal bool WakeBySocket { get; set; } = true;
 
+    /// <summary>Gets or sets what opens a store other than the SQLite file at <see cref="DatabasePath"/>, with what the validation calls it.</summary>
+    /// <remarks>Set by store packages (<c>UsePostgreSql</c>); the SQLite store is the default.</remarks>
+    internal (string Name, Func<WorkStoreContext, IWorkStore> Open)? Store { get; set; }
+
     /// <summary>Checks the options and lists what is wrong.</summary>
     /// <returns>The problems found; empty when the options are valid.</returns>
     internal IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(DatabasePath))
+        if (Store is null && string.IsNullOrWhiteSpace(DatabasePath))
         {
             errors.Add("DatabasePath is required: the SQLite file that holds the work.");
         }

@@ -59,7 +59,10 @@ public static class ConvergeWorkServiceCollectionExtensions
             return new FixedDeviceStateMonitor(DeviceState.Unconstrained);
         }
 
-        var directory = Path.GetDirectoryName(Path.GetFullPath(options.DatabasePath)) ?? ".";
+        // The storage constraint watches the disk the work lives on; a store in a shared database has none here.
+        var directory = string.IsNullOrWhiteSpace(options.DatabasePath)
+            ? Environment.CurrentDirectory
+            : Path.GetDirectoryName(Path.GetFullPath(options.DatabasePath)) ?? ".";
         return new LinuxDeviceStateMonitor(
             new LinuxDeviceStateMonitorOptions { DataDirectory = directory },
             sp.GetService<TimeProvider>() ?? TimeProvider.System,

@@ -8,11 +8,13 @@ namespace Converge.Work;
 /// <summary>
 /// The SQLite work store. One write connection, used only by the engine's loop, plus pooled read connections for queries.
 /// </summary>
-internal sealed class SqliteWorkStore : IDisposable
+internal sealed class SqliteWorkStore : IWorkStore
 {
     public const int SchemaVersion = 1;
 
     private const int BusyTimeoutMilliseconds = 30_000;
+    private const int SQLITE_IOERR = 10;
+    private const int SQLITE_FULL = 13;
 
     private static readonly bool[] s_priorities = [true, false];
 
@@ -26,6 +28,8 @@ internal sealed class SqliteWorkStore : IDisposable
     private readonly FileStream? _lock;
     private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
     private bool _inTransaction;
+    private StoreWakeSignal? _wake;
+    private bool _signalAfterCommit;
 
     private SqliteWorkStore(string path, WorkDurability durability, FileStream? lockFile)
     {
@@ -59,6 +63,29 @@ internal sealed class SqliteWorkStore : IDisposable
 
     /// <summary>Gets or sets the time of the current batch, in Unix milliseconds: when rows that finish in it finished.</summary>
     public long BatchTime { get; set; }
+
+    /// <inheritdoc />
+    public TimeSpan? MaintenanceInterval => null;
+
+    /// <summary>Opens the store of a scheduler (which takes the store's lock) or of an enqueue-only instance, with its wake signal.</summary>
+    public static SqliteWorkStore Open(WorkStoreContext context)
+    {
+        var options = context.Options;
+        var store = Open(options.DatabasePath, options.Durability, exclusive: !options.EnqueueOnly);
+        try
+        {
+            store._wake = options.EnqueueOnly
+                ? StoreWakeSignal.Sender(store.Path, options.WakeBySocket)
+                : StoreWakeSignal.Listen(store.Path, () => context.OnWake(true));
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+
+        return store;
+    }
 
     /// <summary>Opens a store. With <paramref name="exclusive"/>, takes the store's scheduler lock or fails.</summary>
     public static SqliteWorkStore Open(string path, WorkDurability durability, bool exclusive)
@@ -106,6 +133,7 @@ internal sealed class SqliteWorkStore : IDisposable
 
     public void Dispose()
     {
+        _wake?.Dispose();
         _checkpointer.Dispose();
         try
         {
@@ -171,10 +199,16 @@ internal sealed class SqliteWorkStore : IDisposable
         Command("commit", "COMMIT;").ExecuteNonQuery();
         _inTransaction = false;
         _checkpointer.Committed();
+        if (_signalAfterCommit)
+        {
+            _signalAfterCommit = false;
+            _wake?.Signal();
+        }
     }
 
     public void Rollback()
     {
+        _signalAfterCommit = false;
         if (!_inTransaction)
         {
             return;
@@ -190,6 +224,19 @@ internal sealed class SqliteWorkStore : IDisposable
             // SQLite already rolled back (some I/O and full-disk errors do that): nothing is left to undo.
         }
     }
+
+    /// <inheritdoc />
+    public bool IsStoreFailure(Exception e) => e is SqliteException { SqliteErrorCode: SQLITE_FULL or SQLITE_IOERR };
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Only an enqueue-only instance signals, after the commit (so the scheduler never looks before the rows are
+    /// there): the scheduler is the only process that runs work, so it has nobody to tell.
+    /// </remarks>
+    public void SignalWrites(bool reconcile) => _signalAfterCommit = true;
+
+    /// <inheritdoc />
+    public IReadOnlyList<Guid> Maintain(long now) => [];
 
     public void Savepoint(string name) => Command("savepoint_" + name, $"SAVEPOINT {name};").ExecuteNonQuery();
 

@@ -79,6 +79,9 @@ internal sealed class WorkRow
 
     public long CreatedAt { get; set; }
 
+    /// <summary>Gets or sets whether the row is RUNNING on another node of a shared store: this node must not finish or stop it.</summary>
+    public bool RunningElsewhere { get; set; }
+
     public bool IsPeriodic => Interval > TimeSpan.Zero;
 
     public void ComputeNextRunAt() => NextRunAt = WorkSchedule.NextRunTime(
