@@ -12,7 +12,7 @@ public sealed partial class WorkManager
     private const int DueReadAhead = 64;
     private readonly List<WorkRow> _dueCache = new(DueReadAhead);
     private ConstraintBits _dueCacheUnmet;
-    private long _nextMaintenanceAt = long.MinValue;
+    private long _nextMaintenanceAt;
 
     private async Task LoopAsync()
     {

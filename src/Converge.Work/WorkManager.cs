@@ -80,7 +80,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Converge.Work");
         _metrics = new WorkMetrics(meterFactory);
         var context = new WorkStoreContext(options, OnStoreWake, loggerFactory ?? NullLoggerFactory.Instance, _time);
-        _store = options.Store is { } store ? store.Open(context) : SqliteWorkStore.Open(context);
+        _store = options.Store is { } open ? open(context) : SqliteWorkStore.Open(context);
         _device = _monitor.Current;
         _timer = _time.CreateTimer(static s => ((WorkManager)s!).Post(TickOp.Instance), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }

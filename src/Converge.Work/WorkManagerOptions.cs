@@ -60,9 +60,9 @@ public sealed class WorkManagerOptions
     /// <summary>Gets or sets whether an enqueue-only instance may wake the scheduler through its socket; tests turn it off to exercise the file.</summary>
     internal bool WakeBySocket { get; set; } = true;
 
-    /// <summary>Gets or sets what opens a store other than the SQLite file at <see cref="DatabasePath"/>, with what the validation calls it.</summary>
+    /// <summary>Gets or sets what opens a store other than the SQLite file at <see cref="DatabasePath"/>.</summary>
     /// <remarks>Set by store packages (<c>UsePostgreSql</c>); the SQLite store is the default.</remarks>
-    internal (string Name, Func<WorkStoreContext, IWorkStore> Open)? Store { get; set; }
+    internal Func<WorkStoreContext, IWorkStore>? Store { get; set; }
 
     /// <summary>Checks the options and lists what is wrong.</summary>
     /// <returns>The problems found; empty when the options are valid.</returns>

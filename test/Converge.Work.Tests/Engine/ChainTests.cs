@@ -1,11 +1,11 @@
 namespace Converge.Work.Tests.Engine;
 
-public class ChainTests
+public abstract class ChainTests : StoreContract
 {
     [Fact]
     public async Task Chain_runs_in_order_and_passes_outputs_on()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("a", WorkResult.Success(WorkData.From(("from", "a"), ("n", 1))));
         workers.On("b", ctx => Task.FromResult(WorkResult.Success(WorkData.From(("saw", ctx.InputData.GetString("from")!)))));
@@ -25,7 +25,7 @@ public class ChainTests
     [Fact]
     public async Task Dependents_are_blocked_until_every_prerequisite_succeeds()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var a = new OneTimeWorkRequestBuilder("a").SetInitialDelay(TimeSpan.FromMinutes(1)).Build();
         var b = new OneTimeWorkRequestBuilder("b").SetInitialDelay(TimeSpan.FromMinutes(2)).Build();
@@ -45,7 +45,7 @@ public class ChainTests
     [Fact]
     public async Task A_failure_fails_every_dependent_transitively()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("bad", WorkResult.Failure());
         var a = OneTimeWorkRequest.From("bad");
@@ -67,7 +67,7 @@ public class ChainTests
     [Fact]
     public async Task A_cancel_cancels_every_unfinished_dependent()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var a = new OneTimeWorkRequestBuilder("a").SetInitialDelay(TimeSpan.FromHours(1)).Build();
         var b = OneTimeWorkRequest.From("b");
@@ -88,7 +88,7 @@ public class ChainTests
     [Fact]
     public async Task Fan_in_with_the_overwriting_merger_keeps_the_last_prerequisite_value()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("x", WorkResult.Success(WorkData.From(("v", "x"), ("onlyX", 1))));
         workers.On("y", WorkResult.Success(WorkData.From(("v", "y"))));
@@ -107,7 +107,7 @@ public class ChainTests
     [Fact]
     public async Task Fan_in_with_the_array_creating_merger_collects_every_value()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("x", WorkResult.Success(WorkData.From(("v", 1))));
         workers.On("y", WorkResult.Success(WorkData.From(("v", 2))));
@@ -122,7 +122,7 @@ public class ChainTests
     [Fact]
     public async Task Combine_joins_continuations_and_passes_their_outputs_as_arrays()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("left", WorkResult.Success(WorkData.From(("side", "left"))));
         workers.On("right", WorkResult.Success(WorkData.From(("side", "right"))));

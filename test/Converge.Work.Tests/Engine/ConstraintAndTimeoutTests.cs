@@ -1,11 +1,11 @@
 namespace Converge.Work.Tests.Engine;
 
-public class ConstraintAndTimeoutTests
+public abstract class ConstraintAndTimeoutTests : StoreContract
 {
     [Fact]
     public async Task Work_waits_until_every_constraint_holds()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         host.Device.SetNetwork(NetworkState.Disconnected);
         host.Device.SetCharging(false);
@@ -60,7 +60,7 @@ public class ConstraintAndTimeoutTests
     [Fact]
     public async Task Losing_a_constraint_stops_running_work_and_re_enqueues_it_not_fails_it()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var started = new TaskCompletionSource<WorkContext>();
         workers.On("sync", Workers.Blocking(started));
@@ -82,7 +82,7 @@ public class ConstraintAndTimeoutTests
     [Fact]
     public async Task Stopped_work_runs_again_when_the_constraint_returns()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var started = new TaskCompletionSource<WorkContext>();
         workers.On("sync", ctx => ctx.RunAttemptCount == 0 ? Workers.Blocking(started)(ctx) : Task.FromResult(WorkResult.Success()));
@@ -102,7 +102,7 @@ public class ConstraintAndTimeoutTests
     [Fact]
     public async Task Test_driver_meets_all_constraints()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         host.Device.SetNetwork(NetworkState.Disconnected);
         var request = new OneTimeWorkRequestBuilder("sync").SetConstraints(new Constraints(NetworkType.Connected)).Build();
@@ -117,7 +117,7 @@ public class ConstraintAndTimeoutTests
     [Fact]
     public async Task Execution_timeout_stops_the_work_and_re_enqueues_it()
     {
-        var (host, workers) = await Workers.StartAsync(o => o.ExecutionTimeout = TimeSpan.FromMinutes(10));
+        var (host, workers) = await Workers.StartAsync(await StoreAsync(), o => o.ExecutionTimeout = TimeSpan.FromMinutes(10));
         await using var _ = host;
         var started = new TaskCompletionSource<WorkContext>();
         var stoppedInfo = new TaskCompletionSource<WorkInfo>();

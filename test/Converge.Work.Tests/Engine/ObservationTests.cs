@@ -1,11 +1,11 @@
 namespace Converge.Work.Tests.Engine;
 
-public class ObservationTests
+public abstract class ObservationTests : StoreContract
 {
     [Fact]
     public async Task Live_stream_reports_each_state_a_work_passes_through()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var release = new TaskCompletionSource();
         workers.On("w", async _ =>
@@ -58,7 +58,7 @@ public class ObservationTests
     [Fact]
     public async Task Queries_by_tag_name_and_state_combine()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var a = new OneTimeWorkRequestBuilder("w").AddTag("red").SetInitialDelay(TimeSpan.FromHours(1)).Build();
         var b = new OneTimeWorkRequestBuilder("w").AddTag("blue").Build();
@@ -75,7 +75,7 @@ public class ObservationTests
     [Fact]
     public async Task Cancel_by_tag_and_all_changes_only_unfinished_work()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var done = new OneTimeWorkRequestBuilder("w").AddTag("t").Build();
         await host.EnqueueAsync(done);

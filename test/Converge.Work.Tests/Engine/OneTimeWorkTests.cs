@@ -2,12 +2,12 @@ using Converge.Work.Testing;
 
 namespace Converge.Work.Tests.Engine;
 
-public class OneTimeWorkTests
+public abstract class OneTimeWorkTests : StoreContract
 {
     [Fact]
     public async Task Work_runs_once_and_succeeds_with_its_output()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("echo", ctx => Task.FromResult(WorkResult.Success(WorkData.From(("got", ctx.InputData.GetString("in")!)))));
         var request = new OneTimeWorkRequestBuilder("echo").SetInputData(WorkData.From(("in", "hello"))).Build();
@@ -25,7 +25,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Initial_delay_holds_work_until_the_clock_reaches_it()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var request = new OneTimeWorkRequestBuilder("w").SetInitialDelay(TimeSpan.FromMinutes(10)).Build();
 
@@ -44,7 +44,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Test_driver_meets_the_initial_delay()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var request = new OneTimeWorkRequestBuilder("w").SetInitialDelay(TimeSpan.FromDays(1)).Build();
         await host.EnqueueAsync(request);
@@ -58,7 +58,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Retry_backs_off_exponentially_from_the_last_enqueue_and_reports_the_attempt_count()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("flaky", ctx => Task.FromResult(ctx.RunAttemptCount < 2 ? WorkResult.Retry() : WorkResult.Success()));
         var request = new OneTimeWorkRequestBuilder("flaky").SetBackoffCriteria(BackoffPolicy.Exponential, TimeSpan.FromSeconds(30)).Build();
@@ -84,7 +84,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Linear_backoff_and_the_minimum_backoff_option_apply()
     {
-        var (host, workers) = await Workers.StartAsync(o => o.MinimumBackoffDelay = TimeSpan.FromSeconds(1));
+        var (host, workers) = await Workers.StartAsync(await StoreAsync(), o => o.MinimumBackoffDelay = TimeSpan.FromSeconds(1));
         await using var _ = host;
         workers.On("flaky", WorkResult.Retry());
         var request = new OneTimeWorkRequestBuilder("flaky").SetBackoffCriteria(BackoffPolicy.Linear, TimeSpan.FromSeconds(2)).Build();
@@ -100,7 +100,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Backoff_below_ten_seconds_is_raised_by_default()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("flaky", WorkResult.Retry());
         var request = new OneTimeWorkRequestBuilder("flaky").SetBackoffCriteria(BackoffPolicy.Linear, TimeSpan.FromSeconds(1)).Build();
@@ -113,7 +113,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task An_exception_counts_as_failure_and_is_recorded()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("boom", _ => throw new InvalidOperationException("disk on fire"));
         var request = OneTimeWorkRequest.From("boom");
@@ -128,7 +128,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Unknown_worker_fails_with_a_reason_and_the_scheduler_goes_on()
     {
-        await using var host = await WorkTestHost.StartAsync(r => r.Add("known", _ => new SucceedingWorker()));
+        await using var host = await WorkTestHost.StartAsync(r => r.Add("known", _ => new SucceedingWorker()), await StoreAsync());
         var unknown = OneTimeWorkRequest.From("renamed-away");
         var known = OneTimeWorkRequest.From("known");
 
@@ -144,7 +144,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Progress_is_visible_while_running_and_cleared_after()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var reported = new TaskCompletionSource();
         var release = new TaskCompletionSource();
@@ -173,7 +173,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Duplicate_ids_are_refused_and_change_nothing()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var request = new OneTimeWorkRequestBuilder("w").SetInitialDelay(TimeSpan.FromHours(1)).Build();
         await host.EnqueueAsync(request);
@@ -186,7 +186,7 @@ public class OneTimeWorkTests
     [Fact]
     public async Task Concurrency_limit_bounds_how_many_works_run_at_once()
     {
-        var (host, workers) = await Workers.StartAsync(o => o.MaxConcurrency = 2);
+        var (host, workers) = await Workers.StartAsync(await StoreAsync(), o => o.MaxConcurrency = 2);
         await using var _ = host;
         var running = 0;
         var peak = 0;

@@ -1,13 +1,13 @@
 namespace Converge.Work.Tests.Engine;
 
-public class PeriodicWorkTests
+public abstract class PeriodicWorkTests : StoreContract
 {
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
 
     [Fact]
     public async Task Interval_below_fifteen_minutes_is_raised_and_reported()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var request = new PeriodicWorkRequestBuilder("p", TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(10)).Build();
 
@@ -22,7 +22,7 @@ public class PeriodicWorkTests
     [Fact]
     public async Task Minimum_interval_option_lowers_the_floor()
     {
-        var (host, _) = await Workers.StartAsync(o =>
+        var (host, _) = await Workers.StartAsync(await StoreAsync(), o =>
         {
             o.MinimumPeriodicInterval = TimeSpan.FromSeconds(1);
             o.MinimumPeriodicFlex = TimeSpan.FromSeconds(1);
@@ -38,7 +38,7 @@ public class PeriodicWorkTests
     [Fact]
     public async Task Success_re_enqueues_at_end_of_run_plus_interval_with_attempts_reset()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var request = new PeriodicWorkRequestBuilder("p", Hour).Build();
 
@@ -59,7 +59,7 @@ public class PeriodicWorkTests
     [Fact]
     public async Task Failure_stays_enqueued_for_the_next_period()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("p", WorkResult.Failure(WorkData.From(("why", "offline"))));
         var request = new PeriodicWorkRequestBuilder("p", Hour).Build();
@@ -77,7 +77,7 @@ public class PeriodicWorkTests
     [Fact]
     public async Task Retry_backs_off_within_the_period_then_success_resets_attempts()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("p", ctx => Task.FromResult(ctx.RunAttemptCount == 0 ? WorkResult.Retry() : WorkResult.Success()));
         var request = new PeriodicWorkRequestBuilder("p", Hour).SetBackoffCriteria(BackoffPolicy.Linear, TimeSpan.FromSeconds(20)).Build();
@@ -96,7 +96,7 @@ public class PeriodicWorkTests
     [Fact]
     public async Task Test_driver_meets_the_period_delay()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var request = new PeriodicWorkRequestBuilder("p", Hour).Build();
         await host.EnqueueAsync(request);
@@ -111,7 +111,7 @@ public class PeriodicWorkTests
     [Fact]
     public async Task Only_cancel_ends_periodic_work()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var request = new PeriodicWorkRequestBuilder("p", Hour).Build();
         await host.EnqueueAsync(request);

@@ -1,11 +1,11 @@
 namespace Converge.Work.Tests.Engine;
 
-public class RobustnessTests
+public abstract class RobustnessTests : StoreContract
 {
     [Fact]
     public async Task Delays_longer_than_a_timer_can_hold_do_not_stop_the_scheduler()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var far = new OneTimeWorkRequestBuilder("far").SetInitialDelay(TimeSpan.FromDays(60)).Build();
         var near = OneTimeWorkRequest.From("near");
@@ -26,7 +26,7 @@ public class RobustnessTests
     [Fact]
     public async Task Work_that_falls_due_while_a_batch_runs_still_starts()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         // Every reading of the clock moves it on, so works fall due between the claim and the timer being armed.
         host.Time.AutoAdvanceAmount = TimeSpan.FromMilliseconds(1);
@@ -40,7 +40,7 @@ public class RobustnessTests
     [Fact]
     public async Task Work_cancelled_while_others_drain_never_runs()
     {
-        var (host, workers) = await Workers.StartAsync(o => o.MaxConcurrency = 2);
+        var (host, workers) = await Workers.StartAsync(await StoreAsync(), o => o.MaxConcurrency = 2);
         await using var _ = host;
         var requests = Enumerable.Range(0, 200).Select(i => new OneTimeWorkRequestBuilder("w").AddTag(i < 100 ? "keep" : "drop").Build()).ToArray();
         var cancelled = new TaskCompletionSource<int>();
@@ -67,7 +67,7 @@ public class RobustnessTests
     [Fact]
     public async Task Many_due_works_with_unknown_workers_all_fail_and_none_is_left_behind()
     {
-        await using var host = await Converge.Work.Testing.WorkTestHost.StartAsync(_ => { }, o => o.MaxConcurrency = 2);
+        await using var host = await Converge.Work.Testing.WorkTestHost.StartAsync(_ => { }, Compose(await StoreAsync(), o => o.MaxConcurrency = 2));
         var requests = Enumerable.Range(0, 5).Select(_ => OneTimeWorkRequest.From("nobody")).ToArray();
 
         await host.Manager.EnqueueAsync(requests);
@@ -88,7 +88,7 @@ public class RobustnessTests
     [Fact]
     public async Task Cancel_refuses_a_query_with_states_instead_of_ignoring_them()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         await Assert.ThrowsAsync<ArgumentException>(() => host.Manager.CancelWorkAsync(WorkQuery.ForStates(WorkState.Enqueued)));
     }
@@ -96,7 +96,7 @@ public class RobustnessTests
     [Fact]
     public async Task Dispose_completes_pending_idle_waits()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         var started = new TaskCompletionSource<WorkContext>();
         workers.On("long", Workers.Blocking(started));
         await host.Manager.EnqueueAsync(OneTimeWorkRequest.From("long"));

@@ -1,6 +1,6 @@
 namespace Converge.Work.Tests.Engine;
 
-public class UniqueWorkTests
+public abstract class UniqueWorkTests : StoreContract
 {
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
 
@@ -9,7 +9,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Keep_keeps_enqueued_work_and_drops_the_new_one()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var first = Delayed();
         var second = Delayed();
@@ -25,7 +25,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Keep_treats_finished_work_as_absent_and_enqueues_the_new_one()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var first = OneTimeWorkRequest.From("w");
         await host.Manager.EnqueueUniqueWorkAsync("job", ExistingWorkPolicy.Keep, first);
@@ -42,7 +42,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Replace_cancels_and_deletes_the_existing_work()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var first = Delayed();
         var second = Delayed();
@@ -57,7 +57,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Replace_stops_running_work()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var started = new TaskCompletionSource<WorkContext>();
         workers.On("long", Workers.Blocking(started));
@@ -73,7 +73,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Cancelling_running_work_records_the_stop_reason()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var started = new TaskCompletionSource<WorkContext>();
         workers.On("long", Workers.Blocking(started));
@@ -91,7 +91,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Append_runs_after_the_existing_chain()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var first = Delayed("first");
         var second = OneTimeWorkRequest.From("second");
@@ -109,7 +109,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Append_to_a_failed_chain_is_born_failed()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("bad", WorkResult.Failure());
         await host.Manager.EnqueueUniqueWorkAsync("job", ExistingWorkPolicy.Append, OneTimeWorkRequest.From("bad"));
@@ -126,7 +126,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Append_or_replace_replaces_a_failed_chain()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         workers.On("bad", WorkResult.Failure());
         var failed = OneTimeWorkRequest.From("bad");
@@ -144,7 +144,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Periodic_keep_and_cancel_and_reenqueue()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var first = new PeriodicWorkRequestBuilder("p", Hour).Build();
         var second = new PeriodicWorkRequestBuilder("p", Hour).Build();
@@ -160,7 +160,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Update_keeps_id_schedule_and_counts_and_bumps_the_generation()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var original = new PeriodicWorkRequestBuilder("p", Hour).AddTag("v1").Build();
         await host.Manager.EnqueueUniquePeriodicWorkAsync("sync", ExistingPeriodicWorkPolicy.Update, original);
@@ -189,7 +189,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Update_of_running_work_applies_from_the_next_run()
     {
-        var (host, workers) = await Workers.StartAsync();
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
         await using var _ = host;
         var started = new TaskCompletionSource<WorkContext>();
         var release = new TaskCompletionSource();
@@ -221,7 +221,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Update_of_cancelled_work_enqueues_it_afresh()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var original = new PeriodicWorkRequestBuilder("p", Hour).Build();
         await host.Manager.EnqueueUniquePeriodicWorkAsync("sync", ExistingPeriodicWorkPolicy.Update, original);
@@ -238,7 +238,7 @@ public class UniqueWorkTests
     [Fact]
     public async Task Update_is_refused_for_one_time_work_under_the_name_and_changes_nothing()
     {
-        var (host, _) = await Workers.StartAsync();
+        var (host, _) = await Workers.StartAsync(await StoreAsync());
         await using var __ = host;
         var oneTime = Delayed();
         await host.Manager.EnqueueUniqueWorkAsync("sync", ExistingWorkPolicy.Keep, oneTime);

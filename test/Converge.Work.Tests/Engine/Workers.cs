@@ -16,7 +16,7 @@ internal sealed class Workers
 
     public int RunCount(Guid id) => Runs.Count(r => r.Id == id);
 
-    public static async Task<(WorkTestHost Host, Workers Workers)> StartAsync(Action<WorkManagerOptions>? configure = null)
+    public static async Task<(WorkTestHost Host, Workers Workers)> StartAsync(Action<WorkManagerOptions>? store, Action<WorkManagerOptions>? configure = null)
     {
         var workers = new Workers();
         var host = await WorkTestHost.StartAsync(
@@ -25,7 +25,7 @@ internal sealed class Workers
                 workers.Runs.Enqueue((ctx.WorkerName, ctx.Id, ctx.RunAttemptCount, ctx.InputData));
                 return workers._behaviours.TryGetValue(ctx.WorkerName, out var b) ? b(ctx) : Task.FromResult(WorkResult.Success());
             }),
-            configure);
+            StoreContract.Compose(store, configure));
         return (host, workers);
     }
 
