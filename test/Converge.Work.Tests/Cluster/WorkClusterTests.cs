@@ -1,0 +1,177 @@
+using System.Collections.Concurrent;
+using Converge.Tests.Shared;
+using Converge.Work.Tests.Engine;
+
+namespace Converge.Work.Tests.Cluster;
+
+/// <summary>Several nodes on one PostgreSQL work store: each work runs once, and a dead node's work is taken over after its lease.</summary>
+public class WorkClusterTests
+{
+    private static WorkManagerOptions Node(string connectionString, string schema, int concurrency = 4, TimeSpan? lease = null, bool enqueueOnly = false) =>
+        new WorkManagerOptions { MaxConcurrency = concurrency, EnqueueOnly = enqueueOnly }.UsePostgreSql(connectionString, s =>
+        {
+            s.Schema = schema;
+            s.LeaseDuration = lease ?? TimeSpan.FromSeconds(30);
+        });
+
+    [Fact]
+    public async Task Two_nodes_drain_ten_thousand_works_and_each_runs_exactly_once()
+    {
+        const int N = 10_000;
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("drain");
+        var runs = new ConcurrentDictionary<Guid, int>();
+        var perNode = new int[2];
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var total = 0;
+        WorkerRegistry Registry(int node) => new WorkerRegistry().Add("count", _ => new CountingWorker(ctx =>
+        {
+            runs.AddOrUpdate(ctx.Id, 1, (_, n) => n + 1);
+            Interlocked.Increment(ref perNode[node]);
+            if (Interlocked.Increment(ref total) == N)
+            {
+                all.TrySetResult();
+            }
+        }));
+
+        var requests = Enumerable.Range(0, N).Select(_ => (WorkRequest)OneTimeWorkRequest.From("count")).ToList();
+        await using (var client = new WorkManager(Node(cs, schema, enqueueOnly: true), new WorkerRegistry()))
+        {
+            foreach (var chunk in requests.Chunk(1_000))
+            {
+                await client.EnqueueAsync(chunk);
+            }
+        }
+
+        await using var a = new WorkManager(Node(cs, schema), Registry(0));
+        await using var b = new WorkManager(Node(cs, schema), Registry(1));
+        await Task.WhenAll(a.StartAsync(), b.StartAsync());
+        await all.Task.WaitAsync(TimeSpan.FromMinutes(3));
+        await Task.WhenAll(a.WhenIdleAsync(), b.WhenIdleAsync());
+
+        Assert.Equal(N, runs.Count);
+        Assert.All(runs.Values, count => Assert.Equal(1, count));
+        Assert.True(perNode[0] > 0 && perNode[1] > 0, $"Both nodes should run work; they ran {perNode[0]} and {perNode[1]}.");
+        var succeeded = await a.GetWorkInfosAsync(WorkQuery.ForStates(WorkState.Succeeded));
+        Assert.Equal(requests.Select(r => r.Id).Order(), succeeded.Select(i => i.Id).Order());
+        Assert.All(succeeded, i => Assert.Equal(1, i.RunAttemptCount));
+    }
+
+    [Fact]
+    public async Task Work_of_a_killed_node_runs_on_another_node_once_its_lease_runs_out()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("takeover");
+        var lease = TimeSpan.FromSeconds(2);
+        using var doomed = CrashChild.Start("Converge.Work.CrashChild.dll", "pg-node", cs, schema, ((int)lease.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await doomed.WaitForLineAsync("READY");
+
+        var slow = OneTimeWorkRequest.From("slow");
+        await using (var client = new WorkManager(Node(cs, schema, enqueueOnly: true), new WorkerRegistry()))
+        {
+            await client.EnqueueAsync(slow);
+        }
+
+        var started = (await doomed.WaitForLineAsync("STARTED ")).Split(' ');
+        Assert.Equal(slow.Id.ToString(), started[1]);
+        Assert.Equal("0", started[2]);
+
+        // The survivor is up while the doomed node still holds the work: it must leave it alone until the lease runs out.
+        var ranHere = new TaskCompletionSource<WorkContext>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var survivor = new WorkManager(Node(cs, schema, lease: lease), new WorkerRegistry().Add("slow", _ => new CountingWorker(ctx => ranHere.TrySetResult(ctx))));
+        await survivor.StartAsync();
+        var info = await survivor.GetWorkInfoAsync(slow.Id);
+        Assert.Equal(WorkState.Running, info!.State);
+        Assert.False(ranHere.Task.IsCompleted);
+
+        await doomed.KillAsync();
+        var context = await ranHere.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(slow.Id, context.Id);
+        Assert.Equal(1, context.RunAttemptCount); // the killed node's attempt counts
+        var done = await WaitForAsync(survivor, slow.Id, WorkState.Succeeded);
+        Assert.Equal(2, done.RunAttemptCount);
+    }
+
+    [Fact]
+    public async Task Cancelling_on_one_node_stops_the_work_running_on_another()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("cancel");
+        var started = new TaskCompletionSource<WorkContext>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stopped = new TaskCompletionSource<StopReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registry = new WorkerRegistry().ExecuteTask(async ctx =>
+        {
+            started.TrySetResult(ctx);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ctx.StopToken);
+            }
+            finally
+            {
+                stopped.TrySetResult(ctx.StopReason);
+            }
+
+            return WorkResult.Success();
+        });
+        await using var runner = new WorkManager(Node(cs, schema), registry);
+        await runner.StartAsync();
+        await using var other = new WorkManager(Node(cs, schema, enqueueOnly: true), new WorkerRegistry());
+
+        var work = new OneTimeWorkRequestBuilder("block").AddTag("t").Build();
+        await other.EnqueueAsync(work);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, await other.CancelAllWorkByTagAsync("t"));
+
+        Assert.Equal(StopReason.CancelledByApp, await stopped.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        await runner.WhenIdleAsync();
+        var info = await runner.GetWorkInfoAsync(work.Id);
+        Assert.Equal(WorkState.Cancelled, info!.State);
+    }
+
+    [Fact]
+    public async Task Unique_work_enqueued_on_two_nodes_at_once_is_kept_once()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("unique");
+        await using var a = new WorkManager(Node(cs, schema, enqueueOnly: true), new WorkerRegistry());
+        await using var b = new WorkManager(Node(cs, schema, enqueueOnly: true), new WorkerRegistry());
+        await Task.WhenAll(a.StartAsync(), b.StartAsync());
+
+        for (var round = 0; round < 20; round++)
+        {
+            var name = $"sync-{round}";
+            var first = new OneTimeWorkRequestBuilder("x").SetInitialDelay(TimeSpan.FromHours(1)).Build();
+            var second = new OneTimeWorkRequestBuilder("x").SetInitialDelay(TimeSpan.FromHours(1)).Build();
+            var outcomes = await Task.WhenAll(
+                a.EnqueueUniqueWorkAsync(name, ExistingWorkPolicy.Keep, first),
+                b.EnqueueUniqueWorkAsync(name, ExistingWorkPolicy.Keep, second));
+
+            var stored = await a.GetWorkInfosAsync(WorkQuery.ForUniqueNames(name));
+            Assert.Single(stored);
+            Assert.Single(outcomes, o => o == UniqueWorkOutcome.Enqueued);
+        }
+    }
+
+    private static async Task<WorkInfo> WaitForAsync(WorkManager manager, Guid id, WorkState state)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await foreach (var info in manager.WatchWorkInfoAsync(id, cts.Token))
+        {
+            if (info?.State == state)
+            {
+                return info;
+            }
+        }
+
+        throw new InvalidOperationException("unreachable");
+    }
+
+    private sealed class CountingWorker(Action<WorkContext> onRun) : IWorker
+    {
+        public Task<WorkResult> DoWorkAsync(WorkContext context)
+        {
+            onRun(context);
+            return Task.FromResult(WorkResult.Success());
+        }
+    }
+}
