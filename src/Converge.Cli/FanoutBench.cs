@@ -28,12 +28,13 @@ internal static class FanoutBench
         var idle = new Option<int>("--idle") { Description = "Idle live connections held by a second server (0 skips it).", DefaultValueFactory = _ => 10_000 };
         var processes = new Option<int>("--processes") { Description = "Listener processes the connections are spread over.", DefaultValueFactory = _ => 2 };
         var hold = new Option<int>("--hold") { Description = "Seconds the idle connections are held before the changes that check they are all still live (the server pings each every 15 s).", DefaultValueFactory = _ => 35 };
+        var postgres = BenchPostgres.CreateOption("Run the servers on PostgreSQL instead of SQLite (the server's memory figures then leave PostgreSQL's processes out).");
         var command = new Command("fanout", "Live fan-out: one writer, many live connections on one scope, delivery and latency, server memory; and idle connections per server.")
         {
-            json, clients, seconds, rate, idle, processes, hold,
+            json, clients, seconds, rate, idle, processes, hold, postgres,
         };
         command.SetAction((parse, ct) => RunAsync(
-            new Settings(parse.GetValue(clients), parse.GetValue(seconds), parse.GetValue(rate), parse.GetValue(idle), parse.GetValue(processes), parse.GetValue(hold)),
+            new Settings(parse.GetValue(clients), parse.GetValue(seconds), parse.GetValue(rate), parse.GetValue(idle), parse.GetValue(processes), parse.GetValue(hold), parse.GetValue(postgres)),
             parse.GetValue(json),
             ct));
         command.Subcommands.Add(LiveBenchChildren.CreateListeners());
@@ -41,8 +42,11 @@ internal static class FanoutBench
         return command;
     }
 
-    private sealed record Settings(int Clients, int Seconds, int Rate, int Idle, int Processes, int Hold)
+    private sealed record Settings(int Clients, int Seconds, int Rate, int Idle, int Processes, int Hold, string? Postgres)
     {
+        /// <summary>Gets or sets the PostgreSQL server each workload gets a fresh database on, when the servers run on PostgreSQL.</summary>
+        public BenchPostgres? Server { get; set; }
+
         public int Writes => Seconds * Rate;
 
         /// <summary>Untimed writes first, at the same rate: two seconds' worth, at least 100.</summary>
@@ -67,6 +71,23 @@ internal static class FanoutBench
         BenchChild.WorkingDirectory = Directory.CreateDirectory(Path.Combine(directory, "cwd")).FullName;
         try
         {
+            result["store"] = settings.Postgres is null ? "sqlite" : "postgresql";
+            if (settings.Postgres is not null)
+            {
+                try
+                {
+                    settings.Server = await BenchPostgres.OpenAsync(settings.Postgres, ct);
+                }
+                catch (InvalidOperationException e)
+                {
+                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(e.Message)}[/]");
+                    return 2;
+                }
+
+                result["postgres"] = settings.Server.Description;
+                table.AddRow("store", "PostgreSQL", Markup.Escape(settings.Server.Name));
+            }
+
             if (settings.Clients > 0)
             {
                 await FanoutAsync(directory, settings, result, table, ct);
@@ -79,6 +100,11 @@ internal static class FanoutBench
         }
         finally
         {
+            if (settings.Server is not null)
+            {
+                await settings.Server.DisposeAsync();
+            }
+
             SqliteConnection.ClearAllPools();
             try
             {
@@ -103,7 +129,7 @@ internal static class FanoutBench
 
     private static async Task FanoutAsync(string directory, Settings s, JsonObject result, Table table, CancellationToken ct)
     {
-        await using var server = BenchChild.Start("bench", "fanout", "server", "--db", Path.Combine(directory, "fanout.db"));
+        await using var server = await StartServerAsync(directory, "fanout", s, ct);
         var url = await server.WaitForAsync("READY", TimeSpan.FromMinutes(1));
         await using var writer = BenchChild.Start("bench", "live", "device");
         await writer.SendAsync($"open w {Path.Combine(directory, "writer.db")} {url} {Scope}");
@@ -224,11 +250,17 @@ internal static class FanoutBench
         }
     }
 
+    /// <summary>A server child on a SQLite file, or on a fresh PostgreSQL database when the bench runs on PostgreSQL.</summary>
+    private static async Task<BenchChild> StartServerAsync(string directory, string name, Settings s, CancellationToken ct) =>
+        s.Server is null
+            ? BenchChild.Start("bench", "fanout", "server", "--db", Path.Combine(directory, name + ".db"))
+            : BenchChild.Start("bench", "fanout", "server", "--db", Path.Combine(directory, name + ".db"), "--postgres", await s.Server.CreateDatabaseAsync(name, ct));
+
     // ---- idle connections ----
 
     private static async Task IdleAsync(string directory, Settings s, JsonObject result, Table table, CancellationToken ct)
     {
-        await using var server = BenchChild.Start("bench", "fanout", "server", "--db", Path.Combine(directory, "idle.db"));
+        await using var server = await StartServerAsync(directory, "idle", s, ct);
         var url = await server.WaitForAsync("READY", TimeSpan.FromMinutes(1));
         await using var writer = BenchChild.Start("bench", "live", "device");
         await writer.SendAsync($"open w {Path.Combine(directory, "idle-writer.db")} {url} {IdleScope}");

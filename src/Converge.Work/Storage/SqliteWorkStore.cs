@@ -30,6 +30,7 @@ internal sealed class SqliteWorkStore : IWorkStore
     private bool _inTransaction;
     private StoreWakeSignal? _wake;
     private bool _signalAfterCommit;
+    private bool _wakesScheduler;
 
     private SqliteWorkStore(string path, WorkDurability durability, FileStream? lockFile)
     {
@@ -74,6 +75,7 @@ internal sealed class SqliteWorkStore : IWorkStore
         var store = Open(options.DatabasePath, options.Durability, exclusive: !options.EnqueueOnly);
         try
         {
+            store._wakesScheduler = options.EnqueueOnly;
             store._wake = options.EnqueueOnly
                 ? StoreWakeSignal.Sender(store.Path, options.WakeBySocket)
                 : StoreWakeSignal.Listen(store.Path, () => context.OnWake(true));
@@ -233,7 +235,7 @@ internal sealed class SqliteWorkStore : IWorkStore
     /// Only an enqueue-only instance signals, after the commit (so the scheduler never looks before the rows are
     /// there): the scheduler is the only process that runs work, so it has nobody to tell.
     /// </remarks>
-    public void SignalWrites(bool reconcile) => _signalAfterCommit = true;
+    public void SignalWrites(bool reconcile) => _signalAfterCommit = _wakesScheduler;
 
     /// <inheritdoc />
     public IReadOnlyList<Guid> Maintain(long now) => [];
