@@ -335,9 +335,11 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
 
     public bool MarkRunning(WorkRow row)
     {
+        // A read-ahead row may be in another node's claim right now: skipped, not waited for, so two nodes claiming from
+        // stale read-aheads can never deadlock; the engine then reads afresh.
         using var batch = Batch(Cmd(
             $"UPDATE {_s}.work SET state = 1, run_attempt_count = $1, stop_reason = 0, progress = NULL, owner = $4, lease_until = clock_timestamp() + $5 " +
-            "WHERE seq = $2 AND state = 0 AND run_attempt_count = $1 - 1 AND generation = $3",
+            $"WHERE seq = (SELECT seq FROM {_s}.work WHERE seq = $2 AND state = 0 AND run_attempt_count = $1 - 1 AND generation = $3 FOR UPDATE SKIP LOCKED)",
             row.RunAttemptCount, row.Seq, row.Generation, _node, _lease));
         return batch.ExecuteNonQuery() == 1;
     }
