@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Converge.Work;
 
-/// <summary>The durable work scheduler: stores work in SQLite and runs it when its time and constraints come.</summary>
+/// <summary>The durable work scheduler: stores work in SQLite (or a PostgreSQL database shared by several nodes) and runs it when its time and constraints come.</summary>
 /// <remarks>
 /// <para>
 /// All writes go through one loop that owns the store's write connection. It applies a batch of requests (enqueues,
@@ -17,8 +17,9 @@ namespace Converge.Work;
 /// </para>
 /// <para>
 /// Execution is at-least-once: a work that was running when the process died is enqueued again at the next start,
-/// with its attempt count kept. Only one scheduler may run per store file; other processes open it
-/// <see cref="WorkManagerOptions.EnqueueOnly"/>.
+/// with its attempt count kept. Only one scheduler may run per SQLite file; other processes open it
+/// <see cref="WorkManagerOptions.EnqueueOnly"/>. On PostgreSQL (<c>UsePostgreSql</c> in Converge.Work.PostgreSql) every
+/// scheduler is a node, and a node's work is taken over by another once the node stops renewing its lease.
 /// </para>
 /// </remarks>
 public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDisposable
