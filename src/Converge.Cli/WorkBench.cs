@@ -18,25 +18,41 @@ internal static class WorkBench
         var workers = new Option<int[]>("--workers") { Description = "Concurrent workers to measure with.", DefaultValueFactory = _ => [2, 8], AllowMultipleArgumentsPerToken = true };
         var skipPeers = new Option<bool>("--skip-peers") { Description = "Measure Converge only." };
         var pending = new Option<int>("--pending") { Description = "Pending works in the restart measurement.", DefaultValueFactory = _ => 100_000 };
-        var command = new Command("work", "Converge.Work throughput, latency, durability levels and restart, against Quartz.NET and Hangfire on SQLite.")
+        var postgres = BenchPostgres.CreateOption("Also drain --n works with two scheduler nodes (two processes) sharing one queue in PostgreSQL, against one node and against SQLite.");
+        var nodeWorkers = new Option<int>("--node-workers") { Description = "Concurrent workers of each node in the --postgres workload.", DefaultValueFactory = _ => 8 };
+        var only = new Option<string?>("--only") { Description = "Run only this workload: 'postgres' (needs --postgres)." };
+        only.AcceptOnlyFromAmong("postgres");
+        var command = new Command("work", "Converge.Work throughput, latency, durability levels and restart, against Quartz.NET and Hangfire on SQLite; with --postgres, two nodes on PostgreSQL.")
         {
-            n, json, workers, skipPeers, pending,
+            n, json, workers, skipPeers, pending, postgres, nodeWorkers, only,
         };
-        command.SetAction((parse, ct) => RunAsync(parse.GetValue(n), parse.GetValue(workers)!, parse.GetValue(skipPeers), parse.GetValue(pending), parse.GetValue(json), ct));
+        command.SetAction((parse, ct) => RunAsync(
+            new Settings(parse.GetValue(n), parse.GetValue(workers)!, parse.GetValue(skipPeers), parse.GetValue(pending), parse.GetValue(json), parse.GetValue(postgres), parse.GetValue(nodeWorkers), parse.GetValue(only)),
+            ct));
 
         var db = new Option<FileInfo>("--db") { Required = true };
         var child = new Command("restart-child", "Internal: opens a store and measures time to the first dispatch.") { db };
         child.Hidden = true;
         child.SetAction((parse, ct) => RestartChildAsync(parse.GetValue(db)!.FullName, ct));
         command.Subcommands.Add(child);
+        command.Subcommands.Add(WorkBenchPostgres.CreateNode());
         return command;
     }
 
-    private static async Task<int> RunAsync(int n, int[] workerCounts, bool skipPeers, int pending, FileInfo? jsonFile, CancellationToken ct)
+    private sealed record Settings(int N, int[] Workers, bool SkipPeers, int Pending, FileInfo? Json, string? Postgres, int NodeWorkers, string? Only);
+
+    private static async Task<int> RunAsync(Settings settings, CancellationToken ct)
     {
-        if (n < 1 || pending < 1 || workerCounts.Length == 0 || workerCounts.Any(w => w < 1))
+        var (n, workerCounts, pending, jsonFile) = (settings.N, settings.Workers, settings.Pending, settings.Json);
+        if (n < 1 || pending < 1 || settings.NodeWorkers < 1 || workerCounts.Length == 0 || workerCounts.Any(w => w < 1))
         {
-            AnsiConsole.MarkupLine("[red]--n, --pending and --workers must be positive.[/]");
+            AnsiConsole.MarkupLine("[red]--n, --pending, --workers and --node-workers must be positive.[/]");
+            return 2;
+        }
+
+        if (settings.Only == "postgres" && settings.Postgres is null)
+        {
+            AnsiConsole.MarkupLine("[red]--only postgres needs --postgres auto or a connection string.[/]");
             return 2;
         }
 
@@ -47,6 +63,69 @@ internal static class WorkBench
             ["n"] = n,
         };
         var table = new Table().RoundedBorder().AddColumn("workload").AddColumn(new TableColumn("figure").RightAligned()).AddColumn("note");
+        if (settings.Only is null)
+        {
+            await SqliteWorkloadsAsync(settings, result, table, ct);
+        }
+
+        if (settings.Postgres is not null && await PostgresAsync(settings, result, table, ct) is var code and not 0)
+        {
+            return code;
+        }
+
+        AnsiConsole.Write(table);
+        if (jsonFile is not null)
+        {
+            await File.WriteAllTextAsync(jsonFile.FullName, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), ct);
+            AnsiConsole.MarkupLine($"[grey]Wrote {Markup.Escape(jsonFile.FullName)}[/]");
+        }
+
+        return 0;
+    }
+
+    private static async Task<int> PostgresAsync(Settings settings, JsonObject result, Table table, CancellationToken ct)
+    {
+        BenchPostgres postgres;
+        try
+        {
+            postgres = await BenchPostgres.OpenAsync(settings.Postgres!, ct);
+        }
+        catch (InvalidOperationException e)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(e.Message)}[/]");
+            return 2;
+        }
+
+        var directory = Directory.CreateTempSubdirectory("converge-bench-work-pg-").FullName;
+        BenchChild.WorkingDirectory = Directory.CreateDirectory(Path.Combine(directory, "cwd")).FullName;
+        try
+        {
+            await WorkBenchPostgres.RunAsync(postgres, settings.N, settings.NodeWorkers, directory, result, table, ct);
+            return 0;
+        }
+        catch (InvalidOperationException e) when (e.InnerException is Npgsql.NpgsqlException)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(e.Message)}[/]");
+            return 2;
+        }
+        finally
+        {
+            await postgres.DisposeAsync();
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    /// <summary>The workloads on SQLite, with the peers: throughput, full sync, latency, restart.</summary>
+    private static async Task SqliteWorkloadsAsync(Settings settings, JsonObject result, Table table, CancellationToken ct)
+    {
+        var (n, workerCounts, skipPeers, pending) = (settings.N, settings.Workers, settings.SkipPeers, settings.Pending);
         var peers = skipPeers ? null : PeerHarness.Locate();
         if (!skipPeers && peers is null)
         {
@@ -117,18 +196,9 @@ internal static class WorkBench
         result["pending"] = pending;
         table.AddRow($"restart with {pending:N0} pending: open → first dispatch", $"{restart.OpenSeconds:F3} s", $"empty store: {restart.EmptyOpenSeconds:F3} s");
         table.AddRow($"process memory with {pending:N0} pending", $"{restart.RssMb:F1} MB", $"empty store: {restart.EmptyRssMb:F1} MB");
-
-        AnsiConsole.Write(table);
-        if (jsonFile is not null)
-        {
-            await File.WriteAllTextAsync(jsonFile.FullName, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), ct);
-            AnsiConsole.MarkupLine($"[grey]Wrote {Markup.Escape(jsonFile.FullName)}[/]");
-        }
-
-        return 0;
     }
 
-    private static string Rate(double perSecond) => $"{perSecond:N0}/s";
+    internal static string Rate(double perSecond) => $"{perSecond:N0}/s";
 
     private static JsonObject Machine() => new()
     {

@@ -78,6 +78,12 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
 
     public TimeSpan? MaintenanceInterval { get; }
 
+    /// <summary>Gets <see langword="true"/>: every call is a round trip to the server.</summary>
+    public bool WaitsOnNetwork => true;
+
+    /// <summary>Gets 0: the due query locks what it returns until the claim commits, so it reads only what it claims.</summary>
+    public int DueReadAhead => 0;
+
     /// <summary>Gets the name this node's claims are recorded under.</summary>
     internal string NodeName => _node;
 
@@ -333,15 +339,57 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         batch.ExecuteNonQuery();
     }
 
-    public bool MarkRunning(WorkRow row)
+    public bool[] MarkRunning(IReadOnlyList<WorkRow> rows)
     {
-        // A read-ahead row may be in another node's claim right now: skipped, not waited for, so two nodes claiming from
-        // stale read-aheads can never deadlock; the engine then reads afresh.
+        // One statement for all. A row in another node's claim (or its due query, or a cancel) right now is skipped, not
+        // waited for, so two nodes claiming the same rows can never deadlock; the engine then reads afresh.
+        var seqs = new long[rows.Count];
+        var attempts = new int[rows.Count];
+        var generations = new int[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            (seqs[i], attempts[i], generations[i]) = (rows[i].Seq, rows[i].RunAttemptCount, rows[i].Generation);
+        }
+
         using var batch = Batch(Cmd(
-            $"UPDATE {_s}.work SET state = 1, run_attempt_count = $1, stop_reason = 0, progress = NULL, owner = $4, lease_until = clock_timestamp() + $5 " +
-            $"WHERE seq = (SELECT seq FROM {_s}.work WHERE seq = $2 AND state = 0 AND run_attempt_count = $1 - 1 AND generation = $3 FOR UPDATE SKIP LOCKED)",
-            row.RunAttemptCount, row.Seq, row.Generation, _node, _lease));
-        return batch.ExecuteNonQuery() == 1;
+            $"WITH c AS (SELECT w.seq, m.attempts FROM {_s}.work w JOIN unnest($1::bigint[], $2::int[], $3::int[]) AS m(seq, attempts, generation) ON w.seq = m.seq " +
+            "WHERE w.state = 0 AND w.run_attempt_count = m.attempts - 1 AND w.generation = m.generation FOR UPDATE OF w SKIP LOCKED) " +
+            $"UPDATE {_s}.work w SET state = 1, run_attempt_count = c.attempts, stop_reason = 0, progress = NULL, owner = $4, lease_until = clock_timestamp() + $5 " +
+            "FROM c WHERE w.seq = c.seq RETURNING w.seq",
+            seqs, attempts, generations, _node, _lease));
+        var marked = new HashSet<long>();
+        using (var r = batch.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                marked.Add(r.GetInt64(0));
+            }
+        }
+
+        return Array.ConvertAll(seqs, marked.Contains);
+    }
+
+    public IReadOnlySet<Guid> FinishOneTimeWithoutDependents(IReadOnlyList<OneTimeFinish> finishes)
+    {
+        var ids = new Guid[finishes.Count];
+        var states = new short[finishes.Count];
+        var outputs = new string[finishes.Count];
+        var failures = new string?[finishes.Count];
+        for (var i = 0; i < finishes.Count; i++)
+        {
+            (ids[i], states[i], outputs[i], failures[i]) = (finishes[i].Id, (short)finishes[i].State, finishes[i].OutputJson, finishes[i].FailureReason);
+        }
+
+        // "state + 0": with "state = 1" the planner may scan a partial index of the running rows instead of looking the
+        // ids up, as its statistics (taken when nothing ran) say it is empty; it is not, and holds the finished rows'
+        // dead entries too.
+        using var batch = Batch(Cmd(
+            $"UPDATE {_s}.work w SET state = f.state, output = f.output, progress = NULL, stop_reason = 0, override_constraints = false, " +
+            "failure_reason = f.failure, finished_at = $5, owner = NULL, lease_until = NULL " +
+            "FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[]) AS f(id, state, output, failure) " +
+            "WHERE w.id = f.id AND w.state + 0 = 1 AND w.owner = $6 AND NOT w.has_dependents RETURNING w.id",
+            ids, states, outputs, failures, BatchTime, _node));
+        return ReadGuids(batch).ToHashSet();
     }
 
     public bool? FinishOneTime(Guid id, WorkState state, string outputJson, string? failureReason)

@@ -9,8 +9,7 @@ public sealed partial class WorkManager
     private readonly Lock _batchLock = new();
     private readonly List<Op> _batch = new(64);
     private long _lastClaimAt = long.MinValue;
-    private const int DueReadAhead = 64;
-    private readonly List<WorkRow> _dueCache = new(DueReadAhead);
+    private readonly List<WorkRow> _dueCache = new(64);
     private ConstraintBits _dueCacheUnmet;
     private long _nextMaintenanceAt;
 
@@ -30,7 +29,7 @@ public sealed partial class WorkManager
                     DrainAndProcess();
                 }
             }
-            while (await _ops.Reader.WaitToReadAsync().ConfigureAwait(false));
+            while (_store.WaitsOnNetwork ? WaitForOpsOnThisThread() : await _ops.Reader.WaitToReadAsync().ConfigureAwait(false));
         }
         catch (Exception e)
         {
@@ -56,6 +55,19 @@ public sealed partial class WorkManager
                 _idleWaiters.Clear();
             }
         }
+    }
+
+    /// <summary>
+    /// Waits for the next ops on the loop's own thread (started long-running), instead of returning it and continuing
+    /// on the thread pool: a store whose batches wait on the network would otherwise hold a pool thread through every
+    /// round trip, and on a small machine starve the workers, which run on the pool, until the pool grows (about two
+    /// threads a second).
+    /// </summary>
+    /// <returns>Whether more ops can come.</returns>
+    private bool WaitForOpsOnThisThread()
+    {
+        var wait = _ops.Reader.WaitToReadAsync();
+        return wait.IsCompleted ? wait.Result : wait.AsTask().GetAwaiter().GetResult();
     }
 
     private void Crash(Exception e)
@@ -179,6 +191,19 @@ public sealed partial class WorkManager
                     _dueCache.Clear();
                 }
 
+                if (op is CompleteOp complete)
+                {
+                    if (!single && !complete.Finished)
+                    {
+                        FinishTogether(batch, i);
+                    }
+
+                    if (complete.Finished)
+                    {
+                        continue;
+                    }
+                }
+
                 if (single)
                 {
                     try
@@ -239,6 +264,12 @@ public sealed partial class WorkManager
             foreach (var op in batch)
             {
                 op.Fail(e);
+                if (op is CompleteOp c && _running.TryGetValue(c.Work.Id, out var current) && current.RunId == c.Work.RunId)
+                {
+                    // Its result was not stored, and its run is over: the reconcile at the next batch enqueues it again.
+                    _running.Remove(c.Work.Id);
+                    c.Work.Dispose();
+                }
             }
 
             foreach (var (row, run, _) in toStart)
@@ -360,6 +391,7 @@ public sealed partial class WorkManager
 
         var due = TakeDue(now, free);
         _claimSaturated = due.Count >= free;
+        var claims = new List<(WorkRow Row, WorkData Input, int Attempt)>(due.Count);
         foreach (var row in due)
         {
             if (!_workers.CanRun(row.WorkerName))
@@ -394,7 +426,20 @@ public sealed partial class WorkManager
             row.RunAttemptCount++;
             row.StopReason = StopReason.NotStopped;
             row.ProgressJson = null;
-            if (!_store.MarkRunning(row))
+            claims.Add((row, input, attempt));
+        }
+
+        if (claims.Count == 0)
+        {
+            return;
+        }
+
+        // One store call for all the claims: a shared store marks them in one statement.
+        var claimed = _store.MarkRunning(claims.ConvertAll(c => c.Row));
+        for (var i = 0; i < claims.Count; i++)
+        {
+            var (row, input, attempt) = claims[i];
+            if (!claimed[i])
             {
                 // The row changed since it was read: read afresh, at once, so its current version is not left waiting.
                 _dueCache.Clear();
@@ -412,8 +457,8 @@ public sealed partial class WorkManager
     /// <summary>Due rows to claim, from a read-ahead of the due query.</summary>
     /// <remarks>
     /// With few workers and short work, almost every batch frees a slot, and reading the due index on each costs more
-    /// than the rest of the batch. So one read takes up to <see cref="DueReadAhead"/> rows, and later batches claim from
-    /// them. The read-ahead is dropped whenever an op could have changed what is due or its order (anything but a
+    /// than the rest of the batch. So one read takes up to <see cref="IWorkStore.DueReadAhead"/> rows, and later batches
+    /// claim from them. The read-ahead is dropped whenever an op could have changed what is due or its order (anything but a
     /// result or progress), and a claim only marks a row running if it is still enqueued.
     /// </remarks>
     private List<WorkRow> TakeDue(long now, int free)
@@ -436,7 +481,7 @@ public sealed partial class WorkManager
                     break;
                 }
 
-                _dueCache.AddRange(_store.Due(now, unmet, Math.Max(free - take.Count, DueReadAhead), _running));
+                _dueCache.AddRange(_store.Due(now, unmet, Math.Max(free - take.Count, _store.DueReadAhead), _running));
                 _dueCache.Reverse(); // taken from the end
                 refilled = true;
                 continue;
@@ -669,26 +714,18 @@ public sealed partial class WorkManager
     /// <summary>The common case, one-time work that succeeded or failed: one narrow update, no read of the row.</summary>
     private void FinishOneTime(RunningWork run, WorkResult result, Exception? error, long now)
     {
-        var succeeded = result is WorkResult.SuccessResult;
-        string? failure = null;
-        if (error is not null)
-        {
-            Log.WorkThrew(_logger, error, run.Id, run.WorkerName);
-            failure = $"{error.GetType().Name}: {error.Message}";
-        }
-
-        var state = succeeded ? WorkState.Succeeded : WorkState.Failed;
-        var hasDependents = _store.FinishOneTime(run.Id, state, result.Output.ToJson(), failure);
+        var finish = OneTimeFinishOf(run, result, error);
+        var hasDependents = _store.FinishOneTime(run.Id, finish.State, finish.OutputJson, finish.FailureReason);
         if (hasDependents is null)
         {
             return; // no longer running: cancelled, replaced or deleted meanwhile
         }
 
-        (succeeded ? _metrics.Succeeded : _metrics.Failed).Add(1);
+        (finish.State == WorkState.Succeeded ? _metrics.Succeeded : _metrics.Failed).Add(1);
         _changed.Add(run.Id);
         if (hasDependents.Value)
         {
-            if (succeeded)
+            if (finish.State == WorkState.Succeeded)
             {
                 UnblockDependents(run.Id, now);
             }
@@ -698,6 +735,25 @@ public sealed partial class WorkManager
             }
         }
 
+        LogFinished(run, result, finish.State);
+    }
+
+    private OneTimeFinish OneTimeFinishOf(RunningWork run, WorkResult result, Exception? error)
+    {
+        if (error is not null)
+        {
+            Log.WorkThrew(_logger, error, run.Id, run.WorkerName);
+        }
+
+        return new OneTimeFinish(run.Id, StateOf(result), result.Output.ToJson(), FailureOf(error));
+    }
+
+    private static WorkState StateOf(WorkResult result) => result is WorkResult.SuccessResult ? WorkState.Succeeded : WorkState.Failed;
+
+    private static string? FailureOf(Exception? error) => error is null ? null : $"{error.GetType().Name}: {error.Message}";
+
+    private void LogFinished(RunningWork run, WorkResult result, WorkState state)
+    {
         if (_options.DebugMode)
         {
             Log.WorkFinishedInfo(_logger, run.Id, run.WorkerName, result.ToString()!, state);
@@ -705,6 +761,95 @@ public sealed partial class WorkManager
         else
         {
             Log.WorkFinishedDebug(_logger, run.Id, run.WorkerName, result.ToString()!, state);
+        }
+    }
+
+    /// <summary>
+    /// Finishes, in one store call, the one-time results among the consecutive results from <paramref name="start"/> on
+    /// whose works nothing depends on; marks their ops <see cref="CompleteOp.Finished"/>. The others, and all of them if
+    /// the statement fails (but not the store), are applied op by op as usual.
+    /// </summary>
+    /// <remarks>
+    /// Such a result is one narrow update of its own row and nothing else, so finishing several together is the same
+    /// as finishing them one after the other; a result whose work has dependents, or that no longer runs here, is not
+    /// finished by the call and takes the usual path.
+    /// </remarks>
+    private void FinishTogether(List<Op> batch, int start)
+    {
+        List<(CompleteOp Op, OneTimeFinish Finish)>? block = null;
+        for (var j = start; j < batch.Count; j++)
+        {
+            if (batch[j] is TickOp)
+            {
+                continue;
+            }
+
+            if (batch[j] is not CompleteOp c)
+            {
+                break;
+            }
+
+            if (c.IsPlainOneTime(this) && (block is null || !block.Exists(b => b.Op.Work.Id == c.Work.Id)))
+            {
+                block ??= [];
+                block.Add((c, default));
+            }
+        }
+
+        if (block is not { Count: > 1 })
+        {
+            return;
+        }
+
+        for (var k = 0; k < block.Count; k++)
+        {
+            var (op, _) = block[k];
+            block[k] = (op, new OneTimeFinish(op.Work.Id, StateOf(op.Result), op.Result.Output.ToJson(), FailureOf(op.Error)));
+        }
+
+        IReadOnlySet<Guid> finished;
+        _store.Savepoint("finish");
+        try
+        {
+            finished = _store.FinishOneTimeWithoutDependents(block.ConvertAll(b => b.Finish));
+            _store.Release("finish");
+        }
+        catch (Exception e) when (!_store.IsStoreFailure(e))
+        {
+            _store.RollbackTo("finish");
+            return;
+        }
+        catch
+        {
+            // The store failed and the batch with it. As with results applied one by one, the runs no longer count as
+            // running here, so the reconcile after the failed batch enqueues their works again (at least once).
+            foreach (var (op, _) in block)
+            {
+                _running.Remove(op.Work.Id);
+                op.Work.Dispose();
+            }
+
+            throw;
+        }
+
+        foreach (var (op, finish) in block)
+        {
+            if (!finished.Contains(op.Work.Id))
+            {
+                continue;
+            }
+
+            op.Finished = true;
+            _running.Remove(op.Work.Id);
+            op.Work.Dispose();
+            if (op.Error is not null)
+            {
+                Log.WorkThrew(_logger, op.Error, op.Work.Id, op.Work.WorkerName);
+            }
+
+            (finish.State == WorkState.Succeeded ? _metrics.Succeeded : _metrics.Failed).Add(1);
+            _changed.Add(op.Work.Id);
+            LogFinished(op.Work, op.Result, finish.State);
         }
     }
 
@@ -1053,13 +1198,27 @@ public sealed partial class WorkManager
         }
     }
 
-    private sealed class CompleteOp(RunningWork run, WorkResult result, Exception? error) : Op<bool>
+    private sealed class CompleteOp(RunningWork work, WorkResult result, Exception? error) : Op<bool>
     {
+        public RunningWork Work { get; } = work;
+
+        public WorkResult Result { get; } = result;
+
+        public Exception? Error { get; } = error;
+
+        /// <summary>Gets or sets whether <see cref="FinishTogether"/> already finished the work: the op has nothing left to do.</summary>
+        public bool Finished { get; set; }
+
         protected override bool HasCaller => false;
+
+        /// <summary>Whether the result finishes a one-time work that still runs here: one narrow update of its row.</summary>
+        public bool IsPlainOneTime(WorkManager manager) =>
+            !Finished && !Work.IsPeriodic && Result is not WorkResult.RetryResult
+            && manager._running.TryGetValue(Work.Id, out var current) && current.RunId == Work.RunId;
 
         protected override bool Run(WorkManager manager, long now)
         {
-            manager.ApplyResult(run, result, error, now);
+            manager.ApplyResult(Work, Result, Error, now);
             return true;
         }
     }

@@ -21,6 +21,18 @@ internal interface IWorkStore : IDisposable
     /// <summary>Gets or sets the time of the current batch, in Unix milliseconds: when rows that finish in it finished.</summary>
     long BatchTime { get; set; }
 
+    /// <summary>Gets whether the store's calls wait on the network (a database server), not only on a local file.</summary>
+    /// <remarks>The engine's loop then keeps a thread of its own rather than hold a thread-pool thread through each round trip.</remarks>
+    bool WaitsOnNetwork { get; }
+
+    /// <summary>Gets how many due rows the engine reads at a time, at least: the rows beyond its free slots wait in memory for later batches.</summary>
+    /// <remarks>
+    /// A store with one scheduler reads ahead to save a due query per batch. A shared store reads only what it claims:
+    /// its due query locks the rows it returns until the claim commits, and rows read ahead would be unlocked by then,
+    /// so other nodes' read-aheads would overlap and their claims collide.
+    /// </remarks>
+    int DueReadAhead { get; }
+
     /// <summary>Gets how often <see cref="Maintain"/> must run, or <see langword="null"/> when the store needs no upkeep.</summary>
     TimeSpan? MaintenanceInterval { get; }
 
@@ -80,10 +92,10 @@ internal interface IWorkStore : IDisposable
     /// <param name="row">The row.</param>
     void ReplaceTags(WorkRow row);
 
-    /// <summary>The claim: marks a due row running on this node if it is still as it was read.</summary>
-    /// <param name="row">The row, with its attempt count already raised.</param>
-    /// <returns>Whether the row is now running here.</returns>
-    bool MarkRunning(WorkRow row);
+    /// <summary>The claim: marks due rows running on this node, each if it is still as it was read.</summary>
+    /// <param name="rows">The rows, with their attempt counts already raised.</param>
+    /// <returns>For each row, whether it is now running here. A shared store does not wait for a row another node has locked: it is not claimed.</returns>
+    bool[] MarkRunning(IReadOnlyList<WorkRow> rows);
 
     /// <summary>Finishes a one-time work that this node runs.</summary>
     /// <param name="id">The work id.</param>
@@ -92,6 +104,11 @@ internal interface IWorkStore : IDisposable
     /// <param name="failureReason">Why it failed, if it did.</param>
     /// <returns>Whether other work depends on it, or <see langword="null"/> when it no longer runs here.</returns>
     bool? FinishOneTime(Guid id, WorkState state, string outputJson, string? failureReason);
+
+    /// <summary>Finishes the one-time works among these that this node runs and that no work depends on.</summary>
+    /// <param name="finishes">The results, one per work.</param>
+    /// <returns>The ids of the works finished; the others are left as they were.</returns>
+    IReadOnlySet<Guid> FinishOneTimeWithoutDependents(IReadOnlyList<OneTimeFinish> finishes);
 
     /// <summary>Deletes finished work that finished at or before a time and that no unfinished work depends on.</summary>
     /// <param name="finishedBefore">The cutoff, in Unix milliseconds.</param>
@@ -166,3 +183,10 @@ internal interface IWorkStore : IDisposable
     /// <returns>The works.</returns>
     List<WorkInfo> Query(WorkQuery query);
 }
+
+/// <summary>The result of a one-time work's run, as stored.</summary>
+/// <param name="Id">The work id.</param>
+/// <param name="State">Succeeded or failed.</param>
+/// <param name="OutputJson">Its output.</param>
+/// <param name="FailureReason">Why it failed, if it did.</param>
+internal readonly record struct OneTimeFinish(Guid Id, WorkState State, string OutputJson, string? FailureReason);

@@ -68,6 +68,12 @@ internal sealed class SqliteWorkStore : IWorkStore
     /// <inheritdoc />
     public TimeSpan? MaintenanceInterval => null;
 
+    /// <summary>Gets <see langword="false"/>: a local file.</summary>
+    public bool WaitsOnNetwork => false;
+
+    /// <summary>Gets 64: with few workers and short work, almost every batch frees a slot, and one due query serves many.</summary>
+    public int DueReadAhead => 64;
+
     /// <summary>Opens the store of a scheduler (which takes the store's lock) or of an enqueue-only instance, with its wake signal.</summary>
     public static SqliteWorkStore Open(WorkStoreContext context)
     {
@@ -340,15 +346,21 @@ internal sealed class SqliteWorkStore : IWorkStore
 
     /// <summary>The claim: only what a start changes, by primary key.</summary>
     /// <returns>Whether the row was still enqueued with the attempt count read, and so is now running.</returns>
-    public bool MarkRunning(WorkRow row)
+    public bool[] MarkRunning(IReadOnlyList<WorkRow> rows)
     {
         var cmd = Command("mark_running",
             "UPDATE work SET state=1, run_attempt_count=$attempts, stop_reason=0, progress=NULL " +
             "WHERE seq=$seq AND state=0 AND run_attempt_count=$attempts - 1 AND generation=$generation;");
-        cmd.Parameters["$attempts"].Value = row.RunAttemptCount;
-        cmd.Parameters["$seq"].Value = row.Seq;
-        cmd.Parameters["$generation"].Value = row.Generation;
-        return cmd.ExecuteNonQuery() == 1;
+        var claimed = new bool[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            cmd.Parameters["$attempts"].Value = rows[i].RunAttemptCount;
+            cmd.Parameters["$seq"].Value = rows[i].Seq;
+            cmd.Parameters["$generation"].Value = rows[i].Generation;
+            claimed[i] = cmd.ExecuteNonQuery() == 1;
+        }
+
+        return claimed;
     }
 
     /// <summary>Finishes a running one-time work with one narrow update.</summary>
@@ -364,6 +376,28 @@ internal sealed class SqliteWorkStore : IWorkStore
         cmd.Parameters["$batch_time"].Value = BatchTime;
         cmd.Parameters["$id"].Value = id;
         return cmd.ExecuteScalar() is long dependents ? dependents != 0 : null;
+    }
+
+    public IReadOnlySet<Guid> FinishOneTimeWithoutDependents(IReadOnlyList<OneTimeFinish> finishes)
+    {
+        var cmd = Command("finish_one_time_alone",
+            "UPDATE work SET state=$state, output=$output, progress=NULL, stop_reason=0, override_constraints=0, " +
+            "failure_reason=$failure, finished_at=$batch_time WHERE id=$id AND state=1 AND has_dependents=0;");
+        var finished = new HashSet<Guid>();
+        foreach (var finish in finishes)
+        {
+            cmd.Parameters["$state"].Value = (int)finish.State;
+            cmd.Parameters["$output"].Value = finish.OutputJson;
+            cmd.Parameters["$failure"].Value = (object?)finish.FailureReason ?? DBNull.Value;
+            cmd.Parameters["$batch_time"].Value = BatchTime;
+            cmd.Parameters["$id"].Value = finish.Id;
+            if (cmd.ExecuteNonQuery() == 1)
+            {
+                finished.Add(finish.Id);
+            }
+        }
+
+        return finished;
     }
 
     /// <summary>Deletes finished work that finished at or before <paramref name="finishedBefore"/> and that no unfinished work depends on.</summary>
