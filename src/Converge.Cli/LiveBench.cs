@@ -36,9 +36,13 @@ internal static class LiveBench
         var warmup = new Option<int>("--warmup") { Description = "Untimed writes first.", DefaultValueFactory = _ => 50 };
         var untiered = new Option<bool>("--no-tiered-compilation")
         {
-            Description = "Run the server and devices with tiered compilation off (DOTNET_TieredCompilation=0: each method compiled optimized once, without profile-guided recompiling), instead of the runtime's default.",
+            Description = "Run the server and devices with tiered compilation off (DOTNET_TieredCompilation=0: each method compiled optimized once, without profile-guided recompiling).",
         };
-        var noSettle = new Option<bool>("--no-settle") { Description = "Time right after the warm-up writes, without going on until the JIT has finished optimizing." };
+        var quickJit = new Option<bool>("--quick-jit")
+        {
+            Description = "Run the server and devices with the runtime's default quick JIT (DOTNET_TC_QuickJit=1), as an application that does not turn it off the way the converge tool does: methods start unoptimized and are compiled again, optimized, in the background once hot.",
+        };
+        var settleOption = new Option<bool>("--settle") { Description = "After the warm-up writes, go on writing, in untimed rounds of 50, until a round in which no process compiled a method." };
         var breakdown = new Option<bool>("--breakdown")
         {
             Description = "Also note when each change message reaches B's process, on a bare WebSocket of its own, to split the latency into A-to-B's-socket and B's client (one more connection: it perturbs what it measures a little).",
@@ -51,10 +55,17 @@ internal static class LiveBench
         };
         var command = new Command("live", "Live latency: a write on device A seen by device B's change event through the server, one write at a time.")
         {
-            json, samples, warmup, noSettle, untiered, breakdown, nodes, postgres,
+            json, samples, warmup, settleOption, untiered, quickJit, breakdown, nodes, postgres,
         };
         command.SetAction((parse, ct) => RunAsync(
-            new Settings(parse.GetValue(samples), parse.GetValue(warmup), !parse.GetValue(untiered), !parse.GetValue(noSettle), parse.GetValue(breakdown), parse.GetValue(nodes), parse.GetValue(postgres)),
+            new Settings(
+                parse.GetValue(samples),
+                parse.GetValue(warmup),
+                parse.GetValue(untiered) ? JitMode.Untiered : parse.GetValue(quickJit) ? JitMode.QuickJit : JitMode.Tool,
+                parse.GetValue(settleOption),
+                parse.GetValue(breakdown),
+                parse.GetValue(nodes),
+                parse.GetValue(postgres)),
             parse.GetValue(json),
             ct));
         command.Subcommands.Add(LiveBenchChildren.CreateDevice());
@@ -63,11 +74,24 @@ internal static class LiveBench
     }
 
     /// <summary>The options of a run.</summary>
-    private sealed record Settings(int Samples, int Warmup, bool Tiered, bool Settle, bool Breakdown, int Nodes, string? Postgres);
+    private sealed record Settings(int Samples, int Warmup, JitMode Jit, bool Settle, bool Breakdown, int Nodes, string? Postgres);
+
+    /// <summary>How the server and devices compile.</summary>
+    private enum JitMode
+    {
+        /// <summary>The converge tool's setting: tiered, quick JIT off (only precompiled framework code starts unoptimized).</summary>
+        Tool,
+
+        /// <summary>The runtime's default: quick JIT on.</summary>
+        QuickJit,
+
+        /// <summary>Tiered compilation off.</summary>
+        Untiered,
+    }
 
     private static async Task<int> RunAsync(Settings settings, FileInfo? jsonFile, CancellationToken ct)
     {
-        var (samples, warmup, tiered, settle, breakdown, nodes, postgresOption) = settings;
+        var (samples, warmup, jitMode, settle, breakdown, nodes, postgresOption) = settings;
         if (samples < 1 || warmup < 0 || nodes is < 1 or > MaxNodes)
         {
             AnsiConsole.MarkupLine($"[red]--samples must be positive, --warmup at least 0 and --nodes 1 to {MaxNodes}.[/]");
@@ -124,8 +148,14 @@ internal static class LiveBench
         var servers = new List<BenchChild>();
         try
         {
-            IReadOnlyDictionary<string, string> runtime = tiered ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DOTNET_TieredCompilation"] = "0" };
-            result["tiered_compilation"] = tiered;
+            IReadOnlyDictionary<string, string> runtime = jitMode switch
+            {
+                JitMode.QuickJit => new Dictionary<string, string> { ["DOTNET_TC_QuickJit"] = "1" },
+                JitMode.Untiered => new Dictionary<string, string> { ["DOTNET_TieredCompilation"] = "0" },
+                _ => new Dictionary<string, string>(),
+            };
+            result["tiered_compilation"] = jitMode != JitMode.Untiered;
+            result["quick_jit"] = jitMode == JitMode.QuickJit;
             var urls = new List<string>();
             for (var node = 1; node <= nodes; node++)
             {
@@ -166,7 +196,7 @@ internal static class LiveBench
                 return (LiveBenchShared.Long(put[0]), LiveBenchShared.Long(put[1]), arrived);
             }
 
-            AnsiConsole.MarkupLine($"[grey]tiered compilation {(tiered ? "on (the runtime's default)" : "off")}; {warmup} warm-up writes{(settle ? ", more until the JIT is done" : "")}, then {samples:N0} timed…[/]");
+            AnsiConsole.MarkupLine($"[grey]{JitDescription(jitMode)}; {warmup} warm-up writes{(settle ? ", more until the JIT is done" : "")}, then {samples:N0} timed…[/]");
             for (var i = 0; i < warmup; i++)
             {
                 await SampleAsync();
@@ -359,6 +389,13 @@ internal static class LiveBench
     }
 
     /// <summary>The methods compiled so far by the server, A and B together.</summary>
+    private static string JitDescription(JitMode mode) => mode switch
+    {
+        JitMode.QuickJit => "tiered compilation with quick JIT on (the runtime's default)",
+        JitMode.Untiered => "tiered compilation off",
+        _ => "tiered compilation with quick JIT off (the converge tool's setting)",
+    };
+
     internal static async Task<long> JitAsync(params BenchChild[] children)
     {
         long total = 0;
