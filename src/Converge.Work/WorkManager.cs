@@ -79,9 +79,9 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         _monitor = deviceStateMonitor ?? new FixedDeviceStateMonitor(DeviceState.Unconstrained);
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Converge.Work");
-        _metrics = new WorkMetrics(meterFactory);
         var context = new WorkStoreContext(options, OnStoreWake, loggerFactory ?? NullLoggerFactory.Instance, _time);
         _store = options.Store is { } open ? open(context) : SqliteWorkStore.Open(context);
+        _metrics = new WorkMetrics(meterFactory);
         _device = _monitor.Current;
         _timer = _time.CreateTimer(static s => ((WorkManager)s!).Post(TickOp.Instance), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }

@@ -152,6 +152,101 @@ public class WorkClusterTests
         }
     }
 
+    [Fact]
+    public async Task A_work_that_runs_longer_than_its_lease_stays_with_its_live_node()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("renew");
+        var lease = TimeSpan.FromSeconds(1);
+        var started = new TaskCompletionSource<WorkContext>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ranOnOther = new TaskCompletionSource<WorkContext>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var owner = new WorkManager(Node(cs, schema, lease: lease), new WorkerRegistry().ExecuteTask(async ctx =>
+        {
+            started.TrySetResult(ctx);
+            await release.Task;
+            return WorkResult.Success();
+        }));
+        var work = OneTimeWorkRequest.From("long");
+        await owner.EnqueueAsync(work);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await using var other = new WorkManager(Node(cs, schema, lease: lease), new WorkerRegistry().ExecuteTask(ctx =>
+        {
+            ranOnOther.TrySetResult(ctx);
+            return Task.FromResult(WorkResult.Success());
+        }));
+        await other.StartAsync();
+
+        // The run outlives three leases: without renewal the other node, which looks every third of a lease, takes it.
+        var leases = new List<DateTime>();
+        var since = System.Diagnostics.Stopwatch.StartNew();
+        await using (var connection = new Npgsql.NpgsqlConnection(cs))
+        {
+            await connection.OpenAsync();
+            using var read = new Npgsql.NpgsqlCommand($"SELECT lease_until FROM {schema}.work WHERE id = $1", connection) { Parameters = { new() { Value = work.Id } } };
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (since.Elapsed < 3 * lease || leases.Count < 4)
+            {
+                var until = (DateTime)(await read.ExecuteScalarAsync(deadline.Token))!;
+                if (leases.Count == 0 || until != leases[^1])
+                {
+                    leases.Add(until);
+                }
+
+                await Task.Delay(50, deadline.Token);
+            }
+        }
+
+        Assert.False(ranOnOther.Task.IsCompleted, "The other node ran a work whose node was alive and renewing its lease.");
+        Assert.True(leases[^1] > leases[0] + lease, $"The lease was not renewed past its first term: {string.Join(", ", leases)}.");
+        release.SetResult();
+        var done = await WaitForAsync(owner, work.Id, WorkState.Succeeded);
+        Assert.Equal(1, done.RunAttemptCount);
+        Assert.False(ranOnOther.Task.IsCompleted);
+    }
+
+    [Fact]
+    public void Invalid_store_options_are_refused_with_every_problem_named()
+    {
+        var options = new WorkManagerOptions();
+        var e = Assert.Throws<ArgumentException>(() => options.UsePostgreSql("Host=127.0.0.1", s =>
+        {
+            s.Schema = "Bad-Name";
+            s.LeaseDuration = TimeSpan.FromMilliseconds(10);
+            s.NodeName = "a|b";
+        }));
+        Assert.Contains("Schema", e.Message, StringComparison.Ordinal);
+        Assert.Contains("LeaseDuration", e.Message, StringComparison.Ordinal);
+        Assert.Contains("NodeName", e.Message, StringComparison.Ordinal);
+        Assert.Null(options.Store);
+        Assert.Throws<ArgumentException>(() => options.UsePostgreSql(" "));
+    }
+
+    [Fact]
+    public async Task A_store_made_by_a_newer_version_is_refused_and_left_alone()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("newer");
+        await using (var first = new WorkManager(Node(cs, schema, enqueueOnly: true), new WorkerRegistry()))
+        {
+            await first.EnqueueAsync(new OneTimeWorkRequestBuilder("x").SetInitialDelay(TimeSpan.FromDays(1)).Build());
+        }
+
+        await using (var connection = new Npgsql.NpgsqlConnection(cs))
+        {
+            await connection.OpenAsync();
+            using var bump = new Npgsql.NpgsqlCommand($"INSERT INTO {schema}.schema_version (version) VALUES (99)", connection);
+            await bump.ExecuteNonQueryAsync();
+        }
+
+        var e = Assert.Throws<InvalidOperationException>(() => new WorkManager(Node(cs, schema), new WorkerRegistry()));
+        Assert.Contains("99", e.Message, StringComparison.Ordinal);
+        await using var connection2 = new Npgsql.NpgsqlConnection(cs);
+        await connection2.OpenAsync();
+        using var count = new Npgsql.NpgsqlCommand($"SELECT count(*) FROM {schema}.work", connection2);
+        Assert.Equal(1L, await count.ExecuteScalarAsync());
+    }
+
     private static async Task<WorkInfo> WaitForAsync(WorkManager manager, Guid id, WorkState state)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
