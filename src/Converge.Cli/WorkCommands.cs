@@ -17,24 +17,39 @@ internal static class WorkCommands
         return work;
     }
 
-    private static Option<FileInfo> DbOption() => new("--db")
+    /// <summary>Where the store is: a SQLite file, or a schema in a PostgreSQL database.</summary>
+    private sealed class StoreOptions
     {
-        Description = "The SQLite work store.",
-        Required = true,
-    };
+        public Option<FileInfo?> Db { get; } = new("--db") { Description = "The SQLite work store." };
+
+        public Option<string?> Postgres { get; } = new("--postgres") { Description = "Instead of --db: the Npgsql connection string of a PostgreSQL work store (Converge.Work.PostgreSql)." };
+
+        public Option<string> Schema { get; } = new("--schema") { Description = "With --postgres: the store's schema.", DefaultValueFactory = _ => new PostgreSqlWorkStoreOptions().Schema };
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(Db);
+            command.Options.Add(Postgres);
+            command.Options.Add(Schema);
+        }
+
+        public Task<WorkManager?> OpenAsync(ParseResult parse, CancellationToken ct) =>
+            WorkCommands.OpenAsync(parse.GetValue(Db), parse.GetValue(Postgres), parse.GetValue(Schema)!, ct);
+    }
 
     private static Command List()
     {
-        var db = DbOption();
+        var store = new StoreOptions();
         var state = new Option<WorkState[]>("--state") { Description = "Only work in these states.", AllowMultipleArgumentsPerToken = true };
         var tag = new Option<string[]>("--tag") { Description = "Only work with these tags.", AllowMultipleArgumentsPerToken = true };
         var name = new Option<string[]>("--name") { Description = "Only work under these unique names.", AllowMultipleArgumentsPerToken = true };
         var json = new Option<bool>("--json") { Description = "Print JSON lines instead of a table." };
         var wide = new Option<bool>("--wide") { Description = "Also show period count, generation and tags." };
-        var command = new Command("list", "Print the WorkInfo of every work in a store.") { db, state, tag, name, json, wide };
+        var command = new Command("list", "Print the WorkInfo of every work in a store.") { state, tag, name, json, wide };
+        store.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
-            await using var manager = await OpenAsync(parse.GetValue(db)!, ct);
+            await using var manager = await store.OpenAsync(parse, ct);
             if (manager is null)
             {
                 return 2;
@@ -80,12 +95,13 @@ internal static class WorkCommands
 
     private static Command Cancel()
     {
-        var db = DbOption();
+        var store = new StoreOptions();
         var id = new Option<Guid[]>("--id") { Description = "Cancel work by id." };
         var tag = new Option<string[]>("--tag") { Description = "Cancel work with a tag." };
         var name = new Option<string[]>("--name") { Description = "Cancel work under a unique name." };
         var all = new Option<bool>("--all") { Description = "Cancel all unfinished work." };
-        var command = new Command("cancel", "Cancel unfinished work and its dependents.") { db, id, tag, name, all };
+        var command = new Command("cancel", "Cancel unfinished work and its dependents.") { id, tag, name, all };
+        store.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var query = new WorkQuery { Ids = parse.GetValue(id) ?? [], Tags = parse.GetValue(tag) ?? [], UniqueNames = parse.GetValue(name) ?? [] };
@@ -100,7 +116,7 @@ internal static class WorkCommands
                 query = WorkQuery.All;
             }
 
-            await using var manager = await OpenAsync(parse.GetValue(db)!, ct);
+            await using var manager = await store.OpenAsync(parse, ct);
             if (manager is null)
             {
                 return 2;
@@ -115,11 +131,12 @@ internal static class WorkCommands
 
     private static Command Prune()
     {
-        var db = DbOption();
-        var command = new Command("prune", "Delete finished work that nothing unfinished depends on.") { db };
+        var store = new StoreOptions();
+        var command = new Command("prune", "Delete finished work that nothing unfinished depends on.");
+        store.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
-            await using var manager = await OpenAsync(parse.GetValue(db)!, ct);
+            await using var manager = await store.OpenAsync(parse, ct);
             if (manager is null)
             {
                 return 2;
@@ -131,16 +148,59 @@ internal static class WorkCommands
         return command;
     }
 
-    private static async Task<WorkManager?> OpenAsync(FileInfo db, CancellationToken ct)
+    private static async Task<WorkManager?> OpenAsync(FileInfo? db, string? postgres, string schema, CancellationToken ct)
     {
-        if (!db.Exists)
+        if ((db is null) == (postgres is null))
         {
-            AnsiConsole.MarkupLine($"[red]No work store at {Markup.Escape(db.FullName)}.[/]");
+            AnsiConsole.MarkupLine("[red]Name the work store: --db FILE (SQLite) or --postgres \"CONNECTION STRING\" (PostgreSQL), one of them.[/]");
             return null;
         }
 
-        // Enqueue-only: safe next to a running scheduler, and never runs work itself.
-        var manager = new WorkManager(new WorkManagerOptions { DatabasePath = db.FullName, EnqueueOnly = true }, new WorkerRegistry());
+        // Enqueue-only: safe next to running schedulers, and never runs work itself.
+        var options = new WorkManagerOptions { EnqueueOnly = true };
+        if (db is not null)
+        {
+            if (!db.Exists)
+            {
+                AnsiConsole.MarkupLine($"[red]No work store at {Markup.Escape(db.FullName)}.[/]");
+                return null;
+            }
+
+            options.DatabasePath = db.FullName;
+        }
+        else
+        {
+            try
+            {
+                options.UsePostgreSql(postgres!, s => s.Schema = schema);
+                // Opening a store creates a missing one; a command that inspects must not make one under a mistyped name.
+                await using var connection = new Npgsql.NpgsqlConnection(postgres);
+                await connection.OpenAsync(ct);
+                await using var exists = new Npgsql.NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", connection) { Parameters = { new() { Value = schema + ".schema_version" } } };
+                if (!(bool)(await exists.ExecuteScalarAsync(ct))!)
+                {
+                    AnsiConsole.MarkupLine($"[red]No work store in schema '{Markup.Escape(schema)}' of that database (--schema names another).[/]");
+                    return null;
+                }
+            }
+            catch (Exception e) when (e is ArgumentException or Npgsql.NpgsqlException)
+            {
+                AnsiConsole.MarkupLine($"[red]{Markup.Escape(e.Message)}[/]");
+                return null;
+            }
+        }
+
+        WorkManager manager;
+        try
+        {
+            manager = new WorkManager(options, new WorkerRegistry());
+        }
+        catch (InvalidOperationException e)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(e.Message)}[/]");
+            return null;
+        }
+
         await manager.StartAsync(ct);
         return manager;
     }

@@ -3,6 +3,7 @@ using System.Security.Claims;
 using System.Text;
 using System.Text.Json.Nodes;
 using Converge.Tests.Shared;
+using Converge.Work;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -179,6 +180,50 @@ public sealed class CommandTests : IDisposable
             await node1.WaitForExitAsync();
             await node2.WaitForExitAsync();
             await (await PostgresServer.GetAsync()).DropDatabaseAsync(database);
+        }
+    }
+
+    [Fact]
+    public async Task Work_commands_list_and_cancel_a_postgres_work_store_and_never_create_one()
+    {
+        var server = await PostgresServer.GetAsync();
+        var database = await server.CreateDatabaseAsync();
+        try
+        {
+            var keep = new OneTimeWorkRequestBuilder("report").SetInitialDelay(TimeSpan.FromDays(1)).Build();
+            var drop = new OneTimeWorkRequestBuilder("report").SetInitialDelay(TimeSpan.FromDays(1)).AddTag("nightly").Build();
+            var options = new WorkManagerOptions { EnqueueOnly = true }.UsePostgreSql(database, s => s.Schema = "ops_work");
+            await using (var manager = new WorkManager(options, new WorkerRegistry()))
+            {
+                await manager.EnqueueAsync([keep, drop]);
+            }
+
+            var (exit, output, error) = await Converge.RunAsync("work", "list", "--postgres", database, "--schema", "ops_work", "--json");
+            Assert.True(exit == 0, error);
+            var listed = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.Equal([keep.Id, drop.Id], listed.Select(j => j["id"]!.GetValue<Guid>()));
+
+            (exit, output, error) = await Converge.RunAsync("work", "cancel", "--postgres", database, "--schema", "ops_work", "--tag", "nightly");
+            Assert.True(exit == 0, error);
+            Assert.Contains("Cancelled 1 works", output, StringComparison.Ordinal);
+            (_, output, _) = await Converge.RunAsync("work", "list", "--postgres", database, "--schema", "ops_work", "--state", "Cancelled", "--json");
+            Assert.Equal(drop.Id, JsonNode.Parse(output.Trim())!["id"]!.GetValue<Guid>());
+
+            (exit, output, _) = await Converge.RunAsync("work", "list", "--postgres", database, "--schema", "ops_wrok");
+            Assert.Equal(2, exit);
+            Assert.Contains("No work store in schema 'ops_wrok'", output, StringComparison.Ordinal);
+            await using var connection = new Npgsql.NpgsqlConnection(database);
+            await connection.OpenAsync();
+            await using var exists = new Npgsql.NpgsqlCommand("SELECT to_regnamespace('ops_wrok') IS NOT NULL", connection);
+            Assert.False((bool)(await exists.ExecuteScalarAsync())!);
+
+            (exit, output, _) = await Converge.RunAsync("work", "list", "--postgres", database, "--db", Path.Combine(_folder, "w.db"));
+            Assert.Equal(2, exit);
+            Assert.Contains("one of them", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await server.DropDatabaseAsync(database);
         }
     }
 
