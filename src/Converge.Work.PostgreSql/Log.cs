@@ -12,4 +12,7 @@ internal static partial class PostgreSqlLog
 
     [LoggerMessage(1102, LogLevel.Warning, "Listening for other nodes' work on {Store} failed; trying again in {Delay}")]
     public static partial void ListenFailed(ILogger logger, Exception exception, string store, TimeSpan delay);
+
+    [LoggerMessage(1103, LogLevel.Warning, "Rolling back a batch on {Store} failed; the next batch opens a new connection")]
+    public static partial void RollbackFailed(ILogger logger, Exception exception, string store);
 }

@@ -48,9 +48,14 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
     private readonly Action<bool> _onWake;
     private readonly ILogger _logger;
     private readonly List<string> _pending = [];
+    private readonly Dictionary<string, string> _savepoints = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _listener;
+    private readonly string _notifyRuns;
+    private readonly string _notifySchedule;
+    private readonly NpgsqlConnection? _nameLock;
     private NpgsqlConnection? _write;
+    private long _savepointSeq;
     private bool _inTransaction;
     private bool _sentInTransaction;
     private int _signal; // 0 none, 1 runs only, 2 schedule
@@ -67,7 +72,24 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         var csb = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString);
         Path = $"postgresql://{csb.Host}:{csb.Port}/{csb.Database} (schema {_s})";
         MaintenanceInterval = _lease / 3;
+        // The payload is a literal: quotes doubled (standard_conforming_strings), and the name has no control characters.
+        var payload = _node.Replace("'", "''", StringComparison.Ordinal);
+        _notifyRuns = $"SELECT pg_notify('{_channel}', '{payload}|c')";
+        _notifySchedule = $"SELECT pg_notify('{_channel}', '{payload}|r')";
         Migrate();
+        if (options.NodeName is not null)
+        {
+            // A chosen name must be one node's only: two processes under one name would take each other's runs for
+            // their own. The session lock goes with this connection, so a node that dies frees its name.
+            _nameLock = _dataSource.OpenConnection();
+            using var take = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _nameLock) { Parameters = { new() { Value = _s + "/node/" + _node } } };
+            if (!(bool)take.ExecuteScalar()!)
+            {
+                _nameLock.Dispose();
+                throw new InvalidOperationException($"Another node of the work store {Path} runs under the name '{_node}'; every node needs a name of its own (PostgreSqlWorkStoreOptions.NodeName).");
+            }
+        }
+
         _write = _dataSource.OpenConnection();
         _listener = Task.Run(() => ListenAsync(_stop.Token));
     }
@@ -77,6 +99,9 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
     public long BatchTime { get; set; }
 
     public TimeSpan? MaintenanceInterval { get; }
+
+    /// <summary>Gets <see langword="true"/>: several nodes share the store.</summary>
+    public bool IsShared => true;
 
     /// <summary>Gets <see langword="true"/>: every call is a round trip to the server.</summary>
     public bool WaitsOnNetwork => true;
@@ -123,18 +148,23 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
     public void Dispose()
     {
         _stop.Cancel();
+        var stopped = false;
         try
         {
-            _listener.Wait(TimeSpan.FromSeconds(10));
+            stopped = _listener.Wait(TimeSpan.FromSeconds(10));
         }
         catch (AggregateException)
         {
-            // The listener logs its own failures.
+            stopped = true; // the listener logs its own failures
         }
 
         _write?.Dispose();
+        _nameLock?.Dispose();
         _dataSource.Dispose();
-        _stop.Dispose();
+        if (stopped)
+        {
+            _stop.Dispose(); // otherwise the listener may still look at its token; the finalizer-free source can be left
+        }
     }
 
     // ---- transactions ----
@@ -150,6 +180,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         }
 
         _pending.Clear();
+        _savepoints.Clear();
         _pending.Add("BEGIN");
         _inTransaction = true;
         _sentInTransaction = false;
@@ -164,7 +195,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         if (_signal != 0)
         {
             // Delivered by PostgreSQL at commit, and not at all on a rollback.
-            _pending.Add($"SELECT pg_notify('{_channel}', '{_node}|{(_signal == 2 ? 'r' : 'c')}')");
+            _pending.Add(_signal == 2 ? _notifySchedule : _notifyRuns);
             _signal = 0;
         }
 
@@ -200,29 +231,44 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
                 using var rollback = new NpgsqlCommand("ROLLBACK", _write);
                 rollback.ExecuteNonQuery();
             }
-            catch (NpgsqlException) when (_write.State != System.Data.ConnectionState.Open)
+            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
             {
-                // The connection is gone, and the transaction with it.
+                PostgreSqlLog.RollbackFailed(_logger, e, Path);
+                // The connection is gone, or in a state no one can vouch for: the next batch starts on a new one, so it
+                // can never run inside what is left of this transaction.
+                _write.Dispose();
+                _write = null;
             }
         }
     }
 
-    public void Savepoint(string name) => _pending.Add("SAVEPOINT " + name);
+    /// <remarks>
+    /// Each savepoint gets a name of its own in the database: if one were ever lost on its way (a batch that failed
+    /// before it was sent), rolling back to it fails the batch instead of undoing an earlier op under the same name.
+    /// </remarks>
+    public void Savepoint(string name)
+    {
+        var actual = string.Create(CultureInfo.InvariantCulture, $"{name}_{++_savepointSeq}");
+        _savepoints[name] = actual;
+        _pending.Add("SAVEPOINT " + actual);
+    }
 
     public void Release(string name)
     {
-        if (!DropUnsent("SAVEPOINT " + name))
+        var actual = _savepoints.Remove(name, out var a) ? a : name;
+        if (!DropUnsent("SAVEPOINT " + actual))
         {
-            _pending.Add("RELEASE SAVEPOINT " + name);
+            _pending.Add("RELEASE SAVEPOINT " + actual);
         }
     }
 
     public void RollbackTo(string name)
     {
-        if (!DropUnsent("SAVEPOINT " + name))
+        var actual = _savepoints.Remove(name, out var a) ? a : name;
+        if (!DropUnsent("SAVEPOINT " + actual))
         {
-            _pending.Add("ROLLBACK TO SAVEPOINT " + name);
-            _pending.Add("RELEASE SAVEPOINT " + name);
+            _pending.Add("ROLLBACK TO SAVEPOINT " + actual);
+            _pending.Add("RELEASE SAVEPOINT " + actual);
         }
     }
 
@@ -254,7 +300,9 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
     public IReadOnlyList<Guid> Maintain(long now)
     {
         using var batch = Batch(
-            Cmd($"UPDATE {_s}.work SET lease_until = clock_timestamp() + $2 WHERE state = 1 AND owner = $1", _node, _lease),
+            // Rows another transaction holds (a cancel on another node) are skipped, not waited for: no deadlock, and
+            // they are renewed at the next round if they still run here.
+            Cmd($"UPDATE {_s}.work SET lease_until = clock_timestamp() + $2 WHERE seq IN (SELECT seq FROM {_s}.work WHERE state = 1 AND owner = $1 ORDER BY seq FOR UPDATE SKIP LOCKED)", _node, _lease),
             Cmd($"UPDATE {_s}.work SET state = 0, owner = NULL, lease_until = NULL, stop_reason = {(int)StopReason.ProcessDied}, progress = NULL, " +
                 "last_enqueue_time = $2, next_run_at = $2 " +
                 $"WHERE seq IN (SELECT seq FROM {_s}.work WHERE state = 1 AND lease_until < clock_timestamp() AND owner <> $1 FOR UPDATE SKIP LOCKED) " +
@@ -285,7 +333,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
                 "initial_delay_ms, interval_ms, flex_ms, backoff_policy, backoff_delay_ms, expedited, out_of_quota, last_enqueue_time, " +
                 "run_attempt_count, period_count, generation, stop_reason, failure_reason, next_run_at, override_constraints, " +
                 "has_prerequisites, created_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, " +
-                "$16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) RETURNING seq", RowValues(row, finishedAt: true)),
+                "$16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, CASE WHEN $3 IN (2, 3, 5) THEN $28 END) RETURNING seq", RowValues(row)),
         };
         var tags = row.Tags.Where(t => t != row.WorkerName).ToArray(); // the worker-name tag is matched through worker_name
         if (tags.Length > 0)
@@ -325,8 +373,11 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
             "backoff_delay_ms = $15, expedited = $16, out_of_quota = $17, last_enqueue_time = $18, run_attempt_count = $19, " +
             "period_count = $20, generation = $21, stop_reason = $22, failure_reason = $23, next_run_at = $24, override_constraints = $25, " +
             "has_prerequisites = $26, created_at = $27, finished_at = CASE WHEN $3 IN (2, 3, 5) THEN coalesce(finished_at, $28) END, " +
-            "owner = CASE WHEN $3 = 1 THEN owner END, lease_until = CASE WHEN $3 = 1 THEN lease_until END WHERE id = $1",
-            RowValues(row, finishedAt: true)));
+            "owner = CASE WHEN $3 = 1 THEN owner END, lease_until = CASE WHEN $3 = 1 THEN lease_until END " +
+            // A row read as this node's run is written back only while it still is: a reconcile that read it just before
+            // another node took it over must not undo the takeover.
+            "WHERE id = $1 AND (NOT $29 OR (state = 1 AND owner = $30))",
+            [.. RowValues(row), row.ReadAsOwnRun, _node]));
         batch.ExecuteNonQuery();
     }
 
@@ -377,7 +428,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         var failures = new string?[finishes.Count];
         for (var i = 0; i < finishes.Count; i++)
         {
-            (ids[i], states[i], outputs[i], failures[i]) = (finishes[i].Id, (short)finishes[i].State, finishes[i].OutputJson, finishes[i].FailureReason);
+            (ids[i], states[i], outputs[i], failures[i]) = (finishes[i].Id, (short)finishes[i].State, finishes[i].OutputJson, Text(finishes[i].FailureReason));
         }
 
         // "state + 0": with "state = 1" the planner may scan a partial index of the running rows instead of looking the
@@ -397,7 +448,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         using var batch = Batch(Cmd(
             $"UPDATE {_s}.work SET state = $2, output = $3, progress = NULL, stop_reason = 0, override_constraints = false, failure_reason = $4, " +
             "finished_at = $5, owner = NULL, lease_until = NULL WHERE id = $1 AND state = 1 AND owner = $6 RETURNING has_dependents",
-            id, (short)state, outputJson, failureReason, BatchTime, _node));
+            id, (short)state, outputJson, Text(failureReason), BatchTime, _node));
         return batch.ExecuteScalar() is bool dependents ? dependents : null;
     }
 
@@ -496,33 +547,20 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         return result;
     }
 
-    public List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running)
+    public List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running, IReadOnlyCollection<string>? workers)
     {
-        // Expedited first, each an index range scan; both in one round trip. Rows another node is claiming right now
-        // are skipped rather than waited for.
-        const string Where = "state = 0 AND next_run_at <= $1 AND ((requires & $2) = 0 OR override_constraints) ORDER BY next_run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED";
-        using var batch = Batch(
-            Cmd($"SELECT {Columns} FROM {_s}.work WHERE expedited AND {Where}", now, (long)unmet, limit),
-            Cmd($"SELECT {Columns} FROM {_s}.work WHERE NOT expedited AND {Where}", now, (long)unmet, limit));
-        var rows = new List<WorkRow>();
-        using (var r = batch.ExecuteReader())
-        {
-            do
-            {
-                while (r.Read())
-                {
-                    rows.Add(ReadRow(r));
-                }
-            }
-            while (r.NextResult());
-        }
-
+        // Expedited first, each an index range scan, and only as many rows in all as asked for: the statement locks
+        // what it returns until the claim commits, and other nodes skip locked rows, so a row locked but not claimed
+        // would sit idle. Rows another node is claiming right now are skipped rather than waited for. A node claims
+        // only work it has a worker for, and leaves the rest to nodes that do.
+        const string Where = "state = 0 AND next_run_at <= $1 AND ((requires & $2) = 0 OR override_constraints) AND ($4::text[] IS NULL OR worker_name = ANY($4))";
+        using var batch = Batch(Cmd(
+            $"WITH e AS (SELECT {Columns} FROM {_s}.work WHERE expedited AND {Where} ORDER BY next_run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED), " +
+            $"n AS (SELECT {Columns} FROM {_s}.work WHERE NOT expedited AND {Where} ORDER BY next_run_at, seq LIMIT $3 - (SELECT count(*) FROM e) FOR UPDATE SKIP LOCKED) " +
+            "SELECT * FROM e UNION ALL SELECT * FROM n ORDER BY expedited DESC, next_run_at, seq",
+            now, (long)unmet, (long)limit, workers is null ? new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text } : workers.ToArray()));
+        var rows = ReadRows(batch);
         rows.RemoveAll(r => running.ContainsKey(r.Id));
-        if (rows.Count > limit)
-        {
-            rows.RemoveRange(limit, rows.Count - limit);
-        }
-
         return rows;
     }
 
@@ -618,6 +656,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         {
             command.Parameters.Add(value switch
             {
+                NpgsqlParameter given => given,
                 null => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
                 _ => new NpgsqlParameter { Value = value },
             });
@@ -626,13 +665,16 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         return command;
     }
 
-    private object?[] RowValues(WorkRow row, bool finishedAt) =>
+    /// <summary>PostgreSQL's text cannot hold NUL; a failure reason made from an exception message might.</summary>
+    private static string? Text(string? value) => value?.Replace('\0', '\uFFFD');
+
+    private object?[] RowValues(WorkRow row) =>
     [
         row.Id, row.WorkerName, (short)row.State, row.InputJson, row.OutputJson, row.ProgressJson, row.TagsJson, row.UniqueName,
         row.InputMerger, (long)row.Constraints.Required(), (long)row.InitialDelay.TotalMilliseconds, (long)row.Interval.TotalMilliseconds,
         (long)row.Flex.TotalMilliseconds, (int)row.BackoffPolicy, (long)row.BackoffDelay.TotalMilliseconds, row.Expedited,
         (int)row.OutOfQuotaPolicy, row.LastEnqueueTime, row.RunAttemptCount, row.PeriodCount, row.Generation, (int)row.StopReason,
-        row.FailureReason, row.NextRunAt, row.OverrideConstraints, row.HasPrerequisites, row.CreatedAt, finishedAt ? BatchTime : null,
+        Text(row.FailureReason), row.NextRunAt, row.OverrideConstraints, row.HasPrerequisites, row.CreatedAt, BatchTime,
     ];
 
     private List<WorkRow> ReadRows(NpgsqlBatch batch)
@@ -694,6 +736,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
             CreatedAt = r.GetInt64(27),
             HasDependents = r.GetBoolean(28),
             RunningElsewhere = state == WorkState.Running && !(r.IsDBNull(29) ? "" : r.GetString(29)).Equals(_node, StringComparison.Ordinal),
+            ReadAsOwnRun = state == WorkState.Running && !r.IsDBNull(29) && r.GetString(29).Equals(_node, StringComparison.Ordinal),
         };
     }
 
@@ -833,8 +876,9 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
             {
                 break;
             }
-            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
+            catch (Exception e)
             {
+                // Whatever it was, listening goes on: a node that stopped hearing the others would only look at renewals.
                 lost = true;
                 PostgreSqlLog.ListenFailed(_logger, e, Path, delay);
                 try

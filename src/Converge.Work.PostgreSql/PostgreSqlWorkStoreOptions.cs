@@ -36,9 +36,9 @@ public sealed partial class PostgreSqlWorkStoreOptions
             errors.Add($"LeaseDuration must be between 1 second and 1 hour; it is {LeaseDuration}.");
         }
 
-        if (NodeName is { } node && (string.IsNullOrWhiteSpace(node) || node.Length > 200 || node.Contains('|', StringComparison.Ordinal)))
+        if (NodeName is { } node && (string.IsNullOrWhiteSpace(node) || node.Length > 200 || node.Contains('|', StringComparison.Ordinal) || node.Any(char.IsControl)))
         {
-            errors.Add("NodeName must be 1 to 200 characters without '|'.");
+            errors.Add("NodeName must be 1 to 200 characters, without '|' or control characters.");
         }
 
         return errors;

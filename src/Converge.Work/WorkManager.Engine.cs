@@ -13,6 +13,9 @@ public sealed partial class WorkManager
     private ConstraintBits _dueCacheUnmet;
     private long _nextMaintenanceAt;
 
+    /// <summary>Whether this batch made work due or re-enqueued it (a retry, a period, a stop, an unblocked dependent): other nodes may look.</summary>
+    private bool _scheduleChanged;
+
     private async Task LoopAsync()
     {
         try
@@ -150,18 +153,12 @@ public sealed partial class WorkManager
         {
             if (!begun)
             {
+                RenewLeases(now);
                 _store.Begin();
             }
 
             _store.BatchTime = now;
-            if (!_options.EnqueueOnly && _started && now >= _nextMaintenanceAt && _store.MaintenanceInterval is { } interval)
-            {
-                // Shared store: renew this node's leases, take over runs whose node stopped renewing, and make sure no
-                // run here lost its row (a lease that ran out while this node was stalled).
-                _nextMaintenanceAt = now + (long)interval.TotalMilliseconds;
-                _changed.UnionWith(_store.Maintain(now));
-                _needsReconcile = true;
-            }
+            _scheduleChanged = false;
 
             if (_needsReconcile && !_options.EnqueueOnly)
             {
@@ -193,7 +190,7 @@ public sealed partial class WorkManager
 
                 if (op is CompleteOp complete)
                 {
-                    if (!single && !complete.Finished)
+                    if (!single && !complete.Finished && !complete.TriedTogether)
                     {
                         FinishTogether(batch, i);
                     }
@@ -242,9 +239,9 @@ public sealed partial class WorkManager
                 Claim(now, toStart);
             }
 
-            if (userWrites || _changed.Count > 0)
+            if (userWrites || _scheduleChanged || _changed.Count > 0)
             {
-                _store.SignalWrites(reconcile: userWrites);
+                _store.SignalWrites(reconcile: userWrites || _scheduleChanged);
             }
 
             _store.Commit();
@@ -306,6 +303,43 @@ public sealed partial class WorkManager
         {
             ArmTimer();
         }
+    }
+
+    /// <summary>
+    /// Shared store: renews this node's leases and takes over the runs of nodes that stopped renewing theirs, in a
+    /// transaction of its own, so that no op's failure can roll a renewal back; then makes sure no run here lost its row
+    /// (a lease that ran out while this node was stalled). A failed renewal is tried again at the next batch.
+    /// </summary>
+    private void RenewLeases(long now)
+    {
+        if (_options.EnqueueOnly || !_started || now < _nextMaintenanceAt || _store.MaintenanceInterval is not { } interval)
+        {
+            return;
+        }
+
+        IReadOnlyList<Guid> taken;
+        _store.Begin();
+        try
+        {
+            _store.BatchTime = now;
+            taken = _store.Maintain(now);
+            if (taken.Count > 0)
+            {
+                _store.SignalWrites(reconcile: true); // work is due again: every node may look
+            }
+
+            _store.Commit();
+        }
+        catch (Exception e)
+        {
+            Log.BatchFailed(_logger, e);
+            _store.Rollback();
+            return;
+        }
+
+        _nextMaintenanceAt = now + (long)interval.TotalMilliseconds;
+        _changed.UnionWith(taken);
+        _needsReconcile = true;
     }
 
     /// <summary>The largest delay a timer accepts is about 49.7 days; longer waits re-arm on the way.</summary>
@@ -481,7 +515,7 @@ public sealed partial class WorkManager
                     break;
                 }
 
-                _dueCache.AddRange(_store.Due(now, unmet, Math.Max(free - take.Count, _store.DueReadAhead), _running));
+                _dueCache.AddRange(_store.Due(now, unmet, Math.Max(free - take.Count, _store.DueReadAhead), _running, _store.IsShared ? _workers.RunnableNames : null));
                 _dueCache.Reverse(); // taken from the end
                 refilled = true;
                 continue;
@@ -666,6 +700,7 @@ public sealed partial class WorkManager
                 break;
 
             case WorkResult.RetryResult:
+                _scheduleChanged = true;
                 _metrics.Retried.Add(1);
                 row.State = WorkState.Enqueued;
                 row.LastEnqueueTime = now;
@@ -789,6 +824,7 @@ public sealed partial class WorkManager
                 break;
             }
 
+            c.TriedTogether = true; // whatever comes of it, this result is not offered to a block again
             if (c.IsPlainOneTime(this) && (block is null || !block.Exists(b => b.Op.Work.Id == c.Work.Id)))
             {
                 block ??= [];
@@ -854,8 +890,9 @@ public sealed partial class WorkManager
     }
 
     /// <summary>Periodic work after a run, success or failure: next period, attempts reset, next run at end of this run + interval.</summary>
-    private static void ResetPeriodic(WorkRow row, long now)
+    private void ResetPeriodic(WorkRow row, long now)
     {
+        _scheduleChanged = true;
         row.State = WorkState.Enqueued;
         row.PeriodCount++;
         row.RunAttemptCount = 0;
@@ -881,6 +918,7 @@ public sealed partial class WorkManager
             return;
         }
 
+        _scheduleChanged = true;
         // As WorkManager: back to ENQUEUED, the attempt counted, the last enqueue time kept, so the backoff runs
         // from when the work was enqueued and a work whose constraint returns soon is not held back long.
         row.State = WorkState.Enqueued;
@@ -905,6 +943,7 @@ public sealed partial class WorkManager
             if (_store.PrerequisiteStates(dependentId).All(s => s == WorkState.Succeeded))
             {
                 _dueCache.Clear();
+                _scheduleChanged = true;
                 dependent.State = WorkState.Enqueued;
                 dependent.LastEnqueueTime = now;
                 dependent.ComputeNextRunAt();
@@ -1209,6 +1248,9 @@ public sealed partial class WorkManager
         /// <summary>Gets or sets whether <see cref="FinishTogether"/> already finished the work: the op has nothing left to do.</summary>
         public bool Finished { get; set; }
 
+        /// <summary>Gets or sets whether a <see cref="FinishTogether"/> call already considered this result.</summary>
+        public bool TriedTogether { get; set; }
+
         protected override bool HasCaller => false;
 
         /// <summary>Whether the result finishes a one-time work that still runs here: one narrow update of its row.</summary>
@@ -1270,6 +1312,7 @@ public sealed partial class WorkManager
         protected override bool Run(WorkManager manager, long now)
         {
             // Another process wrote: it may have cancelled work that runs here.
+            Volatile.Write(ref manager._wakePending, 0);
             if (!manager._options.EnqueueOnly)
             {
                 manager.Reconcile(now);

@@ -50,6 +50,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     private int _disposed;
     private Exception? _crash;
     private bool _needsReconcile;
+    private int _wakePending;
 
     /// <summary>Opens the store and prepares the scheduler; call <see cref="StartAsync"/> to begin running work.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -414,13 +415,13 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     /// <summary>Another process or node committed to the store.</summary>
     private void OnStoreWake(bool reconcile)
     {
-        if (reconcile)
+        // One wake in the queue at a time covers any number of notices: the op looks at the store as it is when it runs.
+        if (reconcile && !_options.EnqueueOnly && Interlocked.Exchange(ref _wakePending, 1) == 0)
         {
             Post(WakeOp.Instance);
-            return;
         }
 
-        // It only ran work: nothing here changes, but watchers of that work see it now.
+        // Watchers here of work changed there see it now.
         foreach (var subscription in _subscriptions.Keys)
         {
             subscription.Notify();

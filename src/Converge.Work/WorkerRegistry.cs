@@ -89,6 +89,9 @@ public sealed class WorkerRegistry
         }
     }
 
+    /// <summary>Gets the names this registry can run, or <see langword="null"/> when a callback dispatcher runs any name.</summary>
+    internal IReadOnlyCollection<string>? RunnableNames => _dispatcher is null ? [.. _factories.Keys] : null;
+
     internal bool CanRun(string name) => _factories.ContainsKey(name) || _dispatcher is not null;
 
     internal IWorker Create(string name, IServiceProvider services)

@@ -21,6 +21,9 @@ internal interface IWorkStore : IDisposable
     /// <summary>Gets or sets the time of the current batch, in Unix milliseconds: when rows that finish in it finished.</summary>
     long BatchTime { get; set; }
 
+    /// <summary>Gets whether several schedulers (nodes) share the store: claims are leased, and a node runs only work it has a worker for.</summary>
+    bool IsShared { get; }
+
     /// <summary>Gets whether the store's calls wait on the network (a database server), not only on a local file.</summary>
     /// <remarks>The engine's loop then keeps a thread of its own rather than hold a thread-pool thread through each round trip.</remarks>
     bool WaitsOnNetwork { get; }
@@ -159,9 +162,10 @@ internal interface IWorkStore : IDisposable
     /// <param name="unmet">The constraints the device does not meet now.</param>
     /// <param name="limit">The most rows to return.</param>
     /// <param name="running">The works this node runs; left out.</param>
+    /// <param name="workers">On a shared store, the worker names this node can run (the rest is left to nodes that can); <see langword="null"/> for any.</param>
     /// <typeparam name="TRunning">The engine's run type.</typeparam>
     /// <returns>The rows; a shared store leaves out rows other nodes are claiming.</returns>
-    List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running);
+    List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running, IReadOnlyCollection<string>? workers);
 
     /// <summary>The earliest due time after a time of enqueued work whose constraints hold.</summary>
     /// <param name="now">The time.</param>

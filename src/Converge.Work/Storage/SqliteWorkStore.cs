@@ -68,6 +68,9 @@ internal sealed class SqliteWorkStore : IWorkStore
     /// <inheritdoc />
     public TimeSpan? MaintenanceInterval => null;
 
+    /// <summary>Gets <see langword="false"/>: one scheduler per file.</summary>
+    public bool IsShared => false;
+
     /// <summary>Gets <see langword="false"/>: a local file.</summary>
     public bool WaitsOnNetwork => false;
 
@@ -498,7 +501,7 @@ internal sealed class SqliteWorkStore : IWorkStore
     }
 
     /// <summary>Enqueued works that are due and whose constraints hold, expedited first, then by due time and age.</summary>
-    public List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running)
+    public List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running, IReadOnlyCollection<string>? workers)
     {
         // One index range scan per priority, expedited first, so not-yet-due work is never walked.
         var rows = new List<WorkRow>();

@@ -82,6 +82,9 @@ internal sealed class WorkRow
     /// <summary>Gets or sets whether the row is RUNNING on another node of a shared store: this node must not finish or stop it.</summary>
     public bool RunningElsewhere { get; set; }
 
+    /// <summary>Gets or sets whether the row was read as RUNNING on this node of a shared store: written back only while it still is.</summary>
+    public bool ReadAsOwnRun { get; set; }
+
     public bool IsPeriodic => Interval > TimeSpan.Zero;
 
     public void ComputeNextRunAt() => NextRunAt = WorkSchedule.NextRunTime(

@@ -206,6 +206,110 @@ public class WorkClusterTests
     }
 
     [Fact]
+    public async Task Failing_enqueues_on_a_node_do_not_roll_back_its_lease_renewals()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("renewfail");
+        var lease = TimeSpan.FromSeconds(1);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ranOnOther = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var owner = new WorkManager(Node(cs, schema, lease: lease), new WorkerRegistry().ExecuteTask(async _ =>
+        {
+            started.TrySetResult();
+            await release.Task;
+            return WorkResult.Success();
+        }));
+        var work = OneTimeWorkRequest.From("long");
+        await owner.EnqueueAsync(work);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await using var other = new WorkManager(Node(cs, schema, lease: lease), new WorkerRegistry().ExecuteTask(_ =>
+        {
+            ranOnOther.TrySetResult();
+            return Task.FromResult(WorkResult.Success());
+        }));
+        await other.StartAsync();
+
+        // For three leases the owner's batches are single enqueues that fail (a duplicate id) and roll back.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var refused = 0;
+        while (clock.Elapsed < 3 * lease)
+        {
+            await Assert.ThrowsAsync<InvalidOperationException>(() => owner.EnqueueAsync(work));
+            refused++;
+        }
+
+        Assert.False(ranOnOther.Task.IsCompleted, $"The other node took the work over while its node renewed the lease ({refused} failed enqueues).");
+        release.SetResult();
+        Assert.Equal(1, (await WaitForAsync(owner, work.Id, WorkState.Succeeded)).RunAttemptCount);
+        Assert.False(ranOnOther.Task.IsCompleted);
+    }
+
+    [Fact]
+    public async Task A_node_leaves_work_it_has_no_worker_for_to_a_node_that_has_one()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("workers");
+        await using var old = new WorkManager(Node(cs, schema), new WorkerRegistry().Add("report", _ => new CountingWorker(_ => { })));
+        await old.StartAsync();
+        var fresh = OneTimeWorkRequest.From("export");
+        var known = OneTimeWorkRequest.From("report");
+        await old.EnqueueAsync([fresh, known]);
+        await WaitForAsync(old, known.Id, WorkState.Succeeded);
+        await old.WhenIdleAsync();
+        Assert.Equal(WorkState.Enqueued, (await old.GetWorkInfoAsync(fresh.Id))!.State);
+
+        var ran = new TaskCompletionSource<WorkContext>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upgraded = new WorkManager(Node(cs, schema), new WorkerRegistry().Add("export", _ => new CountingWorker(ctx => ran.TrySetResult(ctx))));
+        await upgraded.StartAsync();
+        Assert.Equal(fresh.Id, (await ran.Task.WaitAsync(TimeSpan.FromSeconds(30))).Id);
+        Assert.Equal(1, (await WaitForAsync(old, fresh.Id, WorkState.Succeeded)).RunAttemptCount);
+    }
+
+    [Fact]
+    public async Task Odd_node_names_and_failure_messages_are_stored_as_they_are()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("odd");
+        var options = new WorkManagerOptions().UsePostgreSql(cs, s =>
+        {
+            s.Schema = schema;
+            s.NodeName = "o'brien's node";
+        });
+        await using var node = new WorkManager(options, new WorkerRegistry().ExecuteTask(_ => throw new InvalidOperationException("bad\0byte")));
+        var work = OneTimeWorkRequest.From("x");
+        await node.EnqueueAsync(work);
+        var failed = await WaitForAsync(node, work.Id, WorkState.Failed);
+        Assert.Equal(1, failed.RunAttemptCount);
+        Assert.Contains("bad\uFFFDbyte", failed.FailureReason, StringComparison.Ordinal);
+
+        // A second process under the same chosen name would take the first one's runs for its own.
+        var twin = new WorkManagerOptions().UsePostgreSql(cs, s =>
+        {
+            s.Schema = schema;
+            s.NodeName = "o'brien's node";
+        });
+        var e = Assert.Throws<InvalidOperationException>(() => new WorkManager(twin, new WorkerRegistry()));
+        Assert.Contains("o'brien's node", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Enqueued_work_has_no_finish_time_until_it_finishes()
+    {
+        var cs = await Stores.PostgreSqlDatabaseAsync();
+        var schema = Stores.NewSchema("finished");
+        await using var node = new WorkManager(Node(cs, schema, enqueueOnly: true), new WorkerRegistry());
+        var later = new OneTimeWorkRequestBuilder("x").SetInitialDelay(TimeSpan.FromHours(1)).Build();
+        await node.EnqueueAsync(later);
+        await using var connection = new Npgsql.NpgsqlConnection(cs);
+        await connection.OpenAsync();
+        using var read = new Npgsql.NpgsqlCommand($"SELECT finished_at FROM {schema}.work WHERE id = $1", connection) { Parameters = { new() { Value = later.Id } } };
+        Assert.Equal(DBNull.Value, await read.ExecuteScalarAsync());
+        await node.CancelWorkByIdAsync(later.Id);
+        Assert.IsType<long>(await read.ExecuteScalarAsync());
+    }
+
+    [Fact]
     public void Invalid_store_options_are_refused_with_every_problem_named()
     {
         var options = new WorkManagerOptions();

@@ -11,6 +11,9 @@ public abstract class StoreContract
     /// <summary>Configures the options for the store under test; a fresh, empty store each call.</summary>
     protected abstract Task<Action<WorkManagerOptions>?> StoreAsync();
 
+    /// <summary>Gets whether the store is shared by several nodes (PostgreSQL), where a few rules differ on purpose.</summary>
+    protected virtual bool IsShared => false;
+
     internal static Action<WorkManagerOptions>? Compose(Action<WorkManagerOptions>? store, Action<WorkManagerOptions>? configure) =>
         store is null ? configure : o =>
         {
@@ -45,17 +48,17 @@ internal static class Stores
 
 #pragma warning disable SA1402 // one line per store and class: the contract's whole matrix in one place
 public sealed class ChainTestsOnSqlite : ChainTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.Sqlite(); }
-public sealed class ChainTestsOnPostgreSql : ChainTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); }
+public sealed class ChainTestsOnPostgreSql : ChainTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); protected override bool IsShared => true; }
 public sealed class ConstraintAndTimeoutTestsOnSqlite : ConstraintAndTimeoutTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.Sqlite(); }
-public sealed class ConstraintAndTimeoutTestsOnPostgreSql : ConstraintAndTimeoutTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); }
+public sealed class ConstraintAndTimeoutTestsOnPostgreSql : ConstraintAndTimeoutTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); protected override bool IsShared => true; }
 public sealed class ObservationTestsOnSqlite : ObservationTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.Sqlite(); }
-public sealed class ObservationTestsOnPostgreSql : ObservationTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); }
+public sealed class ObservationTestsOnPostgreSql : ObservationTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); protected override bool IsShared => true; }
 public sealed class OneTimeWorkTestsOnSqlite : OneTimeWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.Sqlite(); }
-public sealed class OneTimeWorkTestsOnPostgreSql : OneTimeWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); }
+public sealed class OneTimeWorkTestsOnPostgreSql : OneTimeWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); protected override bool IsShared => true; }
 public sealed class PeriodicWorkTestsOnSqlite : PeriodicWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.Sqlite(); }
-public sealed class PeriodicWorkTestsOnPostgreSql : PeriodicWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); }
+public sealed class PeriodicWorkTestsOnPostgreSql : PeriodicWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); protected override bool IsShared => true; }
 public sealed class RobustnessTestsOnSqlite : RobustnessTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.Sqlite(); }
-public sealed class RobustnessTestsOnPostgreSql : RobustnessTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); }
+public sealed class RobustnessTestsOnPostgreSql : RobustnessTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); protected override bool IsShared => true; }
 public sealed class UniqueWorkTestsOnSqlite : UniqueWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.Sqlite(); }
-public sealed class UniqueWorkTestsOnPostgreSql : UniqueWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); }
+public sealed class UniqueWorkTestsOnPostgreSql : UniqueWorkTests { protected override Task<Action<WorkManagerOptions>?> StoreAsync() => Stores.PostgreSqlAsync(); protected override bool IsShared => true; }
 #pragma warning restore SA1402
