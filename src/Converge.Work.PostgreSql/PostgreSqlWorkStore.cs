@@ -549,18 +549,38 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
 
     public List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running, IReadOnlyCollection<string>? workers)
     {
-        // Expedited first, each an index range scan, and only as many rows in all as asked for: the statement locks
-        // what it returns until the claim commits, and other nodes skip locked rows, so a row locked but not claimed
-        // would sit idle. Rows another node is claiming right now are skipped rather than waited for. A node claims
-        // only work it has a worker for, and leaves the rest to nodes that do.
-        const string Where = "state = 0 AND next_run_at <= $1 AND ((requires & $2) = 0 OR override_constraints) AND ($4::text[] IS NULL OR worker_name = ANY($4))";
-        using var batch = Batch(Cmd(
-            $"WITH e AS (SELECT {Columns} FROM {_s}.work WHERE expedited AND {Where} ORDER BY next_run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED), " +
-            $"n AS (SELECT {Columns} FROM {_s}.work WHERE NOT expedited AND {Where} ORDER BY next_run_at, seq LIMIT $3 - (SELECT count(*) FROM e) FOR UPDATE SKIP LOCKED) " +
-            "SELECT * FROM e UNION ALL SELECT * FROM n ORDER BY expedited DESC, next_run_at, seq",
-            now, (long)unmet, (long)limit, workers is null ? new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text } : workers.ToArray()));
-        var rows = ReadRows(batch);
+        // Expedited first, each an index range scan with a plain limit (a plan that stops early, whatever the cached
+        // plan), both in one round trip. The statements lock what they return until the claim commits, and other nodes
+        // skip locked rows rather than wait for them. Only when both kinds are due can more rows be locked than claimed,
+        // for the few milliseconds of the claim. A node claims only work it has a worker for, and leaves the rest to
+        // nodes that do.
+        const string Where = "state = 0 AND next_run_at <= $1 AND ((requires & $2) = 0 OR override_constraints) AND ($4::text[] IS NULL OR worker_name = ANY($4)) " +
+            "ORDER BY next_run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED";
+        var names = workers is null
+            ? new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text }
+            : new NpgsqlParameter { Value = workers.ToArray() };
+        using var batch = Batch(
+            Cmd($"SELECT {Columns} FROM {_s}.work WHERE expedited AND {Where}", now, (long)unmet, limit, names),
+            Cmd($"SELECT {Columns} FROM {_s}.work WHERE NOT expedited AND {Where}", now, (long)unmet, limit, names.Clone()));
+        var rows = new List<WorkRow>();
+        using (var r = batch.ExecuteReader())
+        {
+            do
+            {
+                while (r.Read())
+                {
+                    rows.Add(ReadRow(r));
+                }
+            }
+            while (r.NextResult());
+        }
+
         rows.RemoveAll(r => running.ContainsKey(r.Id));
+        if (rows.Count > limit)
+        {
+            rows.RemoveRange(limit, rows.Count - limit);
+        }
+
         return rows;
     }
 
