@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Converge.Server.Storage;
-using Npgsql;
+using Converge.PostgreSql;
 
 namespace Converge.Server.PostgreSql;
 
@@ -12,11 +12,7 @@ public sealed partial class PostgreSqlSyncStore
     /// <summary>The channel commits are announced on.</summary>
     internal const string CommitChannel = "converge_commits";
 
-    /// <summary>How long the listening connection may stay silent before it is checked.</summary>
-    private static readonly TimeSpan ListenCheck = TimeSpan.FromSeconds(15);
 
-    private static readonly TimeSpan ListenRetryFirst = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan ListenRetryMax = TimeSpan.FromSeconds(10);
 
     /// <inheritdoc/>
     /// <remarks>The notice is a <c>pg_notify</c> in the transaction's last batch: PostgreSQL delivers it at commit, in commit order, and drops it on a rollback. It carries the node, the cursors and the scope, well within <c>NOTIFY</c>'s 8,000 bytes.</remarks>
@@ -58,67 +54,28 @@ public sealed partial class PostgreSqlSyncStore
 
     private async Task PumpAsync(ChannelWriter<CommitNotice> notices, CancellationToken cancellationToken)
     {
-        var lost = false;
-        var delay = ListenRetryFirst;
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
+        await PostgresListener.RunAsync(
+            _dataSource,
+            CommitChannel,
+            payload =>
             {
-                var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                await using (connection.ConfigureAwait(false))
+                if (TryParse(payload, out var notice))
                 {
-                    connection.Notification += (_, e) =>
-                    {
-                        if (TryParse(e.Payload, out var notice))
-                        {
-                            notices.TryWrite(notice);
-                        }
-                    };
-                    using (var listen = new NpgsqlCommand("LISTEN " + CommitChannel, connection))
-                    {
-                        await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                    }
-
-                    if (lost)
-                    {
-                        // Listening again: what was committed while it was not is unknown.
-                        notices.TryWrite(CommitNotice.Lost);
-                    }
-
-                    Log.Listening(_logger, _database);
-                    delay = ListenRetryFirst;
-                    while (true)
-                    {
-                        if (!await connection.WaitAsync(ListenCheck, cancellationToken).ConfigureAwait(false))
-                        {
-                            // Silent a while: make sure the connection is still there, or learn it is not.
-                            using var check = new NpgsqlCommand("SELECT 1", connection);
-                            await check.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-                        }
-                    }
+                    notices.TryWrite(notice);
                 }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            },
+            afterLoss =>
             {
-                break;
-            }
-            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
-            {
-                lost = true;
-                Log.ListenFailed(_logger, e, _database, delay);
-                try
+                if (afterLoss)
                 {
-                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
+                    // Listening again: what was committed while it was not is unknown.
+                    notices.TryWrite(CommitNotice.Lost);
                 }
 
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, ListenRetryMax.Ticks));
-            }
-        }
-
+                Log.Listening(_logger, _database);
+            },
+            (e, delay) => Log.ListenFailed(_logger, e, _database, delay),
+            cancellationToken).ConfigureAwait(false);
         notices.TryComplete();
     }
 

@@ -1,5 +1,4 @@
 using System.Data;
-using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Converge.Protocol;
@@ -7,6 +6,7 @@ using Converge.Protocol.Messages;
 using Converge.Server.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Converge.PostgreSql;
 using Npgsql;
 
 namespace Converge.Server.PostgreSql;
@@ -65,18 +65,7 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
     internal static PostgreSqlSyncStore Create(string connectionString, ILoggerFactory? loggerFactory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        var builder = new NpgsqlDataSourceBuilder(connectionString);
-        var given = new DbConnectionStringBuilder { ConnectionString = connectionString };
-        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
-        {
-            // A push runs the same few statements every time: prepared, they skip parsing and planning.
-            builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
-        }
-
-        if (string.IsNullOrEmpty(builder.ConnectionStringBuilder.ApplicationName))
-        {
-            builder.ConnectionStringBuilder.ApplicationName = "Converge";
-        }
+        var builder = PostgresListener.Builder(connectionString, "Converge", maxAutoPrepare: 32);
 
         if (loggerFactory is not null)
         {

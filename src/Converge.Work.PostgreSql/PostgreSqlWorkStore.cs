@@ -1,7 +1,7 @@
-using System.Data.Common;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Converge.PostgreSql;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -36,9 +36,6 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
         "period_count, generation, stop_reason, failure_reason, next_run_at, override_constraints, has_prerequisites, created_at, " +
         "has_dependents, owner";
 
-    private static readonly TimeSpan ListenCheck = TimeSpan.FromSeconds(15);
-    private static readonly TimeSpan ListenRetryFirst = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan ListenRetryMax = TimeSpan.FromSeconds(10);
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _s;
@@ -114,18 +111,7 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
 
     public static PostgreSqlWorkStore Open(string connectionString, PostgreSqlWorkStoreOptions options, WorkStoreContext context)
     {
-        var builder = new NpgsqlDataSourceBuilder(connectionString);
-        var given = new DbConnectionStringBuilder { ConnectionString = connectionString };
-        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
-        {
-            // The loop runs the same few statements all day: prepared, they skip parsing and planning.
-            builder.ConnectionStringBuilder.MaxAutoPrepare = 64;
-        }
-
-        if (string.IsNullOrEmpty(builder.ConnectionStringBuilder.ApplicationName))
-        {
-            builder.ConnectionStringBuilder.ApplicationName = "Converge.Work";
-        }
+        var builder = PostgresListener.Builder(connectionString, "Converge.Work", maxAutoPrepare: 64);
 
         builder.UseLoggerFactory(context.LoggerFactory);
         var dataSource = builder.Build();
@@ -851,67 +837,25 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
 
     // ---- wake-ups ----
 
-    /// <summary>Listens for other nodes' commits, reconnecting with backoff; after a gap, assumes something was missed.</summary>
-    private async Task ListenAsync(CancellationToken cancellationToken)
-    {
-        var lost = false;
-        var delay = ListenRetryFirst;
-        while (!cancellationToken.IsCancellationRequested)
+    /// <summary>Listens for other nodes' commits; after a gap, assumes something was missed.</summary>
+    private Task ListenAsync(CancellationToken cancellationToken) => PostgresListener.RunAsync(
+        _dataSource,
+        _channel,
+        payload =>
         {
-            try
+            var bar = payload.LastIndexOf('|');
+            if (bar > 0 && !payload.AsSpan(0, bar).SequenceEqual(_node))
             {
-                var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                await using (connection.ConfigureAwait(false))
-                {
-                    connection.Notification += (_, e) =>
-                    {
-                        var bar = e.Payload.LastIndexOf('|');
-                        if (bar > 0 && !e.Payload.AsSpan(0, bar).SequenceEqual(_node))
-                        {
-                            _onWake(e.Payload.EndsWith("|r", StringComparison.Ordinal));
-                        }
-                    };
-                    using (var listen = new NpgsqlCommand("LISTEN " + _channel, connection))
-                    {
-                        await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                    }
-
-                    if (lost)
-                    {
-                        _onWake(true);
-                    }
-
-                    delay = ListenRetryFirst;
-                    while (true)
-                    {
-                        if (!await connection.WaitAsync(ListenCheck, cancellationToken).ConfigureAwait(false))
-                        {
-                            using var check = new NpgsqlCommand("SELECT 1", connection);
-                            await check.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-                        }
-                    }
-                }
+                _onWake(payload.EndsWith("|r", StringComparison.Ordinal));
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        },
+        afterLoss =>
+        {
+            if (afterLoss)
             {
-                break;
+                _onWake(true);
             }
-            catch (Exception e)
-            {
-                // Whatever it was, listening goes on: a node that stopped hearing the others would only look at renewals.
-                lost = true;
-                PostgreSqlLog.ListenFailed(_logger, e, Path, delay);
-                try
-                {
-                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, ListenRetryMax.Ticks));
-            }
-        }
-    }
+        },
+        (e, delay) => PostgreSqlLog.ListenFailed(_logger, e, Path, delay),
+        cancellationToken);
 }
