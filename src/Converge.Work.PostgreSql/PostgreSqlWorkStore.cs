@@ -709,41 +709,15 @@ internal sealed class PostgreSqlWorkStore : IWorkStore
 
     private WorkRow ReadRow(NpgsqlDataReader r)
     {
-        var state = (WorkState)r.GetInt16(3);
-        return new WorkRow
+        var row = WorkRow.Read(r);
+        if (row.State == WorkState.Running)
         {
-            Seq = r.GetInt64(0),
-            Id = r.GetGuid(1),
-            WorkerName = r.GetString(2),
-            State = state,
-            InputJson = r.GetString(4),
-            OutputJson = r.GetString(5),
-            ProgressJson = r.IsDBNull(6) ? null : r.GetString(6),
-            Tags = WorkRow.TagsFromJson(r.GetString(7)),
-            UniqueName = r.IsDBNull(8) ? null : r.GetString(8),
-            InputMerger = r.GetString(9),
-            Constraints = ((ConstraintBits)r.GetInt64(10)).ToConstraints(),
-            InitialDelay = TimeSpan.FromMilliseconds(r.GetInt64(11)),
-            Interval = TimeSpan.FromMilliseconds(r.GetInt64(12)),
-            Flex = TimeSpan.FromMilliseconds(r.GetInt64(13)),
-            BackoffPolicy = (BackoffPolicy)r.GetInt32(14),
-            BackoffDelay = TimeSpan.FromMilliseconds(r.GetInt64(15)),
-            Expedited = r.GetBoolean(16),
-            OutOfQuotaPolicy = (OutOfQuotaPolicy)r.GetInt32(17),
-            LastEnqueueTime = r.GetInt64(18),
-            RunAttemptCount = r.GetInt32(19),
-            PeriodCount = r.GetInt32(20),
-            Generation = r.GetInt32(21),
-            StopReason = (StopReason)r.GetInt32(22),
-            FailureReason = r.IsDBNull(23) ? null : r.GetString(23),
-            NextRunAt = r.GetInt64(24),
-            OverrideConstraints = r.GetBoolean(25),
-            HasPrerequisites = r.GetBoolean(26),
-            CreatedAt = r.GetInt64(27),
-            HasDependents = r.GetBoolean(28),
-            RunningElsewhere = state == WorkState.Running && !(r.IsDBNull(29) ? "" : r.GetString(29)).Equals(_node, StringComparison.Ordinal),
-            ReadAsOwnRun = state == WorkState.Running && !r.IsDBNull(29) && r.GetString(29).Equals(_node, StringComparison.Ordinal),
-        };
+            var mine = !r.IsDBNull(29) && r.GetString(29).Equals(_node, StringComparison.Ordinal);
+            row.RunningElsewhere = !mine;
+            row.ReadAsOwnRun = mine;
+        }
+
+        return row;
     }
 
     // ---- schema ----

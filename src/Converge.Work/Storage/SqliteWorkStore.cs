@@ -446,7 +446,7 @@ internal sealed class SqliteWorkStore : IWorkStore
         var cmd = Command("get", $"SELECT {Columns} FROM work WHERE id=$id;");
         cmd.Parameters["$id"].Value = id;
         using var r = cmd.ExecuteReader();
-        return r.Read() ? ReadRow(r) : null;
+        return r.Read() ? WorkRow.Read(r) : null;
     }
 
     public List<WorkRow> GetByName(string name)
@@ -761,7 +761,7 @@ internal sealed class SqliteWorkStore : IWorkStore
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
-            rows.Add(ReadRow(r));
+            rows.Add(WorkRow.Read(r));
         }
 
         return rows;
@@ -779,38 +779,6 @@ internal sealed class SqliteWorkStore : IWorkStore
         return ids;
     }
 
-    private static WorkRow ReadRow(SqliteDataReader r) => new()
-    {
-        Seq = r.GetInt64(0),
-        Id = r.GetGuid(1),
-        WorkerName = r.GetString(2),
-        State = (WorkState)r.GetInt32(3),
-        InputJson = r.GetString(4),
-        OutputJson = r.GetString(5),
-        ProgressJson = r.IsDBNull(6) ? null : r.GetString(6),
-        Tags = WorkRow.TagsFromJson(r.GetString(7)),
-        UniqueName = r.IsDBNull(8) ? null : r.GetString(8),
-        InputMerger = r.GetString(9),
-        Constraints = ((ConstraintBits)r.GetInt64(10)).ToConstraints(),
-        InitialDelay = TimeSpan.FromMilliseconds(r.GetInt64(11)),
-        Interval = TimeSpan.FromMilliseconds(r.GetInt64(12)),
-        Flex = TimeSpan.FromMilliseconds(r.GetInt64(13)),
-        BackoffPolicy = (BackoffPolicy)r.GetInt32(14),
-        BackoffDelay = TimeSpan.FromMilliseconds(r.GetInt64(15)),
-        Expedited = r.GetInt64(16) != 0,
-        OutOfQuotaPolicy = (OutOfQuotaPolicy)r.GetInt32(17),
-        LastEnqueueTime = r.GetInt64(18),
-        RunAttemptCount = r.GetInt32(19),
-        PeriodCount = r.GetInt32(20),
-        Generation = r.GetInt32(21),
-        StopReason = (StopReason)r.GetInt32(22),
-        FailureReason = r.IsDBNull(23) ? null : r.GetString(23),
-        NextRunAt = r.GetInt64(24),
-        OverrideConstraints = r.GetInt64(25) != 0,
-        HasPrerequisites = r.GetInt64(26) != 0,
-        CreatedAt = r.GetInt64(27),
-        HasDependents = r.GetInt64(28) != 0,
-    };
 }
 
 /// <summary>Thrown when a second scheduler tries to open a work store that a scheduler already runs on.</summary>
