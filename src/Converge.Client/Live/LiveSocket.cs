@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Converge.Client.Sync;
 using Converge.Protocol.Messages;
+using Converge.WebSockets;
 
 namespace Converge.Client.Live;
 
@@ -337,44 +338,13 @@ internal sealed class LiveSocket : IAsyncDisposable
     /// <summary>Receives one whole message into a pooled buffer; null when the server closed.</summary>
     private async Task<Message?> ReceiveAsync(CancellationToken cancellationToken)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        var length = 0;
-        try
+        var (buffer, length, tooLarge) = await WholeMessage.ReceiveAsync(_socket, 16 * 1024, MaxMessageBytes, cancellationToken).ConfigureAwait(false);
+        if (tooLarge)
         {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    if (length >= MaxMessageBytes)
-                    {
-                        throw new ConvergeSyncException($"The server sent a live message larger than {MaxMessageBytes} bytes.");
-                    }
-
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-
-                var result = await _socket.ReceiveAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    return null;
-                }
-
-                length += result.Count;
-                if (result.EndOfMessage)
-                {
-                    return new Message(buffer, length);
-                }
-            }
+            throw new ConvergeSyncException($"The server sent a live message larger than {MaxMessageBytes} bytes.");
         }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
-        }
+
+        return buffer is null ? null : new Message(buffer, length);
     }
 
     /// <summary>A received message in a pooled buffer.</summary>

@@ -1,6 +1,6 @@
-using System.Buffers;
 using System.Net.WebSockets;
 using System.Threading.Channels;
+using Converge.WebSockets;
 using Microsoft.Extensions.Logging;
 
 namespace Converge.Server.Live;
@@ -133,53 +133,13 @@ internal sealed class LiveConnection
             return null;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(4096);
-        var length = 0;
-        try
+        var (buffer, length, isTooLarge) = await WholeMessage.ReceiveAsync(_socket, 4096, maxBytes, cancellationToken).ConfigureAwait(false);
+        if (isTooLarge)
         {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    if (length > maxBytes)
-                    {
-                        tooLarge();
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        return null;
-                    }
-
-                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, maxBytes + 1));
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-
-                var result = await _socket.ReceiveAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    return null;
-                }
-
-                length += result.Count;
-                if (length > maxBytes)
-                {
-                    tooLarge();
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    return null;
-                }
-
-                if (result.EndOfMessage)
-                {
-                    return (buffer, length);
-                }
-            }
+            tooLarge();
         }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
-        }
+
+        return buffer is null ? null : (buffer, length);
     }
 
     private bool IsLagging(string scope)
