@@ -194,14 +194,7 @@ internal static class LiveBenchChildren
             case "open":
             {
                 // open NAME DB URL SCOPE
-                var options = new ConvergeClientOptions
-                {
-                    DatabasePath = a[2],
-                    ServerUrl = new Uri(a[3]),
-                    AccessTokenProvider = _ => ValueTask.FromResult<string?>(SyncBenchChildren.ApiKey),
-                };
-                options.Scopes.Add(a[4]);
-                devices[a[1]] = new Device(await ConvergeClient.OpenAsync(options, ct));
+                devices[a[1]] = new Device(await ConvergeClient.OpenAsync(SyncBenchChildren.ClientOptions(a), ct));
                 return "";
             }
 

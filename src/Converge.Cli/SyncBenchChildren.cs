@@ -118,6 +118,19 @@ internal static class SyncBenchChildren
 
     private static long Now() => Stopwatch.GetTimestamp();
 
+    /// <summary>The options of a bench device, from an "open NAME DB URL SCOPE" command: its store, the server, the bench's key and one scope.</summary>
+    internal static ConvergeClientOptions ClientOptions(string[] open)
+    {
+        var options = new ConvergeClientOptions
+        {
+            DatabasePath = open[2],
+            ServerUrl = new Uri(open[3]),
+            AccessTokenProvider = _ => ValueTask.FromResult<string?>(ApiKey),
+        };
+        options.Scopes.Add(open[4]);
+        return options;
+    }
+
     private static async Task<string> ExecuteAsync(Dictionary<string, ConvergeClient> clients, string[] a, CancellationToken ct)
     {
         switch (a[0])
@@ -125,15 +138,9 @@ internal static class SyncBenchChildren
             case "open":
             {
                 // open NAME DB URL SCOPE
-                var options = new ConvergeClientOptions
-                {
-                    DatabasePath = a[2],
-                    ServerUrl = new Uri(a[3]),
-                    AccessTokenProvider = _ => ValueTask.FromResult<string?>(ApiKey),
-                    PushBatchSize = 1_000,
-                    PullPageSize = ConvergeClientOptions.MaxPullPageSize,
-                };
-                options.Scopes.Add(a[4]);
+                var options = ClientOptions(a);
+                options.PushBatchSize = 1_000;
+                options.PullPageSize = ConvergeClientOptions.MaxPullPageSize;
                 clients[a[1]] = await ConvergeClient.OpenAsync(options, ct);
                 return "";
             }
