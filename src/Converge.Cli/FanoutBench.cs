@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.Data.Sqlite;
 using Spectre.Console;
 
 namespace Converge.Cli;
@@ -105,14 +104,7 @@ internal static class FanoutBench
                 await settings.Server.DisposeAsync();
             }
 
-            SqliteConnection.ClearAllPools();
-            try
-            {
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            BenchChild.RemoveScratch(directory);
         }
 
         AnsiConsole.Write(table);

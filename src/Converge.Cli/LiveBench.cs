@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.Data.Sqlite;
 using Spectre.Console;
 
 namespace Converge.Cli;
@@ -296,14 +295,7 @@ internal static class LiveBench
                 await servers[i].DisposeAsync();
             }
 
-            SqliteConnection.ClearAllPools();
-            try
-            {
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            BenchChild.RemoveScratch(directory);
 
             if (postgres is not null)
             {

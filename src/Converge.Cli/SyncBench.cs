@@ -107,14 +107,7 @@ internal static class SyncBench
         }
         finally
         {
-            SqliteConnection.ClearAllPools();
-            try
-            {
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            BenchChild.RemoveScratch(directory);
 
             if (postgres is not null)
             {

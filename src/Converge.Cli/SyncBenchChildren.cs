@@ -334,6 +334,19 @@ internal sealed class BenchChild : IAsyncDisposable
 
     public int Id => _process.Id;
 
+    /// <summary>Deletes a benchmark's scratch folder, after closing the pooled SQLite connections to its stores; a file still held elsewhere leaves it behind.</summary>
+    public static void RemoveScratch(string directory)
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
     public static BenchChild Start(params string[] args) => Start(new Dictionary<string, string>(), args);
 
     /// <summary>Starts a child with more environment variables (runtime settings, say).</summary>

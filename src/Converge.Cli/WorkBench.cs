@@ -111,14 +111,7 @@ internal static class WorkBench
         finally
         {
             await postgres.DisposeAsync();
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            try
-            {
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            BenchChild.RemoveScratch(directory);
         }
     }
 

@@ -377,19 +377,15 @@ internal sealed class ClientStore : IDisposable
         return command.ExecuteScalar() is string json ? StoreJson.DeserializeMutation(json).Hlc : null;
     }
 
-    private bool HasColumn(string table, string column)
-    {
-        using var command = _write.CreateCommand();
-        command.CommandText = "SELECT EXISTS (SELECT 1 FROM pragma_table_info($t) WHERE name = $c);";
-        command.Parameters.AddWithValue("$t", table);
-        command.Parameters.AddWithValue("$c", column);
-        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) != 0;
-    }
+    private bool HasColumn(string table, string column) => ColumnMatches(table, column, "");
 
-    private bool IsNotNull(string table, string column)
+    private bool IsNotNull(string table, string column) => ColumnMatches(table, column, " AND \"notnull\" != 0");
+
+    /// <summary>Whether the table has the column, with a further condition on its pragma_table_info row.</summary>
+    private bool ColumnMatches(string table, string column, string condition)
     {
         using var command = _write.CreateCommand();
-        command.CommandText = "SELECT EXISTS (SELECT 1 FROM pragma_table_info($t) WHERE name = $c AND \"notnull\" != 0);";
+        command.CommandText = "SELECT EXISTS (SELECT 1 FROM pragma_table_info($t) WHERE name = $c" + condition + ");";
         command.Parameters.AddWithValue("$t", table);
         command.Parameters.AddWithValue("$c", column);
         return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture) != 0;
