@@ -4,23 +4,13 @@ using Converge.Protocol.Messages;
 
 namespace Converge.Client.Tests.Collections;
 
-public sealed class WriteBatchTests : IAsyncLifetime
+public sealed class WriteBatchTests : FakeServerTests
 {
-    private readonly TestFolder _folder = new();
-    private FakeSyncServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await FakeSyncServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _folder.Dispose();
-    }
 
     [Fact]
     public async Task A_batch_commits_puts_patches_increments_and_deletes_across_collections_and_scopes_each_as_its_own_mutation()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
         var todos = client.Collection<Todo>("todos");
         var notes = client.Collection<JsonObject>("notes", "team:42");
         await todos.PutAsync("old", new Todo("to delete"));
@@ -50,7 +40,7 @@ public sealed class WriteBatchTests : IAsyncLifetime
     [Fact]
     public async Task The_events_of_a_batch_are_raised_after_its_commit_in_order()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
         var todos = client.Collection<Todo>("todos");
         var seen = new List<(string Id, ChangeKind Kind, ChangeOrigin Origin)>();
         string? lastSeenFromFirstEvent = null;
@@ -77,7 +67,7 @@ public sealed class WriteBatchTests : IAsyncLifetime
     [Fact]
     public async Task A_write_that_does_not_fit_the_store_rolls_the_whole_batch_back_and_raises_nothing()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
         var todos = client.Collection<Todo>("todos");
         await todos.PutAsync("gone", new Todo("x"));
         await todos.DeleteAsync("gone");
@@ -100,7 +90,7 @@ public sealed class WriteBatchTests : IAsyncLifetime
     [Fact]
     public async Task An_invalid_write_throws_from_the_builder_and_nothing_is_written()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
         var todos = client.Collection<Todo>("todos");
         var docs = client.Collection<JsonObject>("docs");
 
@@ -115,7 +105,7 @@ public sealed class WriteBatchTests : IAsyncLifetime
     [Fact]
     public async Task A_collection_of_another_client_is_refused()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
         using var otherFolder = new TestFolder();
         await using var other = await otherFolder.OpenAsync();
         var foreign = other.Collection<Todo>("todos");
@@ -127,7 +117,7 @@ public sealed class WriteBatchTests : IAsyncLifetime
     [Fact]
     public async Task An_empty_batch_and_a_delete_of_a_deleted_document_write_nothing()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
         var todos = client.Collection<Todo>("todos");
         await todos.PutAsync("t", new Todo("t"));
         await todos.DeleteAsync("t");
@@ -140,7 +130,7 @@ public sealed class WriteBatchTests : IAsyncLifetime
     [Fact]
     public async Task A_document_written_twice_in_a_batch_gets_two_mutations_the_second_over_the_first()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
 
         await client.WriteBatchAsync(b => b
@@ -158,7 +148,7 @@ public sealed class WriteBatchTests : IAsyncLifetime
     [Fact]
     public async Task A_large_batch_syncs_in_push_batches_and_the_outbox_drains()
     {
-        await using var client = await _folder.OpenAsync(_server.Url, o => o.PushBatchSize = 500);
+        await using var client = await Folder.OpenAsync(FakeServer.Url, o => o.PushBatchSize = 500);
         var todos = client.Collection<Todo>("todos");
 
         await client.WriteBatchAsync(b =>
@@ -171,8 +161,8 @@ public sealed class WriteBatchTests : IAsyncLifetime
         var report = await client.SyncAsync();
 
         Assert.Equal(1_200, report.Pushed);
-        Assert.Equal([500, 500, 200], _server.Pushes.Select(p => p.Mutations.Count));
-        Assert.Equal(Enumerable.Range(1, 1_200).Select(i => (long)i), _server.Pushes.SelectMany(p => p.Mutations).Select(m => m.Id));
+        Assert.Equal([500, 500, 200], FakeServer.Pushes.Select(p => p.Mutations.Count));
+        Assert.Equal(Enumerable.Range(1, 1_200).Select(i => (long)i), FakeServer.Pushes.SelectMany(p => p.Mutations).Select(m => m.Id));
         Assert.Equal(0, await client.GetPendingCountAsync());
         Assert.Equal(0, Inspect.Row(client, "todos", "t0599")!.Value.Pending);
         Assert.Equal(1_200, await todos.Query().CountAsync());

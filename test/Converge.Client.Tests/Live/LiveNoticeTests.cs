@@ -9,24 +9,14 @@ using Converge.Protocol.Messages;
 namespace Converge.Client.Tests.Live;
 
 /// <summary>How a client takes a live notice: applied when it follows the cursor, skipped when held, a pull otherwise.</summary>
-public sealed class LiveNoticeTests : IAsyncLifetime
+public sealed class LiveNoticeTests : FakeServerTests
 {
     private const string Scope = "user:alice";
-    private readonly TestFolder _folder = new();
-    private FakeSyncServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await FakeSyncServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _folder.Dispose();
-    }
 
     [Fact]
     public async Task A_page_that_follows_the_cursor_is_applied_with_its_cursor_and_raises_remote_events()
     {
-        await using var client = await _folder.OpenAsync(_server.Url);
+        await using var client = await Folder.OpenAsync(FakeServer.Url);
         await client.ApplyPageAsync(Scope, [Server.Change("docs", "a", Server.State("""{"v":1}""", 5))], null, 5, false, default);
         var events = new List<(string Id, ChangeOrigin Origin)>();
         client.Collection<JsonObject>("docs").Changed += (_, e) => events.Add((e.Id, e.Origin));
@@ -39,13 +29,13 @@ public sealed class LiveNoticeTests : IAsyncLifetime
         Assert.Equal(7, Inspect.Cursor(client, Scope));
         Assert.Equal([("b", ChangeOrigin.Remote), ("a", ChangeOrigin.Remote)], events);
         Assert.Equal(3, (await client.Collection<JsonObject>("docs").GetAsync("a"))!["v"]!.GetValue<int>());
-        Assert.Empty(_server.Pulls);
+        Assert.Empty(FakeServer.Pulls);
     }
 
     [Fact]
     public async Task A_page_held_already_is_skipped_and_a_gap_or_a_poke_pulls_the_scope_from_its_cursor()
     {
-        await using var client = await _folder.OpenAsync(_server.Url);
+        await using var client = await Folder.OpenAsync(FakeServer.Url);
         await client.ApplyPageAsync(Scope, [Server.Change("docs", "a", Server.State("""{"v":1}""", 9))], null, 9, false, default);
 
         // Held: a page up to 8 when the cursor is 9 (the resync pull brought it first).
@@ -55,16 +45,16 @@ public sealed class LiveNoticeTests : IAsyncLifetime
         }
 
         Assert.Equal(1, (await client.Collection<JsonObject>("docs").GetAsync("a"))!["v"]!.GetValue<int>());
-        Assert.Empty(_server.Pulls);
+        Assert.Empty(FakeServer.Pulls);
 
         // A gap: the page follows 12, the client is at 9; the client pulls after 9 instead.
-        _server.OnPull = (_, after, _) => Task.FromResult(FakeSyncServer.Json(_server.Page(Scope, 14, changes: [Server.Change("docs", "c", Server.State("""{"v":4}""", 14))])));
+        FakeServer.OnPull = (_, after, _) => Task.FromResult(FakeSyncServer.Json(FakeServer.Page(Scope, 14, changes: [Server.Change("docs", "c", Server.State("""{"v":4}""", 14))])));
         using (var gap = Notice(after: 12, Page(14, Server.Change("docs", "c", Server.State("""{"v":4}""", 14)))))
         {
             await client.ApplyLiveAsync(gap, default);
         }
 
-        Assert.Equal((Scope, 9L), (_server.Pulls.Single().Scope, _server.Pulls.Single().After));
+        Assert.Equal((Scope, 9L), (FakeServer.Pulls.Single().Scope, FakeServer.Pulls.Single().After));
         Assert.Equal(14, Inspect.Cursor(client, Scope));
 
         using (var poke = new LiveNotice(Scope, 0, null))
@@ -72,22 +62,22 @@ public sealed class LiveNoticeTests : IAsyncLifetime
             await client.ApplyLiveAsync(poke, default);
         }
 
-        Assert.Equal(2, _server.Pulls.Count);
-        Assert.Equal(14, _server.Pulls.Last().After);
+        Assert.Equal(2, FakeServer.Pulls.Count);
+        Assert.Equal(14, FakeServer.Pulls.Last().After);
     }
 
     [Fact]
     public async Task A_page_of_a_scope_the_client_does_not_follow_is_a_protocol_error_and_changes_nothing()
     {
-        await using var client = await _folder.OpenAsync(_server.Url);
-        var page = _server.Page("team:other", 3, changes: [Server.Change("docs", "x", Server.State("{}", 3))]);
+        await using var client = await Folder.OpenAsync(FakeServer.Url);
+        var page = FakeServer.Page("team:other", 3, changes: [Server.Change("docs", "x", Server.State("{}", 3))]);
         using var notice = new LiveNotice("team:other", 0, Parse(page));
 
         await Assert.ThrowsAsync<ConvergeSyncException>(() => client.ApplyLiveAsync(notice, default));
         Assert.Equal(0, Inspect.Count(client, "documents"));
     }
 
-    private PullResponse Page(long cursor, params DocumentChange[] changes) => _server.Page(Scope, cursor, changes: changes);
+    private PullResponse Page(long cursor, params DocumentChange[] changes) => FakeServer.Page(Scope, cursor, changes: changes);
 
     private static LiveNotice Notice(long after, PullResponse page) => new(page.Scope, after, Parse(page));
 

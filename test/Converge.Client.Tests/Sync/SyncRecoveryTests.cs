@@ -10,20 +10,10 @@ namespace Converge.Client.Tests.Sync;
 /// How a round recovers from what the server decided or refused: writes answered without a new revision, reused
 /// mutation ids, forbidden scopes, and a server store restored from a backup.
 /// </summary>
-public sealed class SyncRecoveryTests : IAsyncLifetime
+public sealed class SyncRecoveryTests : FakeServerTests
 {
-    private readonly TestFolder _folder = new();
-    private FakeSyncServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await FakeSyncServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _folder.Dispose();
-    }
-
-    private Task<ConvergeClient> OpenAsync(Action<ConvergeClientOptions>? configure = null) => _folder.OpenAsync(_server.Url, configure);
+    private Task<ConvergeClient> OpenAsync(Action<ConvergeClientOptions>? configure = null) => Folder.OpenAsync(FakeServer.Url, configure);
 
     private static Func<PushRequest, Task<Microsoft.AspNetCore.Http.IResult>> Answer(FakeSyncServer server, MutationStatus status) =>
         request => Task.FromResult(FakeSyncServer.Json(new PushResponse
@@ -54,7 +44,7 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
         };
 
         // ServerWins (or a later write under LastWriterWins, or Manual) kept B's value: merged, and no new revision.
-        _server.OnPush = Answer(_server, MutationStatus.Merged);
+        FakeServer.OnPush = Answer(FakeServer, MutationStatus.Merged);
         await client.SyncAsync();
 
         Assert.Equal(0, await client.GetPendingCountAsync());
@@ -72,7 +62,7 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
         await docs.PatchAsync("d", new JsonObject { ["count"] = 3 });
 
         // The first push was rejected but its response lost; the retry is answered duplicate.
-        _server.OnPush = Answer(_server, MutationStatus.Duplicate);
+        FakeServer.OnPush = Answer(FakeServer, MutationStatus.Duplicate);
         await client.SyncAsync();
 
         Assert.Equal("""{"count":"not a number"}""", Inspect.LocalJson(client, "docs", "d"));
@@ -89,10 +79,10 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
         docs.Changed += (_, e) => remote.Add(e.Json?.GetRawText());
 
         // The first push applied the write; its response was lost, so the retry is a duplicate, and the pull brings it.
-        _server.OnPush = Answer(_server, MutationStatus.Duplicate);
-        _server.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(scope == "user:alice" && after == 1
-            ? _server.Page(scope, 2, changes: [Server.Change("docs", "d", Server.State("""{"title":"mine"}""", 2))])
-            : _server.Page(scope, after)));
+        FakeServer.OnPush = Answer(FakeServer, MutationStatus.Duplicate);
+        FakeServer.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(scope == "user:alice" && after == 1
+            ? FakeServer.Page(scope, 2, changes: [Server.Change("docs", "d", Server.State("""{"title":"mine"}""", 2))])
+            : FakeServer.Page(scope, after)));
         await client.SyncAsync();
 
         Assert.Equal("""{"title":"mine"}""", Inspect.LocalJson(client, "docs", "d"));
@@ -107,15 +97,15 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
             var docs = client.Collection<JsonObject>("docs");
             await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"from B"}""", 2))], null, 2, false, default);
             await docs.PatchAsync("d", new JsonObject { ["title"] = "from A" });
-            _server.OnPush = Answer(_server, MutationStatus.Merged);
-            _server.OnPull = (_, _, _) => Task.FromResult(Microsoft.AspNetCore.Http.Results.StatusCode(503));
+            FakeServer.OnPush = Answer(FakeServer, MutationStatus.Merged);
+            FakeServer.OnPull = (_, _, _) => Task.FromResult(Microsoft.AspNetCore.Http.Results.StatusCode(503));
 
             await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
             Assert.Equal(0, await client.GetPendingCountAsync());
             Assert.Equal(1, Inspect.Count(client, "stale"));
         }
 
-        _server.OnPull = null;
+        FakeServer.OnPull = null;
         await using (var client = await OpenAsync())
         {
             await client.SyncAsync();
@@ -144,7 +134,7 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
             Assert.Equal([2L, 3, 4], written.Select(m => m.Id));
 
             var refused = false;
-            _server.OnPush = async request =>
+            FakeServer.OnPush = async request =>
             {
                 if (!refused)
                 {
@@ -155,7 +145,7 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
                     return FakeSyncServer.Problem(409, ProtocolErrorCodes.ClientIdReused);
                 }
 
-                return FakeSyncServer.Json(_server.Applied(request));
+                return FakeSyncServer.Json(FakeServer.Applied(request));
             };
 
             var report = await client.SyncAsync();
@@ -163,7 +153,7 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
             newId = client.ClientId;
             Assert.NotEqual(oldId, newId);
             Assert.True(ReplicaId.TryParse(newId, out _));
-            var pushes = _server.Pushes.Skip(1).ToList();
+            var pushes = FakeServer.Pushes.Skip(1).ToList();
             Assert.Equal([oldId, newId], pushes.Select(p => p.ClientId));
             Assert.Equal([2L, 3, 4], pushes[0].Mutations.Select(m => m.Id));
             Assert.Equal([1L, 2, 3], pushes[1].Mutations.Select(m => m.Id));
@@ -192,12 +182,12 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
     {
         await using var client = await OpenAsync();
         await client.Collection<JsonObject>("docs").PutAsync("a", new JsonObject { ["n"] = 1 });
-        _server.OnPush = _ => Task.FromResult(FakeSyncServer.Problem(409, ProtocolErrorCodes.ClientIdReused));
+        FakeServer.OnPush = _ => Task.FromResult(FakeSyncServer.Problem(409, ProtocolErrorCodes.ClientIdReused));
 
         var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
 
         Assert.Equal(ProtocolErrorCodes.ClientIdReused, error.ErrorCode);
-        Assert.Equal(2, _server.Pushes.Count);
+        Assert.Equal(2, FakeServer.Pushes.Count);
         Assert.Equal(1, Assert.Single(Inspect.Outbox(client)).Id);
     }
 
@@ -215,22 +205,22 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
         await mine.PutAsync("m2", new JsonObject { ["n"] = 4 });
         var written = Inspect.Outbox(client);
         var allowed = false;
-        _server.OnPush = request => Task.FromResult(!allowed && request.Mutations.Any(m => m.Scope == "team:42")
+        FakeServer.OnPush = request => Task.FromResult(!allowed && request.Mutations.Any(m => m.Scope == "team:42")
             ? FakeSyncServer.Problem(403, ProtocolErrorCodes.ScopeForbidden, "team:42")
-            : FakeSyncServer.Json(_server.Applied(request)));
+            : FakeSyncServer.Json(FakeServer.Applied(request)));
         var pulledTeam = false;
-        _server.OnPull = (scope, after, _) =>
+        FakeServer.OnPull = (scope, after, _) =>
         {
             pulledTeam |= scope == "team:42";
-            return Task.FromResult(FakeSyncServer.Json(_server.Page(scope, after)));
+            return Task.FromResult(FakeSyncServer.Json(FakeServer.Page(scope, after)));
         };
 
         var report = await client.SyncAsync();
 
         Assert.Equal(["team:42"], report.ForbiddenScopes);
         Assert.Equal(2, report.Pushed);
-        Assert.Equal([4, 2], _server.Pushes.Select(p => p.Mutations.Count));
-        Assert.Equal(["m1", "m2"], _server.Pushes.Last().Mutations.Select(m => m.DocumentId));
+        Assert.Equal([4, 2], FakeServer.Pushes.Select(p => p.Mutations.Count));
+        Assert.Equal(["m1", "m2"], FakeServer.Pushes.Last().Mutations.Select(m => m.DocumentId));
         Assert.True(pulledTeam, "a scope refused for writing may still be readable");
         Assert.Equal(SyncStatus.Error, client.Status);
         var error = Assert.IsType<ConvergeSyncException>(client.LastError);
@@ -259,15 +249,15 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
     [Fact]
     public async Task A_scope_refused_for_reading_does_not_stop_the_other_scopes()
     {
-        await using var client = await _folder.OpenAsync(_server.Url, o =>
+        await using var client = await Folder.OpenAsync(FakeServer.Url, o =>
         {
             o.Scopes.Clear();
             o.Scopes.Add("team:42");
             o.Scopes.Add("user:alice");
         });
-        _server.OnPull = (scope, after, _) => Task.FromResult(scope == "team:42"
+        FakeServer.OnPull = (scope, after, _) => Task.FromResult(scope == "team:42"
             ? FakeSyncServer.Problem(403, ProtocolErrorCodes.ScopeForbidden, scope)
-            : FakeSyncServer.Json(_server.Page(scope, 1, changes: [Server.Change("docs", "a", Server.State("""{"x":1}""", 1))])));
+            : FakeSyncServer.Json(FakeServer.Page(scope, 1, changes: [Server.Change("docs", "a", Server.State("""{"x":1}""", 1))])));
 
         var report = await client.SyncAsync();
 
@@ -283,7 +273,7 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
     {
         await using var client = await OpenAsync();
         await client.Collection<JsonObject>("docs").PutAsync("a", new JsonObject { ["n"] = 1 });
-        _server.OnPush = _ => Task.FromResult(FakeSyncServer.Problem(403, ProtocolErrorCodes.ScopeForbidden));
+        FakeServer.OnPush = _ => Task.FromResult(FakeSyncServer.Problem(403, ProtocolErrorCodes.ScopeForbidden));
 
         var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
 
@@ -298,18 +288,18 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
     {
         await using var client = await OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
-        _server.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(scope == "user:alice" && after == 0
-            ? _server.Page(scope, 5, epoch: "e1", changes: [Server.Change("docs", "gone", Server.State("""{"x":1}""", 4)), Server.Change("docs", "kept", Server.State("""{"x":2}""", 5))])
-            : _server.Page(scope, after, epoch: "e1")));
+        FakeServer.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(scope == "user:alice" && after == 0
+            ? FakeServer.Page(scope, 5, epoch: "e1", changes: [Server.Change("docs", "gone", Server.State("""{"x":1}""", 4)), Server.Change("docs", "kept", Server.State("""{"x":2}""", 5))])
+            : FakeServer.Page(scope, after, epoch: "e1")));
         await client.SyncAsync();
         Assert.Equal("e1", Inspect.Query(client, "SELECT epoch FROM cursors WHERE scope = 'user:alice';").Single());
 
         // The server was restored from a backup: its history is another one, whose revisions mean other things.
-        _server.OnPull = async (scope, after, _) =>
+        FakeServer.OnPull = async (scope, after, _) =>
         {
             if (scope != "user:alice")
             {
-                return FakeSyncServer.Json(_server.Page(scope, after, epoch: "e2"));
+                return FakeSyncServer.Json(FakeServer.Page(scope, after, epoch: "e2"));
             }
 
             if (after == 5)
@@ -317,10 +307,10 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
                 // Writes pending while the reset runs stay, on top of whatever the new history holds.
                 await docs.PatchAsync("kept", new JsonObject { ["mine"] = true });
                 await docs.PatchAsync("gone", new JsonObject { ["mine"] = true });
-                return FakeSyncServer.Json(_server.Page(scope, 9, epoch: "e2", changes: [Server.Change("docs", "wrong", Server.State("""{"x":9}""", 9))]));
+                return FakeSyncServer.Json(FakeServer.Page(scope, 9, epoch: "e2", changes: [Server.Change("docs", "wrong", Server.State("""{"x":9}""", 9))]));
             }
 
-            return FakeSyncServer.Json(_server.Page(scope, 3, epoch: "e2", changes: [Server.Change("docs", "new", Server.State("""{"x":3}""", 2)), Server.Change("docs", "kept", Server.State("""{"x":7}""", 3))]));
+            return FakeSyncServer.Json(FakeServer.Page(scope, 3, epoch: "e2", changes: [Server.Change("docs", "new", Server.State("""{"x":3}""", 2)), Server.Change("docs", "kept", Server.State("""{"x":7}""", 3))]));
         };
         var removed = new List<string>();
         docs.Changed += (_, e) =>
@@ -333,7 +323,7 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
 
         await client.SyncAsync();
 
-        Assert.Equal([("user:alice", 5L), ("user:alice", 0L)], _server.Pulls.Skip(2).Where(p => p.Scope == "user:alice").Select(p => (p.Scope, p.After)));
+        Assert.Equal([("user:alice", 5L), ("user:alice", 0L)], FakeServer.Pulls.Skip(2).Where(p => p.Scope == "user:alice").Select(p => (p.Scope, p.After)));
         Assert.Null(Inspect.LocalJson(client, "docs", "wrong"));
         Assert.Equal("""{"x":3}""", Inspect.LocalJson(client, "docs", "new"));
         Assert.Equal("""{"x":7,"mine":true}""", Inspect.LocalJson(client, "docs", "kept"));
@@ -354,14 +344,14 @@ public sealed class SyncRecoveryTests : IAsyncLifetime
     public async Task A_cursor_without_an_epoch_takes_the_servers_without_a_reset()
     {
         await using var client = await OpenAsync();
-        _server.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(after == 0
-            ? _server.Page(scope, 2, changes: [Server.Change("docs", "d", Server.State("""{"x":1}""", 2))])
-            : _server.Page(scope, after, epoch: "e1")));
+        FakeServer.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(after == 0
+            ? FakeServer.Page(scope, 2, changes: [Server.Change("docs", "d", Server.State("""{"x":1}""", 2))])
+            : FakeServer.Page(scope, after, epoch: "e1")));
         await client.SyncAsync();
 
         await client.SyncAsync();
 
-        Assert.Equal([0L, 0, 2, 2], _server.Pulls.Select(p => p.After));
+        Assert.Equal([0L, 0, 2, 2], FakeServer.Pulls.Select(p => p.After));
         Assert.Equal("""{"x":1}""", Inspect.LocalJson(client, "docs", "d"));
         Assert.Equal(["e1", "e1"], Inspect.Query(client, "SELECT epoch FROM cursors ORDER BY scope;"));
     }

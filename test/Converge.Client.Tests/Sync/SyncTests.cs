@@ -8,20 +8,10 @@ using Microsoft.AspNetCore.Http;
 
 namespace Converge.Client.Tests.Sync;
 
-public sealed class SyncTests : IAsyncLifetime
+public sealed class SyncTests : FakeServerTests
 {
-    private readonly TestFolder _folder = new();
-    private FakeSyncServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await FakeSyncServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _folder.Dispose();
-    }
-
-    private Task<ConvergeClient> OpenAsync(Action<ConvergeClientOptions>? configure = null) => _folder.OpenAsync(_server.Url, configure);
+    private Task<ConvergeClient> OpenAsync(Action<ConvergeClientOptions>? configure = null) => Folder.OpenAsync(FakeServer.Url, configure);
 
     [Fact]
     public async Task Push_sends_the_outbox_in_batches_in_mutation_order_and_empties_it()
@@ -35,7 +25,7 @@ public sealed class SyncTests : IAsyncLifetime
 
         var report = await client.SyncAsync();
 
-        var pushes = _server.Pushes.ToList();
+        var pushes = FakeServer.Pushes.ToList();
         Assert.Equal([3, 3, 1], pushes.Select(p => p.Mutations.Count));
         Assert.Equal(Enumerable.Range(1, 7).Select(i => (long)i), pushes.SelectMany(p => p.Mutations).Select(m => m.Id));
         Assert.All(pushes, p => Assert.Equal(client.ClientId, p.ClientId));
@@ -59,7 +49,7 @@ public sealed class SyncTests : IAsyncLifetime
 
         // The second push leaves while the first one's answer is being stored; it fails.
         var calls = 0;
-        _server.OnPush = request => Task.FromResult(Interlocked.Increment(ref calls) == 2 ? Results.StatusCode(503) : FakeSyncServer.Json(_server.Applied(request)));
+        FakeServer.OnPush = request => Task.FromResult(Interlocked.Increment(ref calls) == 2 ? Results.StatusCode(503) : FakeSyncServer.Json(FakeServer.Applied(request)));
 
         var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
 
@@ -69,12 +59,12 @@ public sealed class SyncTests : IAsyncLifetime
         Assert.Equal(0, Inspect.Row(client, "docs", "d1")!.Value.Pending);
         Assert.Equal(1, Inspect.Row(client, "docs", "d2")!.Value.Pending);
 
-        _server.OnPush = null;
+        FakeServer.OnPush = null;
         var report = await client.SyncAsync();
 
         Assert.Equal(4, report.Pushed);
-        Assert.Equal([1L, 2, 3, 4, 3, 4, 5, 6], _server.Pushes.SelectMany(p => p.Mutations).Select(m => m.Id));
-        Assert.Equal(1, _server.MaxConcurrent);
+        Assert.Equal([1L, 2, 3, 4, 3, 4, 5, 6], FakeServer.Pushes.SelectMany(p => p.Mutations).Select(m => m.Id));
+        Assert.Equal(1, FakeServer.MaxConcurrent);
         Assert.Equal(0, await client.GetPendingCountAsync());
     }
 
@@ -91,9 +81,9 @@ public sealed class SyncTests : IAsyncLifetime
         await docs.PatchAsync("kept", new JsonObject { ["v"] = "refused edit" });
         await docs.PutAsync("duplicate", new JsonObject { ["v"] = 1 });
         var restamp = new HybridTimestamp(1_700_000_000_500, 0, 0x5e);
-        _server.OnPush = request => Task.FromResult(FakeSyncServer.Json(new PushResponse
+        FakeServer.OnPush = request => Task.FromResult(FakeSyncServer.Json(new PushResponse
         {
-            Clock = _server.Clock,
+            Clock = FakeServer.Clock,
             Results =
             [
                 new MutationResult { Id = 1, Status = MutationStatus.Applied, Revision = 2, Restamped = restamp },
@@ -134,12 +124,12 @@ public sealed class SyncTests : IAsyncLifetime
     [Fact]
     public async Task Pull_follows_pages_to_the_end_and_the_cursor_survives_rounds_and_restarts()
     {
-        _server.OnPull = (scope, after, limit) => Task.FromResult(FakeSyncServer.Json((scope, after) switch
+        FakeServer.OnPull = (scope, after, limit) => Task.FromResult(FakeSyncServer.Json((scope, after) switch
         {
-            ("user:alice", 0) => _server.Page(scope, 2, hasMore: true, changes: [Server.Change("docs", "a", Server.State("""{"x":1}""", 1)), Server.Change("docs", "b", Server.State("""{"x":2}""", 2))]),
-            ("user:alice", 2) => _server.Page(scope, 3, changes: [Server.Change("notes", "n", Server.State("""{"t":"hi"}""", 3))]),
-            ("team:42", 0) => _server.Page(scope, 9, changes: [Server.Change("docs", "t", Server.State("""{"team":true}""", 9))]),
-            _ => _server.Page(scope, after),
+            ("user:alice", 0) => FakeServer.Page(scope, 2, hasMore: true, changes: [Server.Change("docs", "a", Server.State("""{"x":1}""", 1)), Server.Change("docs", "b", Server.State("""{"x":2}""", 2))]),
+            ("user:alice", 2) => FakeServer.Page(scope, 3, changes: [Server.Change("notes", "n", Server.State("""{"t":"hi"}""", 3))]),
+            ("team:42", 0) => FakeServer.Page(scope, 9, changes: [Server.Change("docs", "t", Server.State("""{"team":true}""", 9))]),
+            _ => FakeServer.Page(scope, after),
         }));
         var progress = new List<SyncProgress>();
 
@@ -148,7 +138,7 @@ public sealed class SyncTests : IAsyncLifetime
             var report = await client.SyncAsync(new SyncProgressRecorder(progress));
 
             Assert.Equal(4, report.Pulled);
-            Assert.Equal([("user:alice", 0L, 2), ("user:alice", 2L, 2), ("team:42", 0L, 2)], _server.Pulls.ToList());
+            Assert.Equal([("user:alice", 0L, 2), ("user:alice", 2L, 2), ("team:42", 0L, 2)], FakeServer.Pulls.ToList());
             Assert.Equal("""{"x":2}""", Inspect.LocalJson(client, "docs", "b"));
             Assert.Equal("""{"t":"hi"}""", Inspect.LocalJson(client, "notes", "n"));
             Assert.Equal("""{"team":true}""", Inspect.LocalJson(client, "docs", "t", "team:42"));
@@ -164,7 +154,7 @@ public sealed class SyncTests : IAsyncLifetime
             await client.SyncAsync();
         }
 
-        Assert.Equal([("user:alice", 3L), ("team:42", 9L), ("user:alice", 3L), ("team:42", 9L)], _server.Pulls.Skip(3).Select(p => (p.Scope, p.After)).ToList());
+        Assert.Equal([("user:alice", 3L), ("team:42", 9L), ("user:alice", 3L), ("team:42", 9L)], FakeServer.Pulls.Skip(3).Select(p => (p.Scope, p.After)).ToList());
     }
 
     [Fact]
@@ -174,15 +164,15 @@ public sealed class SyncTests : IAsyncLifetime
         var docs = client.Collection<JsonObject>("docs");
         await client.ApplyPageAsync("user:alice", [Server.Change("docs", "old", Server.State("""{"a":1}""", 4)), Server.Change("docs", "mine", Server.State("""{"a":1}""", 5))], null, 5, false, default);
         await docs.PutAsync("pushed", new JsonObject { ["p"] = 1 });
-        _server.OnPush = async request =>
+        FakeServer.OnPush = async request =>
         {
             // A write made while the round runs stays pending through the pull.
             await docs.PatchAsync("mine", new JsonObject { ["b"] = 2 });
-            return FakeSyncServer.Json(_server.Applied(request));
+            return FakeSyncServer.Json(FakeServer.Applied(request));
         };
-        _server.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(scope == "user:alice" && after == 5
-            ? _server.Page(scope, 30, reset: true, changes: [Server.Change("docs", "mine", Server.State("""{"a":7}""", 30))])
-            : _server.Page(scope, after)));
+        FakeServer.OnPull = (scope, after, _) => Task.FromResult(FakeSyncServer.Json(scope == "user:alice" && after == 5
+            ? FakeServer.Page(scope, 30, reset: true, changes: [Server.Change("docs", "mine", Server.State("""{"a":7}""", 30))])
+            : FakeServer.Page(scope, after)));
 
         await client.SyncAsync();
 
@@ -202,7 +192,7 @@ public sealed class SyncTests : IAsyncLifetime
 
         await client.SyncAsync();
 
-        Assert.Equal(["Bearer token-1", "Bearer token-2", "Bearer token-3"], _server.Authorizations.ToList());
+        Assert.Equal(["Bearer token-1", "Bearer token-2", "Bearer token-3"], FakeServer.Authorizations.ToList());
     }
 
     [Fact]
@@ -215,7 +205,7 @@ public sealed class SyncTests : IAsyncLifetime
             port = ((IPEndPoint)listener.LocalEndpoint).Port;
         }
 
-        await using var client = await _folder.OpenAsync(new Uri($"http://127.0.0.1:{port}/"));
+        await using var client = await Folder.OpenAsync(new Uri($"http://127.0.0.1:{port}/"));
         var statuses = new List<SyncStatus>();
         client.StatusChanged += (_, e) => statuses.Add(e.Status);
         var docs = client.Collection<JsonObject>("docs");
@@ -237,7 +227,7 @@ public sealed class SyncTests : IAsyncLifetime
         var statuses = new List<(SyncStatus, Exception?)>();
         client.StatusChanged += (_, e) => statuses.Add((e.Status, e.Error));
         await client.Collection<JsonObject>("docs").PutAsync("a", new JsonObject { ["x"] = 1 });
-        _server.OnPush = _ => Task.FromResult(Results.StatusCode(500));
+        FakeServer.OnPush = _ => Task.FromResult(Results.StatusCode(500));
 
         var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
 
@@ -246,7 +236,7 @@ public sealed class SyncTests : IAsyncLifetime
         Assert.Same(error, client.LastError);
         Assert.Equal(1, await client.GetPendingCountAsync());
 
-        _server.OnPush = null;
+        FakeServer.OnPush = null;
         await client.SyncAsync();
 
         Assert.Equal(SyncStatus.UpToDate, client.Status);
@@ -259,7 +249,7 @@ public sealed class SyncTests : IAsyncLifetime
     public async Task A_problem_response_gives_its_code()
     {
         await using var client = await OpenAsync();
-        _server.OnPull = (_, _, _) => Task.FromResult(FakeSyncServer.Problem(401, ProtocolErrorCodes.Unauthenticated));
+        FakeServer.OnPull = (_, _, _) => Task.FromResult(FakeSyncServer.Problem(401, ProtocolErrorCodes.Unauthenticated));
 
         var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
 
@@ -271,7 +261,7 @@ public sealed class SyncTests : IAsyncLifetime
     public async Task A_page_of_another_scope_is_a_protocol_error_and_nothing_is_applied()
     {
         await using var client = await OpenAsync();
-        _server.OnPull = (_, after, _) => Task.FromResult(FakeSyncServer.Json(_server.Page("team:42", after + 1, changes: [Server.Change("docs", "x", Server.State("{}", 1))])));
+        FakeServer.OnPull = (_, after, _) => Task.FromResult(FakeSyncServer.Json(FakeServer.Page("team:42", after + 1, changes: [Server.Change("docs", "x", Server.State("{}", 1))])));
 
         var error = await Assert.ThrowsAsync<ConvergeSyncException>(() => client.SyncAsync());
 
@@ -288,15 +278,15 @@ public sealed class SyncTests : IAsyncLifetime
         await docs.PutAsync("a", new JsonObject { ["x"] = 1 });
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _server.OnPush = async request =>
+        FakeServer.OnPush = async request =>
         {
-            if (_server.Pushes.Count == 1)
+            if (FakeServer.Pushes.Count == 1)
             {
                 entered.SetResult();
                 await release.Task;
             }
 
-            return FakeSyncServer.Json(_server.Applied(request));
+            return FakeSyncServer.Json(FakeServer.Applied(request));
         };
 
         var first = client.SyncAsync();
@@ -307,9 +297,9 @@ public sealed class SyncTests : IAsyncLifetime
         release.SetResult();
         var reports = await Wait.For(Task.WhenAll(first, second));
 
-        Assert.Equal(1, _server.MaxConcurrent);
+        Assert.Equal(1, FakeServer.MaxConcurrent);
         Assert.Equal([1, 1], reports.Select(r => r.Pushed));
-        Assert.Equal([1L, 2L], _server.Pushes.Select(p => p.Mutations.Single().Id));
+        Assert.Equal([1L, 2L], FakeServer.Pushes.Select(p => p.Mutations.Single().Id));
         Assert.Equal(0, await client.GetPendingCountAsync());
     }
 
@@ -323,14 +313,14 @@ public sealed class SyncTests : IAsyncLifetime
             await docs.PutAsync($"d{i}", new JsonObject { ["n"] = i });
         }
 
-        _server.OnPush = request => Task.FromResult(request.Mutations.Count > 2
+        FakeServer.OnPush = request => Task.FromResult(request.Mutations.Count > 2
             ? FakeSyncServer.Problem(413, ProtocolErrorCodes.BatchTooLarge)
-            : FakeSyncServer.Json(_server.Applied(request)));
+            : FakeSyncServer.Json(FakeServer.Applied(request)));
 
         var report = await client.SyncAsync();
 
         Assert.Equal(5, report.Pushed);
-        Assert.Equal([5, 2, 2, 1], _server.Pushes.Select(p => p.Mutations.Count));
+        Assert.Equal([5, 2, 2, 1], FakeServer.Pushes.Select(p => p.Mutations.Count));
         Assert.Equal(0, await client.GetPendingCountAsync());
     }
 
@@ -341,9 +331,9 @@ public sealed class SyncTests : IAsyncLifetime
         var docs = client.Collection<JsonObject>("docs");
         await docs.PutAsync("good", new JsonObject { ["n"] = 1 });
         await docs.PutAsync("bad", new JsonObject { ["n"] = 2 });
-        _server.OnPush = request => Task.FromResult(request.Mutations.Any(m => m.DocumentId == "bad")
+        FakeServer.OnPush = request => Task.FromResult(request.Mutations.Any(m => m.DocumentId == "bad")
             ? FakeSyncServer.Problem(400, ProtocolErrorCodes.InvalidMessage)
-            : FakeSyncServer.Json(_server.Applied(request)));
+            : FakeSyncServer.Json(FakeServer.Applied(request)));
 
         var report = await client.SyncAsync();
 
@@ -359,7 +349,7 @@ public sealed class SyncTests : IAsyncLifetime
     {
         await using var client = await OpenAsync();
         var future = new HybridTimestamp(DateTimeOffset.UtcNow.AddYears(5).ToUnixTimeMilliseconds(), 3, 0x5e);
-        _server.Clock = future;
+        FakeServer.Clock = future;
 
         await client.SyncAsync();
         await client.Collection<JsonObject>("docs").PutAsync("a", new JsonObject { ["x"] = 1 });
@@ -373,9 +363,9 @@ public sealed class SyncTests : IAsyncLifetime
         await using var client = await OpenAsync();
         await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"t":"s"}""", 1))], [Server.Conflict("c1", "user:alice", "docs", "d", 2, ("t", "\"s\"", "\"c\""))], 2, false, default);
         await client.Conflicts.ResolveAsync("c1", ConflictChoice.Mine);
-        _server.OnPush = request => Task.FromResult(FakeSyncServer.Json(new PushResponse
+        FakeServer.OnPush = request => Task.FromResult(FakeSyncServer.Json(new PushResponse
         {
-            Clock = _server.Clock,
+            Clock = FakeServer.Clock,
             Results = [new MutationResult { Id = request.Mutations[0].Id, Status = MutationStatus.Rejected, Reason = "no" }],
         }));
         var statuses = new List<InboxConflictStatus>();
@@ -391,7 +381,7 @@ public sealed class SyncTests : IAsyncLifetime
     [Fact]
     public async Task A_client_without_a_server_refuses_to_sync()
     {
-        await using var client = await _folder.OpenAsync();
+        await using var client = await Folder.OpenAsync();
 
         await Assert.ThrowsAsync<InvalidOperationException>(() => client.SyncAsync());
         Assert.Equal(SyncStatus.Offline, client.Status);
@@ -404,11 +394,11 @@ public sealed class SyncTests : IAsyncLifetime
         await client.Collection<JsonObject>("docs").PutAsync("a", new JsonObject { ["x"] = 1 });
         using var cts = new CancellationTokenSource();
         var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _server.OnPush = async request =>
+        FakeServer.OnPush = async request =>
         {
             await cts.CancelAsync();
             await hold.Task;
-            return FakeSyncServer.Json(_server.Applied(request));
+            return FakeSyncServer.Json(FakeServer.Applied(request));
         };
 
         try
