@@ -8,7 +8,7 @@ namespace Converge.Server.PostgreSql;
 internal static class PostgreSqlSchema
 {
     /// <summary>The schema this code reads and writes.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     /// <summary>The key of the transaction-level advisory lock under which a node creates or migrates the schema ("Converge" in ASCII).</summary>
     public const long MigrationLockKey = 0x436F_6E76_6572_6765L;
@@ -69,6 +69,11 @@ internal static class PostgreSqlSchema
             PRIMARY KEY (principal, client)
         );
         INSERT INTO converge.meta (key, value) VALUES ('clock', '');
+        """,
+
+        // 2: open conflicts are looked up per document (one open record per device, caps per document and per scope).
+        """
+        CREATE INDEX conflicts_open ON converge.conflicts (scope, collection, doc) WHERE status = 0;
         """,
     ];
 }

@@ -194,6 +194,48 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
         return record;
     }
 
+    public async ValueTask<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)
+    {
+        ThrowIfDone(cancellationToken);
+        var batch = NewBatch();
+        batch.BatchCommands.Add(Sql.Command(Sql.ReadOpenConflictsOfDocument).Bind(key.Scope).Bind(key.Collection).Bind(key.Id));
+        var records = await QueryAsync(batch, static async (reader, cancellationToken) =>
+        {
+            var records = new List<ConflictRecord>();
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                records.Add(PostgreSqlSyncStore.Deserialize(reader.GetFieldValue<byte[]>(0), ProtocolJson.ConflictRecord));
+            }
+
+            return records;
+        }, cancellationToken).ConfigureAwait(false);
+
+        // Writes of this transaction wait for the commit: they count as written.
+        foreach (var (record, _) in _conflicts.Values)
+        {
+            if (record.Scope == key.Scope && record.Collection == key.Collection && record.DocumentId == key.Id)
+            {
+                records.RemoveAll(r => r.Id == record.Id);
+                if (record.Status == ConflictStatus.Open)
+                {
+                    records.Add(record);
+                }
+            }
+        }
+
+        records.Sort((a, b) => a.Revision.CompareTo(b.Revision));
+        return records;
+    }
+
+    public async ValueTask<int> CountOpenConflictsAsync(string scope, CancellationToken cancellationToken)
+    {
+        ThrowIfDone(cancellationToken);
+        var batch = NewBatch();
+        batch.BatchCommands.Add(Sql.Command(Sql.CountOpenConflicts).Bind(scope));
+        return await QueryAsync(batch, static async (reader, cancellationToken) =>
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? (int)reader.GetInt64(0) : 0, cancellationToken).ConfigureAwait(false);
+    }
+
     public ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);

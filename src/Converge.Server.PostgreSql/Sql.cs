@@ -44,6 +44,10 @@ internal static class Sql
 
     public const string ReadConflict = "SELECT record FROM converge.conflicts WHERE id = $1";
 
+    public const string ReadOpenConflictsOfDocument = "SELECT record FROM converge.conflicts WHERE scope = $1 AND collection = $2 AND doc = $3 AND status = 0 ORDER BY rev";
+
+    public const string CountOpenConflicts = "SELECT count(*) FROM converge.conflicts WHERE scope = $1 AND status = 0";
+
     /// <summary>Locks the counter of a conflict's scope, so the record read next is the one every writer of the scope agrees on.</summary>
     public const string LockConflictScope = "SELECT scope FROM converge.scopes WHERE scope = (SELECT scope FROM converge.conflicts WHERE id = $1) FOR UPDATE";
 

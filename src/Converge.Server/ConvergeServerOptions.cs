@@ -67,6 +67,29 @@ public sealed class ConvergeServerOptions
     /// <value>The default is 1,000.</value>
     public int DefaultPullLimit { get; set; } = 1_000;
 
+    /// <summary>Gets or sets the most bytes of stored JSON one page holds: a pull page, a page of a conflict list, or the changes a live client catches up with.</summary>
+    /// <value>
+    /// The default is 4 MiB. A page ends before the item that would take it past this bound, so a few large documents make
+    /// a short page and the client pulls the rest; a page always holds at least one item, however large.
+    /// </value>
+    public int MaxPageBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Gets or sets the most open conflict records one document may have.</summary>
+    /// <value>
+    /// The default is 16. A device has at most one open record per document: its later contested edits of the document join
+    /// that record. A device that would open one more record on a document that has this many gets its mutation
+    /// <c>rejected</c>, with the reason, until a person resolves some.
+    /// </value>
+    public int MaxOpenConflictsPerDocument { get; set; } = 16;
+
+    /// <summary>Gets or sets the most open conflict records one scope may have.</summary>
+    /// <value>
+    /// The default is 1,000. A mutation that would open one more record in a scope that has this many is <c>rejected</c>,
+    /// with the reason, until a person resolves some. A record holds the contested values of both sides, so this bounds
+    /// what waiting conflicts can store per scope.
+    /// </value>
+    public int MaxOpenConflictsPerScope { get; set; } = 1_000;
+
     /// <summary>Gets or sets how many bytes of live messages may wait to be sent to one connection.</summary>
     /// <value>
     /// The default is 1 MiB. A client that reads slower than its scopes change reaches it: its waiting changes are dropped
@@ -198,6 +221,16 @@ public sealed class ConvergeServerOptions
         if (DefaultPullLimit < 1 || DefaultPullLimit > MaxPullLimit)
         {
             errors.Add($"DefaultPullLimit must be between 1 and MaxPullLimit ({MaxPullLimit}); it is {DefaultPullLimit}.");
+        }
+
+        if (MaxPageBytes < 64 * 1024)
+        {
+            errors.Add($"MaxPageBytes must be at least 65536; it is {MaxPageBytes}.");
+        }
+
+        if (MaxOpenConflictsPerDocument < 1 || MaxOpenConflictsPerScope < 1)
+        {
+            errors.Add($"MaxOpenConflictsPerDocument and MaxOpenConflictsPerScope must be at least 1; they are {MaxOpenConflictsPerDocument} and {MaxOpenConflictsPerScope}.");
         }
 
         if (LiveSendQueueBytes < 16 * 1024)

@@ -166,6 +166,7 @@ internal sealed class SyncEngine
 
             // Only the final state of each document is written, once, at the end of the batch.
             var changed = new HashSet<DocumentKey>();
+            var conflicts = new PushConflicts(transaction, _options, request.ClientId);
             var applied = progress;
             List<AppliedMutation>? appliedNow = null;
             clock.TryReceive(request.Clock, out _);
@@ -197,7 +198,7 @@ internal sealed class SyncEngine
                 MutationResult result;
                 if (m.Kind == MutationKind.Resolve)
                 {
-                    var conflict = await transaction.ReadConflictAsync(m.ConflictId!, cancellationToken).ConfigureAwait(false);
+                    var conflict = conflicts.Resolving(m.ConflictId!) ?? await transaction.ReadConflictAsync(m.ConflictId!, cancellationToken).ConfigureAwait(false);
                     if (conflict is null || conflict.Scope != m.Scope || conflict.Collection != m.Collection || conflict.DocumentId != m.DocumentId)
                     {
                         result = new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = UnknownConflict };
@@ -216,13 +217,13 @@ internal sealed class SyncEngine
                     {
                         // Someone resolved it first: the values still count, as an ordinary edit under the collection's rules.
                         result = m.Fields is { Count: > 0 } || m.Remove is { Count: > 0 }
-                            ? await ApplyAsync(transaction, m with { Kind = MutationKind.Patch, ConflictId = null }, current, key, writer, counter, documents, changed, request.ClientId, now, cancellationToken).ConfigureAwait(false)
+                            ? await ApplyAsync(m with { Kind = MutationKind.Patch, ConflictId = null }, current, key, writer, counter, documents, changed, conflicts, now, cancellationToken).ConfigureAwait(false)
                             : new MutationResult { Id = m.Id, Status = MutationStatus.Applied };
                     }
                 }
                 else
                 {
-                    result = await ApplyAsync(transaction, m, current, key, writer, counter, documents, changed, request.ClientId, now, cancellationToken).ConfigureAwait(false);
+                    result = await ApplyAsync(m, current, key, writer, counter, documents, changed, conflicts, now, cancellationToken).ConfigureAwait(false);
                 }
 
                 if (result.ConflictId is { } conflictId)
@@ -232,6 +233,12 @@ internal sealed class SyncEngine
 
                 results[i] = restamp is null ? result : result with { Restamped = restamp };
                 counts[(int)result.Status]++;
+            }
+
+            foreach (var record in conflicts.Records)
+            {
+                await transaction.WriteConflictAsync(record, null, cancellationToken).ConfigureAwait(false);
+                scopes[record.Scope].Conflicts.Add(record);
             }
 
             foreach (var key in changed)
@@ -305,7 +312,6 @@ internal sealed class SyncEngine
     }
 
     private async ValueTask<MutationResult> ApplyAsync(
-        ISyncTransaction transaction,
         Mutation m,
         DocumentState? current,
         DocumentKey key,
@@ -313,7 +319,7 @@ internal sealed class SyncEngine
         ScopeCounter counter,
         Dictionary<DocumentKey, DocumentState> documents,
         HashSet<DocumentKey> changed,
-        string clientId,
+        PushConflicts conflicts,
         DateTimeOffset now,
         CancellationToken cancellationToken)
     {
@@ -341,26 +347,23 @@ internal sealed class SyncEngine
             return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = tooLarge.Message };
         }
 
+        ConflictRecord? joined = null;
+        var contested = outcome.ConflictFields is { Count: > 0 };
+        if (contested)
+        {
+            // Before anything of the mutation applies: past a cap on open conflicts, none of it does.
+            (joined, var refusal) = await conflicts.PrepareAsync(key, cancellationToken).ConfigureAwait(false);
+            if (refusal is not null)
+            {
+                return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = refusal };
+            }
+        }
+
         var revision = Record(outcome, key, counter, documents, changed);
         string? conflictId = null;
-        if (outcome.ConflictFields is { Count: > 0 } fields)
+        if (contested)
         {
-            var record = new ConflictRecord
-            {
-                Id = Guid.CreateVersion7(now).ToString(),
-                Scope = m.Scope,
-                Collection = m.Collection,
-                DocumentId = m.DocumentId,
-                Revision = counter.Take(),
-                Status = ConflictStatus.Open,
-                Fields = fields,
-                ClientId = clientId,
-                MutationId = m.Id,
-                CreatedAt = now,
-            };
-            await transaction.WriteConflictAsync(record, null, cancellationToken).ConfigureAwait(false);
-            counter.Conflicts.Add(record);
-            conflictId = record.Id;
+            conflictId = conflicts.Add(key, joined, outcome.ConflictFields!, m.Id, counter.Take, now).Id;
         }
 
         return new MutationResult { Id = m.Id, Status = outcome.Status, Revision = revision, ConflictId = conflictId, Reason = outcome.Reason };

@@ -137,6 +137,18 @@ public interface ISyncTransaction : IAsyncDisposable
     /// <returns>The record, or <see langword="null"/>.</returns>
     ValueTask<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>Reads the open conflict records of one document, in revision order.</summary>
+    /// <param name="key">The document's key.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The records; at most the server's cap per document, so a store reads them without a bound of its own.</returns>
+    ValueTask<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken);
+
+    /// <summary>Counts the open conflict records of a scope.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Stops the count.</param>
+    /// <returns>The number of open records.</returns>
+    ValueTask<int> CountOpenConflictsAsync(string scope, CancellationToken cancellationToken);
+
     /// <summary>Inserts or replaces a conflict record.</summary>
     /// <param name="record">The record; <see cref="ConflictRecord.Revision"/> is its place in the scope's order.</param>
     /// <param name="resolvedAt">When it was resolved, for a resolved record.</param>

@@ -252,6 +252,32 @@ public abstract class SyncStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transaction_reads_the_open_conflicts_of_a_document_and_counts_those_of_a_scope()
+    {
+        var store = await OpenAsync();
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteConflictAsync(Conflict("b", 2), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("a", 1), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("done", 3, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("other-doc", 4) with { DocumentId = "d2" }, null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("other-scope", 1, scope: "t"), null, CancellationToken.None);
+        });
+
+        await using var transaction = await store.BeginAsync(CancellationToken.None);
+        var open = await transaction.ReadOpenConflictsAsync(new DocumentKey("s", "c", "d1"), CancellationToken.None);
+        Assert.Equal(["a", "b"], open.Select(c => c.Id));
+        Assert.Empty(await transaction.ReadOpenConflictsAsync(new DocumentKey("s", "c", "none"), CancellationToken.None));
+        Assert.Equal(3, await transaction.CountOpenConflictsAsync("s", CancellationToken.None));
+        Assert.Equal(1, await transaction.CountOpenConflictsAsync("t", CancellationToken.None));
+        Assert.Equal(0, await transaction.CountOpenConflictsAsync("none", CancellationToken.None));
+
+        // A record this transaction resolved is no longer open to it.
+        await transaction.WriteConflictAsync(Conflict("a", 5, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, CancellationToken.None);
+        Assert.Equal(["b"], (await transaction.ReadOpenConflictsAsync(new DocumentKey("s", "c", "d1"), CancellationToken.None)).Select(c => c.Id));
+    }
+
+    [Fact]
     public async Task Everything_committed_survives_closing_and_opening_the_store()
     {
         var store = await OpenAsync("durable");

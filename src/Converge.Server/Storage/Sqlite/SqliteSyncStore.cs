@@ -182,6 +182,10 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                 Execute(connection, "ALTER TABLE clients ADD COLUMN recent BLOB;");
             }
 
+            // Open conflicts are looked up per document (one open record per device, a cap per document and per scope);
+            // a store made before that gets the index now.
+            Execute(connection, "CREATE INDEX IF NOT EXISTS conflicts_open ON conflicts (scope, collection, doc) WHERE status = 0;");
+
             // The epoch is made with the schema; a store made before epochs existed gets its first one now.
             if (Scalar(connection, "SELECT value FROM meta WHERE key = 'epoch';") is not string epoch)
             {

@@ -54,6 +54,13 @@ internal sealed class WriterCommands : IDisposable
             "$deleted_at",
             "$state");
         ReadConflict = Create(connection, "SELECT record FROM conflicts WHERE id = $id;", ("$id", SqliteType.Text));
+        ReadOpenConflicts = Create(
+            connection,
+            "SELECT record FROM conflicts WHERE scope = $scope AND collection = $collection AND doc = $doc AND status = 0 ORDER BY rev;",
+            ("$scope", SqliteType.Text),
+            ("$collection", SqliteType.Text),
+            ("$doc", SqliteType.Text));
+        CountOpenConflicts = Create(connection, "SELECT count(*) FROM conflicts WHERE scope = $scope AND status = 0;", ("$scope", SqliteType.Text));
         WriteConflict = new NativeStatement(
             connection,
             """
@@ -103,6 +110,10 @@ internal sealed class WriterCommands : IDisposable
     public SqliteCommand ReadConflict { get; }
 
     public NativeStatement WriteConflict { get; }
+
+    public SqliteCommand ReadOpenConflicts { get; }
+
+    public SqliteCommand CountOpenConflicts { get; }
 
     public SqliteCommand WriteClock { get; }
 
@@ -276,6 +287,31 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         command.Parameters[0].Value = id;
         using var reader = command.ExecuteReader();
         return new ValueTask<ConflictRecord?>(reader.Read() ? SqliteSyncStore.DeserializeConflict(reader, 0) : null);
+    }
+
+    public ValueTask<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)
+    {
+        ThrowIfDone(cancellationToken);
+        var command = commands.ReadOpenConflicts;
+        command.Parameters[0].Value = key.Scope;
+        command.Parameters[1].Value = key.Collection;
+        command.Parameters[2].Value = key.Id;
+        using var reader = command.ExecuteReader();
+        List<ConflictRecord>? records = null;
+        while (reader.Read())
+        {
+            (records ??= []).Add(SqliteSyncStore.DeserializeConflict(reader, 0));
+        }
+
+        return new ValueTask<IReadOnlyList<ConflictRecord>>(records ?? (IReadOnlyList<ConflictRecord>)[]);
+    }
+
+    public ValueTask<int> CountOpenConflictsAsync(string scope, CancellationToken cancellationToken)
+    {
+        ThrowIfDone(cancellationToken);
+        var command = commands.CountOpenConflicts;
+        command.Parameters[0].Value = scope;
+        return new ValueTask<int>(Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture));
     }
 
     public ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, CancellationToken cancellationToken)
