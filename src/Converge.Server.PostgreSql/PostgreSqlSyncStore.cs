@@ -210,9 +210,9 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
     }
 
     /// <inheritdoc/>
-    public async Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken)
+    public async Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken)
     {
-        var page = await ReadRawChangesAsync(scope, after, limit, cancellationToken).ConfigureAwait(false);
+        var page = await ReadRawChangesAsync(scope, after, limit, maxBytes, cancellationToken).ConfigureAwait(false);
         var documents = new List<DocumentChange>(page.Documents.Count);
         foreach (var document in page.Documents)
         {
@@ -229,18 +229,20 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
     }
 
     /// <summary>Reads a page of a scope's changes with each document's state as the JSON it is stored as, so a pull sends it without building it.</summary>
-    ValueTask<RawChangePage> IRawChangeReader.ReadRawChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken) =>
-        new(ReadRawChangesAsync(scope, after, limit, cancellationToken));
+    ValueTask<RawChangePage> IRawChangeReader.ReadRawChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken) =>
+        new(ReadRawChangesAsync(scope, after, limit, maxBytes, cancellationToken));
 
-    private async Task<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken)
+    private async Task<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         ThrowIfNotInitialized();
         var page = new RawChangePage();
         var documents = page.Documents;
         var conflicts = page.Conflicts;
-        using (var command = _dataSource.CreateCommand(Sql.ReadChanges).Bind(scope).Bind(after).Bind(limit + 1L))
+        long documentsRead = 0, conflictsRead = 0;
+        using (var command = _dataSource.CreateCommand(Sql.ReadChanges).Bind(scope).Bind(after).Bind(limit + 1L).Bind((long)maxBytes))
         {
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
@@ -255,9 +257,11 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
                             break;
                         case 1:
                             documents.Add(new RawDocument(reader.GetInt64(1), reader.GetString(3), reader.GetString(4), reader.GetFieldValue<byte[]>(5)));
+                            documentsRead = reader.GetInt64(2);
                             break;
                         default:
                             conflicts.Add(new RawConflict(reader.GetInt64(1), reader.GetFieldValue<byte[]>(5)));
+                            conflictsRead = reader.GetInt64(2);
                             break;
                     }
                 }
@@ -268,42 +272,49 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
         // lowest revisions of both, and whatever is left over says that more follow.
         documents.Sort((a, b) => a.Revision.CompareTo(b.Revision));
         conflicts.Sort((a, b) => a.Revision.CompareTo(b.Revision));
+        // Either part may also have been cut short by bytes, which the rows it read but did not send say.
         int d = 0, c = 0;
+        long bytes = 0;
         while ((d < documents.Count || c < conflicts.Count) && d + c < limit)
         {
-            if (d < documents.Count && (c == conflicts.Count || documents[d].Revision < conflicts[c].Revision))
+            var isDocument = d < documents.Count && (c == conflicts.Count || documents[d].Revision < conflicts[c].Revision);
+            var length = isDocument ? documents[d].State.Length : conflicts[c].Record.Length;
+            if (d + c > 0 && bytes + length > maxBytes)
             {
-                d++;
+                break;
             }
-            else
-            {
-                c++;
-            }
+
+            bytes += length;
+            _ = isDocument ? d++ : c++;
         }
 
-        page.HasMore = d < documents.Count || c < conflicts.Count;
+        page.HasMore = d < documents.Count || c < conflicts.Count || documentsRead > documents.Count || conflictsRead > conflicts.Count;
         documents.RemoveRange(d, documents.Count - d);
         conflicts.RemoveRange(c, conflicts.Count - c);
         return page;
     }
 
     /// <inheritdoc/>
-    public async Task<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(string scope, CancellationToken cancellationToken)
+    public async Task<ConflictPage> ReadOpenConflictsAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         ThrowIfNotInitialized();
         var records = new List<ConflictRecord>();
-        using var command = _dataSource.CreateCommand(Sql.ReadOpenConflicts).Bind(scope);
+        long read = 0;
+        using var command = _dataSource.CreateCommand(Sql.ReadOpenConflicts).Bind(scope).Bind(after).Bind(limit + 1L).Bind((long)maxBytes);
         var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await using (reader.ConfigureAwait(false))
         {
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            while (records.Count < limit && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 records.Add(Deserialize(reader.GetFieldValue<byte[]>(0), ProtocolJson.ConflictRecord));
+                read = reader.GetInt64(1);
             }
         }
 
-        return records;
+        return new ConflictPage(records, read > records.Count);
     }
 
     /// <inheritdoc/>

@@ -79,17 +79,33 @@ internal static class Sql
 
     /// <summary>
     /// A page of a scope's changes and its counter, in one statement so they come from one snapshot. Each part reads one
-    /// more row than the page holds, to tell whether more follow.
+    /// more row than the page holds, to tell whether more follow, and sends only the rows that start within the page's
+    /// bytes ($4), with the number of rows it read, so a part cut short by bytes says so without sending what it cut.
     /// </summary>
     public const string ReadChanges = """
         SELECT 0, revision, min_valid, NULL, NULL, NULL FROM converge.scopes WHERE scope = $1
         UNION ALL
-        (SELECT 1, rev, 0, collection, id, state FROM converge.documents WHERE scope = $1 AND rev > $2 ORDER BY rev LIMIT $3)
+        (SELECT 1, rev, total, collection, id, state FROM (
+            SELECT rev, collection, id, state, count(*) OVER () AS total,
+                   sum(octet_length(state)) OVER (ORDER BY rev ROWS UNBOUNDED PRECEDING) - octet_length(state) AS before
+            FROM (SELECT rev, collection, id, state FROM converge.documents WHERE scope = $1 AND rev > $2 ORDER BY rev LIMIT $3) AS rows) AS sized
+         WHERE before < $4 ORDER BY rev)
         UNION ALL
-        (SELECT 2, rev, 0, NULL, NULL, record FROM converge.conflicts WHERE scope = $1 AND rev > $2 ORDER BY rev LIMIT $3)
+        (SELECT 2, rev, total, NULL, NULL, record FROM (
+            SELECT rev, record, count(*) OVER () AS total,
+                   sum(octet_length(record)) OVER (ORDER BY rev ROWS UNBOUNDED PRECEDING) - octet_length(record) AS before
+            FROM (SELECT rev, record FROM converge.conflicts WHERE scope = $1 AND rev > $2 ORDER BY rev LIMIT $3) AS rows) AS sized
+         WHERE before < $4 ORDER BY rev)
         """;
 
-    public const string ReadOpenConflicts = "SELECT record FROM converge.conflicts WHERE scope = $1 AND status = 0 ORDER BY rev";
+    /// <summary>A page of a scope's open conflict records after a revision: up to $3 rows that start within $4 bytes, with the number of rows read.</summary>
+    public const string ReadOpenConflicts = """
+        SELECT record, total FROM (
+            SELECT rev, record, count(*) OVER () AS total,
+                   sum(octet_length(record)) OVER (ORDER BY rev ROWS UNBOUNDED PRECEDING) - octet_length(record) AS before
+            FROM (SELECT rev, record FROM converge.conflicts WHERE scope = $1 AND status = 0 AND rev > $2 ORDER BY rev LIMIT $3) AS rows) AS sized
+        WHERE before < $4 ORDER BY rev
+        """;
 
     public const string CompactionTargets = """
         SELECT scope, max(rev) FROM (

@@ -57,8 +57,8 @@ internal static partial class Log
     [LoggerMessage(2016, LogLevel.Information, "Live client {Principal} reads slower than scope {Scope} changes ({Queued} bytes waiting): its changes are dropped and it is poked to pull")]
     public static partial void LiveClientLagging(ILogger logger, string principal, string scope, long queued);
 
-    [LoggerMessage(2017, LogLevel.Debug, "A commit of {Documents} documents in scope {Scope} makes a {Bytes}-byte live message: live clients are poked to pull it")]
-    public static partial void LiveCommitTooLarge(ILogger logger, string scope, int bytes, int documents);
+    [LoggerMessage(2017, LogLevel.Debug, "A commit of {Documents} documents in scope {Scope} makes a live message of about {Bytes} bytes: live clients are poked to pull it")]
+    public static partial void LiveCommitTooLarge(ILogger logger, string scope, long bytes, int documents);
 
     [LoggerMessage(2018, LogLevel.Warning, "The commit feed of the shared store failed; live clients are told to pull, and it is listened to again")]
     public static partial void LiveFeedFailed(ILogger logger, Exception exception);

@@ -225,9 +225,9 @@ public class HostingTests
 
         public Task<ISyncTransaction> BeginAsync(CancellationToken cancellationToken) => inner.BeginAsync(cancellationToken);
 
-        public Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken) => inner.ReadChangesAsync(scope, after, limit, cancellationToken);
+        public Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken) => inner.ReadChangesAsync(scope, after, limit, maxBytes, cancellationToken);
 
-        public Task<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(string scope, CancellationToken cancellationToken) => inner.ReadOpenConflictsAsync(scope, cancellationToken);
+        public Task<ConflictPage> ReadOpenConflictsAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken) => inner.ReadOpenConflictsAsync(scope, after, limit, maxBytes, cancellationToken);
 
         public Task<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken) => inner.ReadConflictAsync(id, cancellationToken);
 

@@ -250,7 +250,7 @@ internal static class Api
         }
     }
 
-    private static async Task<T?> ReadFromJsonAsync<T>(this HttpContent content, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo)
+    public static async Task<T?> ReadFromJsonAsync<T>(this HttpContent content, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo)
     {
         var bytes = await content.ReadAsByteArrayAsync();
         return JsonSerializer.Deserialize(bytes, typeInfo);

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Text.Json;
 using Converge.Protocol;
+using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
 using Converge.Server.Storage;
 
@@ -34,6 +35,97 @@ internal sealed class PullPage
     public IReadOnlyList<ConflictRecord>? Conflicts { get; init; }
 
     public int DocumentCount => Raw?.Documents.Count ?? Documents?.Count ?? 0;
+
+    /// <summary>Gets about how many bytes the page's JSON takes, at least as many as it will, found without writing it.</summary>
+    /// <remarks>
+    /// Stored JSON is counted as it is; a built state or record is counted from its values' JSON text (kept by the parsed
+    /// push, so reading its length costs nothing) plus a bound on what each field and item adds around it.
+    /// </remarks>
+    public long EstimateBytes()
+    {
+        const int PerItem = 256; // keys, revision, status and punctuation around one document or record
+        long bytes = 256 + Scope.Length + (Epoch?.Length ?? 0);
+        if (Raw is { } raw)
+        {
+            foreach (var document in raw.Documents)
+            {
+                bytes += PerItem + (3L * (document.Collection.Length + document.Id.Length)) + document.State.Length;
+            }
+
+            foreach (var conflict in raw.Conflicts)
+            {
+                bytes += conflict.Record.Length;
+            }
+        }
+        else
+        {
+            foreach (var change in Documents ?? [])
+            {
+                bytes += PerItem + (3L * (change.Collection.Length + change.DocumentId.Length)) + Estimate(change.State.Fields.Values, change.State.Fields.Keys);
+            }
+        }
+
+        foreach (var conflict in Conflicts ?? [])
+        {
+            bytes += PerItem + (3L * (conflict.Id.Length + conflict.Scope.Length + conflict.Collection.Length + conflict.DocumentId.Length + conflict.ClientId.Length));
+            foreach (var field in conflict.Fields)
+            {
+                bytes += PerField + (3L * field.Name.Length) + Estimate(field.Server) + Estimate(field.Client) + (field.Base is { } value ? Length(value) : 0);
+            }
+        }
+
+        return bytes;
+    }
+
+    // A field's timestamp, writer, revision, flags and punctuation, besides its name and value.
+    private const int PerField = 160;
+
+    private static long Estimate(IEnumerable<FieldState> fields, IEnumerable<string> names)
+    {
+        long bytes = 0;
+        foreach (var field in fields)
+        {
+            bytes += Estimate(field);
+        }
+
+        foreach (var name in names)
+        {
+            // Written escaped in the worst case: each character as up to six bytes (\uXXXX), but names are short.
+            bytes += PerField + (6L * name.Length);
+        }
+
+        return bytes;
+    }
+
+    private static long Estimate(FieldState field) => PerField + Length(field.Value);
+
+    /// <summary>At least the length of a value's JSON as the serializer writes it again, from its JSON text as parsed.</summary>
+    /// <remarks>
+    /// The serializer escapes every byte outside printable ASCII, and a few inside it, as <c>\uXXXX</c>: counting six
+    /// bytes for each of those bounds the output from above, whatever the text's own escaping was.
+    /// </remarks>
+    private static long Length(JsonElement value)
+    {
+        if (value.ValueKind == JsonValueKind.Undefined)
+        {
+            return 4;
+        }
+
+        var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value);
+        long length = raw.Length;
+        int index;
+        while ((index = raw.IndexOfAnyExcept(Plain)) >= 0)
+        {
+            length += 5;
+            raw = raw[(index + 1)..];
+        }
+
+        return length;
+    }
+
+    /// <summary>The bytes the serializer writes as they are.</summary>
+    private static readonly System.Buffers.SearchValues<byte> Plain = System.Buffers.SearchValues.Create(
+        " !#$%()*,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_abcdefghijklmnopqrstuvwxyz{|}~"u8);
 
     /// <summary>Writes the page as the JSON of a <see cref="PullResponse"/>, members in the same order, stored states copied as they are.</summary>
     public async Task WriteAsync(PipeWriter output, CancellationToken cancellationToken)

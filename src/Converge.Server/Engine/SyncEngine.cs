@@ -449,10 +449,10 @@ internal sealed class SyncEngine
         {
             if (_store is IRawChangeReader raw)
             {
-                return new StorePage(null, await raw.ReadRawChangesAsync(scope, from, limit, cancellationToken).ConfigureAwait(false));
+                return new StorePage(null, await raw.ReadRawChangesAsync(scope, from, limit, _options.MaxPageBytes, cancellationToken).ConfigureAwait(false));
             }
 
-            return new StorePage(await _store.ReadChangesAsync(scope, from, limit, cancellationToken).ConfigureAwait(false), null);
+            return new StorePage(await _store.ReadChangesAsync(scope, from, limit, _options.MaxPageBytes, cancellationToken).ConfigureAwait(false), null);
         }
     }
 
@@ -474,11 +474,11 @@ internal sealed class SyncEngine
         public long MinValidCursor => Raw?.MinValidCursor ?? Typed!.MinValidCursor;
     }
 
-    /// <summary>Reads the open conflicts of a scope.</summary>
-    public async Task<IReadOnlyList<ConflictRecord>> GetOpenConflictsAsync(string scope, CancellationToken cancellationToken)
+    /// <summary>Reads a page of the open conflicts of a scope, within <see cref="ConvergeServerOptions.MaxPageBytes"/>.</summary>
+    public async Task<ConflictPage> GetOpenConflictsAsync(string scope, long after, int limit, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await _store.ReadOpenConflictsAsync(scope, cancellationToken).ConfigureAwait(false);
+        return await _store.ReadOpenConflictsAsync(scope, after, limit, _options.MaxPageBytes, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads a conflict, whatever its scope; the caller checks access.</summary>

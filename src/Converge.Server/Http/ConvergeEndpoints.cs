@@ -15,6 +15,12 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
 {
     private const string JsonContentType = "application/json; charset=utf-8";
 
+    /// <summary>The open conflicts one page of <c>GET /v1/conflicts</c> holds without a <c>limit</c>.</summary>
+    internal const int DefaultConflictLimit = 100;
+
+    /// <summary>The most open conflicts one page of <c>GET /v1/conflicts</c> holds; a larger <c>limit</c> is lowered to it.</summary>
+    internal const int MaxConflictLimit = 1_000;
+
     // The same words whether the conflict does not exist or lives in a scope the caller cannot see.
     private const string ConflictNotFound = "No conflict with this id is visible to the caller.";
 
@@ -126,14 +132,39 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
+        var query = context.Request.Query;
+        long after = 0;
+        if (query.TryGetValue("after", out var afterText)
+            && (afterText.Count != 1 || !long.TryParse(afterText[0], NumberStyles.None, CultureInfo.InvariantCulture, out after)))
+        {
+            await RefuseAsync(context, new ProtocolError(ProtocolErrorCodes.InvalidMessage, "'after' must be 0 or the 'rev' of the last conflict of the previous page.")).ConfigureAwait(false);
+            return;
+        }
+
+        var limit = DefaultConflictLimit;
+        if (query.TryGetValue("limit", out var limitText)
+            && (limitText.Count != 1 || !int.TryParse(limitText[0], NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1))
+        {
+            await RefuseAsync(context, new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"'limit' must be an integer from 1 to {MaxConflictLimit}.")).ConfigureAwait(false);
+            return;
+        }
+
         if (!await IsAllowedAsync(context, scope, ScopeAccess.Read).ConfigureAwait(false))
         {
             await ForbidAsync(context, scope).ConfigureAwait(false);
             return;
         }
 
-        var conflicts = await engine.GetOpenConflictsAsync(scope, context.RequestAborted).ConfigureAwait(false);
-        await WriteJsonAsync(context, conflicts, ProtocolJson.ConflictRecords).ConfigureAwait(false);
+        limit = Math.Min(limit, MaxConflictLimit);
+        var page = await engine.GetOpenConflictsAsync(scope, after, limit, context.RequestAborted).ConfigureAwait(false);
+        if (page.HasMore)
+        {
+            // The body stays the list it always was; where the next page starts is a link (RFC 8288).
+            var next = $"{context.Request.PathBase}{context.Request.Path}?scope={Uri.EscapeDataString(scope)}&after={page.Conflicts[^1].Revision.ToString(CultureInfo.InvariantCulture)}&limit={limit.ToString(CultureInfo.InvariantCulture)}";
+            context.Response.Headers.Link = $"<{next}>; rel=\"next\"";
+        }
+
+        await WriteJsonAsync(context, page.Conflicts, ProtocolJson.ConflictRecords).ConfigureAwait(false);
     }
 
     public async Task ResolveAsync(HttpContext context)

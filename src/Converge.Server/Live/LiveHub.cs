@@ -121,12 +121,24 @@ internal sealed class LiveHub
     private void Publish(long after, PullPage page, LiveConnection[] connections)
     {
         var scope = page.Scope;
-        var frame = LiveFrames.Changes(after, page);
-        if (frame.Length > _options.LiveMaxMessageBytes)
+
+        // The size is known before the message is written: a commit too large to hold for every connection is never
+        // built whole; they pull it, in pages.
+        var estimate = page.EstimateBytes();
+        byte[] frame;
+        if (estimate > _options.LiveMaxMessageBytes)
         {
-            // Too large to hold for every connection: they pull it, in pages.
-            Log.LiveCommitTooLarge(_logger, scope, frame.Length, page.DocumentCount);
+            Log.LiveCommitTooLarge(_logger, scope, estimate, page.DocumentCount);
             frame = LiveFrames.Poke(scope);
+        }
+        else
+        {
+            frame = LiveFrames.Changes(after, page);
+            if (frame.Length > _options.LiveMaxMessageBytes)
+            {
+                Log.LiveCommitTooLarge(_logger, scope, frame.Length, page.DocumentCount);
+                frame = LiveFrames.Poke(scope);
+            }
         }
 
         foreach (var connection in connections)

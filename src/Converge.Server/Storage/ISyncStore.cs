@@ -51,15 +51,19 @@ public interface ISyncStore
     /// <param name="scope">The scope.</param>
     /// <param name="after">Only items with a higher revision are read.</param>
     /// <param name="limit">The most items, documents and records together, to return: those with the lowest revisions.</param>
+    /// <param name="maxBytes">The most bytes of stored JSON the page holds: it ends before the item that would take it past them, and holds at least one item however large.</param>
     /// <param name="cancellationToken">Stops the read.</param>
     /// <returns>The page, each list in revision order, with the scope's revision counter and min valid cursor from the same snapshot.</returns>
-    Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken);
+    Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken);
 
-    /// <summary>Reads the open conflict records of a scope, in revision order.</summary>
+    /// <summary>Reads a page of the open conflict records of a scope, in revision order.</summary>
     /// <param name="scope">The scope.</param>
+    /// <param name="after">Only records with a higher revision are read.</param>
+    /// <param name="limit">The most records to return.</param>
+    /// <param name="maxBytes">The most bytes of stored JSON the page holds, as for <see cref="ReadChangesAsync"/>.</param>
     /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The records.</returns>
-    Task<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(string scope, CancellationToken cancellationToken);
+    /// <returns>The page.</returns>
+    Task<ConflictPage> ReadOpenConflictsAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken);
 
     /// <summary>Reads one conflict record.</summary>
     /// <param name="id">The conflict's id.</param>
@@ -215,6 +219,11 @@ public sealed record ChangePage(
     bool HasMore,
     long ScopeRevision,
     long MinValidCursor);
+
+/// <summary>A page of a scope's open conflict records.</summary>
+/// <param name="Conflicts">The records, in revision order.</param>
+/// <param name="HasMore">Whether open records with higher revisions follow the page.</param>
+public sealed record ConflictPage(IReadOnlyList<ConflictRecord> Conflicts, bool HasMore);
 
 /// <summary>What a compaction did.</summary>
 /// <param name="TombstonesRemoved">The deleted documents removed.</param>

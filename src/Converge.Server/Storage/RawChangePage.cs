@@ -4,7 +4,7 @@ namespace Converge.Server.Storage;
 internal interface IRawChangeReader
 {
     /// <summary>Reads, from one snapshot, the changes of a scope after a revision, as <see cref="ISyncStore.ReadChangesAsync"/> does.</summary>
-    ValueTask<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken);
+    ValueTask<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken);
 }
 
 /// <summary>One document of a <see cref="RawChangePage"/>: its keys and its state's JSON as stored.</summary>

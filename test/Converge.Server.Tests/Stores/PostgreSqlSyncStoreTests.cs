@@ -255,7 +255,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
         await Assert.ThrowsAnyAsync<Exception>(async () => await transaction.ReadDocumentsAsync([new DocumentKey("s", "c", "nul\0")], new Dictionary<DocumentKey, DocumentState>(), CancellationToken.None));
 
         await Assert.ThrowsAsync<InvalidOperationException>(async () => await transaction.CommitAsync(CancellationToken.None));
-        Assert.Empty((await store.ReadChangesAsync("s", 0, 10, CancellationToken.None)).Documents);
+        Assert.Empty((await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None)).Documents);
     }
 
     [Fact]

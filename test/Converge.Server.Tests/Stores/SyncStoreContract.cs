@@ -88,7 +88,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
 
         await store.CheckHealthAsync(CancellationToken.None);
         Assert.Null(await store.ReadClockAsync(CancellationToken.None));
-        var page = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        var page = await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None);
         Assert.Empty(page.Documents);
         Assert.Empty(page.Conflicts);
         Assert.Equal(0, page.ScopeRevision);
@@ -135,9 +135,9 @@ public abstract class SyncStoreContract : IAsyncLifetime
             await tx.WriteScopeRevisionAsync("s", 5, CancellationToken.None);
         });
 
-        var first = await store.ReadChangesAsync("s", 0, 2, CancellationToken.None);
-        var second = await store.ReadChangesAsync("s", 2, 3, CancellationToken.None);
-        var none = await store.ReadChangesAsync("s", 5, 3, CancellationToken.None);
+        var first = await store.ReadChangesAsync("s", 0, 2, int.MaxValue, CancellationToken.None);
+        var second = await store.ReadChangesAsync("s", 2, 3, int.MaxValue, CancellationToken.None);
+        var none = await store.ReadChangesAsync("s", 5, 3, int.MaxValue, CancellationToken.None);
 
         Assert.Equal([1L], first.Documents.Select(d => d.State.Revision));
         Assert.Equal([2L], first.Conflicts.Select(c => c.Revision));
@@ -151,6 +151,46 @@ public abstract class SyncStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Pages_end_before_the_item_that_would_take_them_past_their_bytes_and_hold_at_least_one()
+    {
+        var store = await OpenAsync();
+        var big = new string('x', 3_000);
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d1"), State(1, big), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d2"), State(2, big), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k3", 3), null, CancellationToken.None);
+            await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d4"), State(4), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k5", 5) with { DocumentId = "d2" }, null, CancellationToken.None);
+            await tx.WriteScopeRevisionAsync("s", 5, CancellationToken.None);
+        });
+
+        // Each big state is a little over 3,000 bytes: two do not fit in 5,000, and one alone is sent even in 100.
+        var first = await store.ReadChangesAsync("s", 0, 10, 5_000, CancellationToken.None);
+        var tiny = await store.ReadChangesAsync("s", 0, 10, 100, CancellationToken.None);
+        var rest = await store.ReadChangesAsync("s", 1, 10, 5_000, CancellationToken.None);
+
+        Assert.Equal([1L], first.Documents.Select(d => d.State.Revision));
+        Assert.Empty(first.Conflicts);
+        Assert.True(first.HasMore);
+        Assert.Equal([1L], tiny.Documents.Select(d => d.State.Revision));
+        Assert.True(tiny.HasMore);
+        Assert.Equal([2L, 4L], rest.Documents.Select(d => d.State.Revision));
+        Assert.Equal([3L, 5L], rest.Conflicts.Select(c => c.Revision));
+        Assert.False(rest.HasMore);
+
+        var conflicts = await store.ReadOpenConflictsAsync("s", 0, 1, int.MaxValue, CancellationToken.None);
+        Assert.Equal(["k3"], conflicts.Conflicts.Select(c => c.Id));
+        Assert.True(conflicts.HasMore);
+        var next = await store.ReadOpenConflictsAsync("s", 3, 1, int.MaxValue, CancellationToken.None);
+        Assert.Equal(["k5"], next.Conflicts.Select(c => c.Id));
+        Assert.False(next.HasMore);
+        var oneByBytes = await store.ReadOpenConflictsAsync("s", 0, 10, 1, CancellationToken.None);
+        Assert.Equal(["k3"], oneByBytes.Conflicts.Select(c => c.Id));
+        Assert.True(oneByBytes.HasMore);
+    }
+
+    [Fact]
     public async Task A_document_written_again_moves_to_its_new_revision_and_is_pulled_once()
     {
         var store = await OpenAsync();
@@ -159,8 +199,8 @@ public abstract class SyncStoreContract : IAsyncLifetime
         await WriteAsync(store, tx => tx.WriteDocumentAsync(new DocumentKey("s", "c", "e"), State(2), null, CancellationToken.None).AsTask());
         await WriteAsync(store, tx => tx.WriteDocumentAsync(key, State(3, "second"), null, CancellationToken.None).AsTask());
 
-        var all = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
-        var after2 = await store.ReadChangesAsync("s", 2, 10, CancellationToken.None);
+        var all = await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None);
+        var after2 = await store.ReadChangesAsync("s", 2, 10, int.MaxValue, CancellationToken.None);
 
         Assert.Equal(["e", "d"], all.Documents.Select(d => d.DocumentId));
         Assert.Equal("second", Assert.Single(after2.Documents).State.Fields["v"].Value.GetString());
@@ -178,7 +218,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
             await transaction.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
         }
 
-        var page = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        var page = await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None);
         Assert.Empty(page.Documents);
         Assert.Equal(0, page.ScopeRevision);
         Assert.Null(await store.ReadConflictAsync("k", CancellationToken.None));
@@ -244,7 +284,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
             await tx.WriteConflictAsync(Conflict("open-t", 1, scope: "t"), null, CancellationToken.None);
         });
 
-        Assert.Equal(["open-s"], (await store.ReadOpenConflictsAsync("s", CancellationToken.None)).Select(c => c.Id));
+        Assert.Equal(["open-s"], (await store.ReadOpenConflictsAsync("s", 0, 10, int.MaxValue, CancellationToken.None)).Conflicts.Select(c => c.Id));
         Assert.Equal("server", (await store.ReadConflictAsync("done-s", CancellationToken.None))!.Resolution);
         Assert.Equal("t", (await store.ReadConflictAsync("open-t", CancellationToken.None))!.Scope);
         await using var tx2 = await store.BeginAsync(CancellationToken.None);
@@ -294,7 +334,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
 
         var again = await OpenAsync("durable");
         Assert.Equal(clock, await again.ReadClockAsync(CancellationToken.None));
-        var page = await again.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        var page = await again.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None);
         Assert.Equal("kept", Assert.Single(page.Documents).State.Fields["v"].Value.GetString());
         Assert.Equal(1, page.ScopeRevision);
         Assert.NotNull(await again.ReadConflictAsync("k", CancellationToken.None));
@@ -320,7 +360,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
         Assert.Equal(rotated, await store.ReadEpochAsync(CancellationToken.None));
 
         // Rotating changes the epoch, nothing else; and the new one is durable.
-        Assert.Equal(1, (await store.ReadChangesAsync("s", 0, 10, CancellationToken.None)).ScopeRevision);
+        Assert.Equal(1, (await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None)).ScopeRevision);
         await ReopenAsync(store);
         Assert.Equal(rotated, await (await OpenAsync("epoch")).ReadEpochAsync(CancellationToken.None));
     }
@@ -345,14 +385,14 @@ public abstract class SyncStoreContract : IAsyncLifetime
 
         Assert.Equal(1, result.TombstonesRemoved);
         Assert.Equal(1, result.ScopesAffected);
-        var page = await store.ReadChangesAsync("s", 0, 10, CancellationToken.None);
+        var page = await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None);
         Assert.Equal(2, page.MinValidCursor);
         Assert.DoesNotContain(page.Documents, d => d.DocumentId == "old-tombstone");
         Assert.Contains(page.Documents, d => d.DocumentId == "young-tombstone");
         var live = Assert.Single(page.Documents, d => d.DocumentId == "live");
         Assert.True(live.State.Revision > page.MinValidCursor, "an item left at or below the min valid cursor would reset every download");
         Assert.True(page.ScopeRevision >= live.State.Revision);
-        Assert.Single((await store.ReadChangesAsync("t", 0, 10, CancellationToken.None)).Documents);
+        Assert.Single((await store.ReadChangesAsync("t", 0, 10, int.MaxValue, CancellationToken.None)).Documents);
     }
 
     [Fact]
@@ -371,7 +411,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
             await tx.CommitAsync(CancellationToken.None);
         })));
 
-        var page = await store.ReadChangesAsync("s", 0, 100, CancellationToken.None);
+        var page = await store.ReadChangesAsync("s", 0, 100, int.MaxValue, CancellationToken.None);
         Assert.Equal(Enumerable.Range(1, writers).Select(r => (long)r), page.Documents.Select(d => d.State.Revision));
         Assert.Equal(writers, page.ScopeRevision);
     }

@@ -303,9 +303,9 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         }
     }
 
-    public Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken)
+    public Task<ChangePage> ReadChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken)
     {
-        var page = ReadRawChanges(scope, after, limit, cancellationToken);
+        var page = ReadRawChanges(scope, after, limit, maxBytes, cancellationToken);
         var documents = new List<DocumentChange>(page.Documents.Count);
         foreach (var document in page.Documents)
         {
@@ -328,14 +328,15 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         return Task.FromResult(new ChangePage(documents, conflicts, page.HasMore, page.ScopeRevision, page.MinValidCursor));
     }
 
-    public ValueTask<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(ReadRawChanges(scope, after, limit, cancellationToken));
+    public ValueTask<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(ReadRawChanges(scope, after, limit, maxBytes, cancellationToken));
 
     /// <summary>Reads a page of a scope's changes from one snapshot, with each document's state as the JSON it is stored as, so a pull can send it without building it.</summary>
-    public RawChangePage ReadRawChanges(string scope, long after, int limit, CancellationToken cancellationToken)
+    public RawChangePage ReadRawChanges(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         cancellationToken.ThrowIfCancellationRequested();
         using var connection = OpenRead();
         using var transaction = connection.BeginTransaction(deferred: true);
@@ -353,12 +354,12 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         }
 
         using var documentsCommand = connection.CreateCommand();
-        documentsCommand.CommandText = "SELECT rev, collection, id, state FROM documents WHERE scope = $scope AND rev > $after ORDER BY rev LIMIT $limit;";
+        documentsCommand.CommandText = "SELECT rev, collection, id, length(state), state FROM documents WHERE scope = $scope AND rev > $after ORDER BY rev LIMIT $limit;";
         documentsCommand.Parameters.AddWithValue("$scope", scope);
         documentsCommand.Parameters.AddWithValue("$after", after);
         documentsCommand.Parameters.AddWithValue("$limit", limit + 1);
         using var conflictsCommand = connection.CreateCommand();
-        conflictsCommand.CommandText = "SELECT rev, record FROM conflicts WHERE scope = $scope AND rev > $after ORDER BY rev LIMIT $limit;";
+        conflictsCommand.CommandText = "SELECT rev, length(record), record FROM conflicts WHERE scope = $scope AND rev > $after ORDER BY rev LIMIT $limit;";
         conflictsCommand.Parameters.AddWithValue("$scope", scope);
         conflictsCommand.Parameters.AddWithValue("$after", after);
         conflictsCommand.Parameters.AddWithValue("$limit", limit + 1);
@@ -370,18 +371,34 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             var hasDocument = documentRows.Read();
             var hasConflict = conflictRows.Read();
             var taken = 0;
+            long bytes = 0;
             while ((hasDocument || hasConflict) && taken < limit)
             {
+                // The length is known before the blob is read: an item that would take the page past its bytes ends it.
                 if (hasDocument && (!hasConflict || documentRows.GetInt64(0) < conflictRows.GetInt64(0)))
                 {
+                    var length = documentRows.GetInt64(3);
+                    if (taken > 0 && bytes + length > maxBytes)
+                    {
+                        break;
+                    }
+
                     // The blob as one array (sqlite3_column_blob); GetBytes would open a blob handle per call.
-                    page.Documents.Add(new RawDocument(documentRows.GetInt64(0), documentRows.GetString(1), documentRows.GetString(2), documentRows.GetFieldValue<byte[]>(3)));
+                    page.Documents.Add(new RawDocument(documentRows.GetInt64(0), documentRows.GetString(1), documentRows.GetString(2), documentRows.GetFieldValue<byte[]>(4)));
                     hasDocument = documentRows.Read();
+                    bytes += length;
                 }
                 else
                 {
-                    page.Conflicts.Add(new RawConflict(conflictRows.GetInt64(0), conflictRows.GetFieldValue<byte[]>(1)));
+                    var length = conflictRows.GetInt64(1);
+                    if (taken > 0 && bytes + length > maxBytes)
+                    {
+                        break;
+                    }
+
+                    page.Conflicts.Add(new RawConflict(conflictRows.GetInt64(0), conflictRows.GetFieldValue<byte[]>(2)));
                     hasConflict = conflictRows.Read();
+                    bytes += length;
                 }
 
                 taken++;
@@ -395,22 +412,36 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         return page;
     }
 
-    public Task<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(string scope, CancellationToken cancellationToken)
+    public Task<ConflictPage> ReadOpenConflictsAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         cancellationToken.ThrowIfCancellationRequested();
         using var connection = OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT record FROM conflicts WHERE scope = $scope AND status = 0 ORDER BY rev;";
+        command.CommandText = "SELECT length(record), record FROM conflicts WHERE scope = $scope AND status = 0 AND rev > $after ORDER BY rev LIMIT $limit;";
         command.Parameters.AddWithValue("$scope", scope);
+        command.Parameters.AddWithValue("$after", after);
+        command.Parameters.AddWithValue("$limit", limit + 1);
         using var reader = command.ExecuteReader();
         var records = new List<ConflictRecord>();
+        long bytes = 0;
+        var more = false;
         while (reader.Read())
         {
-            records.Add(DeserializeConflict(reader, 0));
+            var length = reader.GetInt64(0);
+            if (records.Count == limit || (records.Count > 0 && bytes + length > maxBytes))
+            {
+                more = true;
+                break;
+            }
+
+            records.Add(DeserializeConflict(reader, 1));
+            bytes += length;
         }
 
-        return Task.FromResult<IReadOnlyList<ConflictRecord>>(records);
+        return Task.FromResult(new ConflictPage(records, more));
     }
 
     public Task<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken)
