@@ -225,7 +225,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
         await using var versions = new NpgsqlCommand("SELECT count(*), max(version) FROM converge.schema_version", connection);
         await using var reader = await versions.ExecuteReaderAsync();
         Assert.True(await reader.ReadAsync());
-        Assert.Equal((1L, 1), (reader.GetInt64(0), reader.GetInt32(1)));
+        Assert.Equal(((long)PostgreSqlSchema.Version, PostgreSqlSchema.Version), (reader.GetInt64(0), reader.GetInt32(1)));
     }
 
     [Fact]
