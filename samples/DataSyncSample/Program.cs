@@ -7,7 +7,7 @@ using Microsoft.Extensions.Hosting;
 
 // An app with its data in a local store: live while it runs and the server is reachable, and synced in the
 // background by the unique periodic work "dataSyncTask" otherwise.
-// Start a server first: dotnet run --project src/Converge.Cli -- serve --api-key dev-key=user:alice
+// Start a server first: dotnet run --project src/Converge.Cli -- serve --api-key alice:dev-key=user:alice
 var server = new Uri(args.Length > 0 ? args[0] : "http://127.0.0.1:5080");
 var dataDirectory = Path.Combine(AppContext.BaseDirectory, "data");
 Directory.CreateDirectory(dataDirectory);

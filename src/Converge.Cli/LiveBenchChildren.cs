@@ -59,7 +59,7 @@ internal static class LiveBenchChildren
 
     private static async Task<int> RunServerAsync(string db, string? postgres, CancellationToken ct)
     {
-        var keys = new Dictionary<string, string[]> { [SyncBenchChildren.ApiKey] = ["*"] };
+        ApiKeySetting[] keys = [new("bench", SyncBenchChildren.ApiKey, ["*"])];
         // Its log goes to stderr: stdout carries the answers to the commands.
         var (app, address) = await ServerHost.StartAsync(
             db,

@@ -15,7 +15,7 @@ internal static class ServeCommand
         var urls = new Option<string>("--urls") { Description = "The address to listen on.", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
         var keys = new Option<string[]>("--api-key")
         {
-            Description = "A development API key and the scopes it grants, as KEY=SCOPE[,SCOPE...] (team:* grants every scope starting with team:). Repeatable.",
+            Description = "A development API key, as NAME:SECRET=SCOPE[,SCOPE...]: clients send SECRET as their bearer token; NAME is the principal logs and the database show (the secret never reaches either); team:* grants every scope starting with team:. Repeatable.",
             AllowMultipleArgumentsPerToken = false,
         };
         var collections = new Option<string[]>("--collection")
@@ -77,7 +77,7 @@ internal static class ServeCommand
 
             if (apiKeys.Count == 0 && settings.Count == 0)
             {
-                AnsiConsole.MarkupLine("[yellow]No --api-key and no JWT settings: every request but health will be refused (401). Example: --api-key dev-key=user:alice[/]");
+                AnsiConsole.MarkupLine("[yellow]No --api-key and no JWT settings: every request but health will be refused (401). Example: --api-key alice:dev-key-1=user:alice[/]");
             }
 
             var connectionString = parse.GetValue(postgres);
@@ -146,20 +146,47 @@ internal static class ServeCommand
         return Convert.TryFromBase64String(text, buffer, out var written) && written >= 16;
     }
 
-    internal static bool TryParseKeys(string[] values, out Dictionary<string, string[]> keys, out string error)
+    /// <summary>Reads <c>--api-key NAME:SECRET=SCOPE[,SCOPE...]</c> values; an error never quotes a value, since it holds a secret.</summary>
+    internal static bool TryParseKeys(string[] values, out List<ApiKeySetting> keys, out string error)
     {
-        keys = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        const string Form = "--api-key must look like NAME:SECRET=SCOPE[,SCOPE...], for example --api-key alice:dev-key-1=user:alice";
+        keys = [];
         error = "";
-        foreach (var value in values)
+        var secrets = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < values.Length; i++)
         {
+            var value = values[i];
             var eq = value.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0 || eq == value.Length - 1)
+            var colon = eq > 0 ? value.IndexOf(':', 0, eq) : -1;
+            if (eq > 0 && colon < 0)
             {
-                error = $"--api-key '{value}' must look like KEY=SCOPE[,SCOPE...].";
+                // The old KEY=SCOPES form made the secret the principal's name, so it was logged and stored.
+                error = $"{Form}. The KEY=SCOPES form is no longer accepted: the key would be its own name, and names are logged and stored (--api-key #{i + 1}).";
                 return false;
             }
 
-            keys[value[..eq]] = value[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var name = colon > 0 ? value[..colon].Trim() : "";
+            var secret = colon > 0 ? value[(colon + 1)..eq] : "";
+            var scopes = eq > 0 ? value[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+            if (name.Length == 0 || secret.Length == 0 || scopes.Length == 0)
+            {
+                error = $"{Form}: --api-key #{i + 1} has no {(name.Length == 0 ? "NAME" : secret.Length == 0 ? "SECRET" : "SCOPE")}.";
+                return false;
+            }
+
+            if (secret.Any(char.IsWhiteSpace) || name.Any(char.IsControl))
+            {
+                error = $"{Form}: the SECRET of --api-key '{name}' cannot contain white space, nor its NAME control characters.";
+                return false;
+            }
+
+            if (string.Equals(name, secret, StringComparison.Ordinal) || !secrets.Add(secret))
+            {
+                error = $"{Form}: --api-key '{name}' must have a SECRET of its own, other than its NAME and every other key's.";
+                return false;
+            }
+
+            keys.Add(new ApiKeySetting(name, secret, scopes));
         }
 
         return true;

@@ -11,6 +11,9 @@ using Microsoft.Extensions.Logging;
 
 namespace Converge.Cli;
 
+/// <summary>A development API key of the server: the principal's name (logged and stored), the secret clients send (never logged or stored), and its scopes.</summary>
+internal sealed record ApiKeySetting(string Name, string Secret, string[] Scopes);
+
 /// <summary>Starts a Converge sync server on Kestrel: for `converge serve`, the demo and the benchmarks.</summary>
 internal static class ServerHost
 {
@@ -18,7 +21,7 @@ internal static class ServerHost
     public static async Task<(WebApplication App, Uri Address)> StartAsync(
         string databasePath,
         string url,
-        IReadOnlyDictionary<string, string[]> apiKeys,
+        IReadOnlyList<ApiKeySetting> apiKeys,
         IReadOnlyDictionary<string, CollectionRules>? collections,
         LogLevel logLevel,
         CancellationToken cancellationToken,
@@ -54,9 +57,9 @@ internal static class ServerHost
                 options.DatabasePath = databasePath;
             }
 
-            foreach (var (key, scopes) in apiKeys)
+            foreach (var key in apiKeys)
             {
-                options.AddApiKey(key, key, scopes);
+                options.AddApiKey(key.Secret, key.Name, key.Scopes);
             }
 
             foreach (var (name, rules) in collections ?? new Dictionary<string, CollectionRules>())

@@ -69,7 +69,7 @@ internal static class SyncBenchChildren
 
     private static async Task<int> RunServerAsync(string db, string? postgres, CancellationToken ct)
     {
-        var keys = new Dictionary<string, string[]> { [ApiKey] = ["*"] };
+        ApiKeySetting[] keys = [new("bench", ApiKey, ["*"])];
         var rules = StormPolicies.ToDictionary(
             p => StormCollection(p.Name),
             p => p.Policy == ConflictPolicy.Custom

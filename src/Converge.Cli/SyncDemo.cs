@@ -24,7 +24,7 @@ internal static partial class DemoCommand
                 ["notes"] = new() { Policy = ConflictPolicy.Manual },
             };
             var (app, address) = await ServerHost.StartAsync(
-                Path.Combine(directory, "server.db"), "http://127.0.0.1:0", new Dictionary<string, string[]> { [Key] = [Scope] }, rules, LogLevel.None, ct);
+                Path.Combine(directory, "server.db"), "http://127.0.0.1:0", [new ApiKeySetting("demo", Key, [Scope])], rules, LogLevel.None, ct);
             await using var server = app;
             AnsiConsole.MarkupLine($"{At()} server on {address} (todos: LastWriterWins, notes: Manual)");
 

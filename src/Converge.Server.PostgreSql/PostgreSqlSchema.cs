@@ -8,7 +8,11 @@ namespace Converge.Server.PostgreSql;
 internal static class PostgreSqlSchema
 {
     /// <summary>The schema this code reads and writes.</summary>
-    public const int Version = 2;
+    /// <remarks>
+    /// 2: client progress records have a last-used time and keys in namespaces (<c>apikey:</c>, <c>jwt:</c>, <c>auth:</c>).
+    /// 3: open conflicts have an index per document.
+    /// </remarks>
+    public const int Version = 3;
 
     /// <summary>The key of the transaction-level advisory lock under which a node creates or migrates the schema ("Converge" in ASCII).</summary>
     public const long MigrationLockKey = 0x436F_6E76_6572_6765L;
@@ -70,8 +74,17 @@ internal static class PostgreSqlSchema
         );
         INSERT INTO converge.meta (key, value) VALUES ('clock', '');
         """,
+        // 1 to 2: a last-used time per client progress record (the migration's own, so compaction keeps existing records
+        // for a whole client retention), and keys made before keys had namespaces become 'legacy:' and the SHA-256 of the
+        // old key, the form PrincipalIdentity.LegacyKeys looks them up by. No old key stays: `converge serve --api-key
+        // KEY=SCOPES` made the secret itself the key.
+        """
+        ALTER TABLE converge.clients ADD COLUMN last_used timestamptz NOT NULL DEFAULT now();
+        UPDATE converge.clients SET principal = 'legacy:' || upper(encode(sha256(convert_to(principal, 'UTF8')), 'hex'));
+        CREATE INDEX clients_last_used ON converge.clients (last_used);
+        """,
 
-        // 2: open conflicts are looked up per document (one open record per device, caps per document and per scope).
+        // 2 to 3: open conflicts are looked up per document (one open record per device, caps per document and per scope).
         """
         CREATE INDEX conflicts_open ON converge.conflicts (scope, collection, doc) WHERE status = 0;
         """,

@@ -329,7 +329,7 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
     }
 
     /// <inheritdoc/>
-    public async Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, CancellationToken cancellationToken)
+    public async Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, DateTimeOffset clientsUnusedBefore, CancellationToken cancellationToken)
     {
         ThrowIfNotInitialized();
         var cutoff = removeBefore.UtcDateTime;
@@ -347,7 +347,16 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
         }
 
         // Batches keep each transaction, and so each hold on the scope's counter, short.
-        return await CompactionLoop.RunAsync(targets, (scope, from, highest) => CompactBatchAsync(scope, from, highest, cutoff, cancellationToken), cancellationToken).ConfigureAwait(false);
+        return await CompactionLoop.RunAsync(
+            targets,
+            (scope, from, highest) => CompactBatchAsync(scope, from, highest, cutoff, cancellationToken),
+            async () =>
+            {
+                // A record a push holds locked is in use: SKIP LOCKED leaves it, and the push marks it used anyway.
+                using var command = _dataSource.CreateCommand(Sql.CompactClients).Bind(clientsUnusedBefore.UtcDateTime).Bind((long)CompactionLoop.ClientBatchSize);
+                return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
     }
 
 

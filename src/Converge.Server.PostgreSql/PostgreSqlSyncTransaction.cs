@@ -26,7 +26,7 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
     private readonly HashSet<DocumentKey> _missing = [];
     private readonly Dictionary<string, (ConflictRecord Record, DateTimeOffset? ResolvedAt)> _conflicts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _scopes = new(StringComparer.Ordinal);
-    private readonly Dictionary<(string Principal, string Client), ClientProgress> _clients = [];
+    private readonly Dictionary<(string Principal, string Client), (ClientProgress Progress, DateTimeOffset UsedAt)> _clients = [];
     private HybridTimestamp? _clock;
     private List<string>? _notices;
     private HashSet<string>? _lockedScopes;
@@ -48,24 +48,40 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
         // and the second reads the progress it committed.
         batch.BatchCommands.Add(Sql.Command(Sql.EnsureClient).Bind(principal).Bind(clientId));
         batch.BatchCommands.Add(Sql.Command(Sql.LockClient).Bind(principal).Bind(clientId));
-        return QueryAsync(batch, static async (reader, cancellationToken) =>
-        {
-            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false) || reader.IsDBNull(1))
-            {
-                return ClientProgress.None;
-            }
-
-            var last = reader.GetInt64(0);
-            var hlc = HybridTimestamp.ReadFrom(reader.GetFieldValue<byte[]>(1));
-            var recent = reader.IsDBNull(2) ? [] : ReadRecent(reader.GetFieldValue<byte[]>(2));
-            return new ClientProgress(last, hlc) { Recent = recent };
-        }, cancellationToken);
+        return QueryAsync(batch, ReadProgressAsync, cancellationToken);
     }
 
-    public ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, CancellationToken cancellationToken)
+    public ValueTask<ClientProgress> ReadFormerClientProgressAsync(IReadOnlyList<string> formerPrincipals, string clientId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(formerPrincipals);
+        ThrowIfDone(cancellationToken);
+        if (formerPrincipals.Count == 0)
+        {
+            return ValueTask.FromResult(ClientProgress.None);
+        }
+
+        var batch = NewBatch();
+        batch.BatchCommands.Add(Sql.Command(Sql.ReadFormerClient).Bind(formerPrincipals.ToArray()).Bind(clientId));
+        return QueryAsync(batch, ReadProgressAsync, cancellationToken);
+    }
+
+    private static async ValueTask<ClientProgress> ReadProgressAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false) || reader.IsDBNull(1))
+        {
+            return ClientProgress.None;
+        }
+
+        var last = reader.GetInt64(0);
+        var hlc = HybridTimestamp.ReadFrom(reader.GetFieldValue<byte[]>(1));
+        var recent = reader.IsDBNull(2) ? [] : ReadRecent(reader.GetFieldValue<byte[]>(2));
+        return new ClientProgress(last, hlc) { Recent = recent };
+    }
+
+    public ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, DateTimeOffset usedAt, CancellationToken cancellationToken)
     {
         ThrowIfDone(cancellationToken);
-        _clients[(principal, clientId)] = progress;
+        _clients[(principal, clientId)] = (progress, usedAt);
         return ValueTask.CompletedTask;
     }
 
@@ -361,11 +377,11 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
         }
 
         _scopes.Clear();
-        foreach (var ((principal, client), progress) in _clients)
+        foreach (var ((principal, client), (progress, usedAt)) in _clients)
         {
             var hlc = new byte[HybridTimestamp.BinarySize];
             progress.LastHlc.WriteTo(hlc);
-            batch.BatchCommands.Add(Sql.Command(Sql.WriteClient).Bind(principal).Bind(client).Bind(progress.LastMutationId).Bind(hlc).Bind(WriteRecent(progress.Recent)));
+            batch.BatchCommands.Add(Sql.Command(Sql.WriteClient).Bind(principal).Bind(client).Bind(progress.LastMutationId).Bind(hlc).Bind(WriteRecent(progress.Recent)).Bind(usedAt.UtcDateTime));
         }
 
         _clients.Clear();

@@ -11,9 +11,22 @@ internal static class Sql
 
     public const string LockClient = "SELECT last_mutation, last_hlc, recent FROM converge.clients WHERE principal = $1 AND client = $2 FOR UPDATE";
 
+    /// <summary>The record with the highest mutation id among a client's records under former keys; nothing is created or locked (such records are never written again).</summary>
+    public const string ReadFormerClient = """
+        SELECT last_mutation, last_hlc, recent FROM converge.clients
+        WHERE principal = ANY($1) AND client = $2 AND last_hlc IS NOT NULL
+        ORDER BY last_mutation DESC LIMIT 1
+        """;
+
     public const string WriteClient = """
-        INSERT INTO converge.clients (principal, client, last_mutation, last_hlc, recent) VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation, last_hlc = excluded.last_hlc, recent = excluded.recent
+        INSERT INTO converge.clients (principal, client, last_mutation, last_hlc, recent, last_used) VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation, last_hlc = excluded.last_hlc, recent = excluded.recent, last_used = excluded.last_used
+        """;
+
+    /// <summary>Removes a batch of client progress records unused since a time.</summary>
+    public const string CompactClients = """
+        DELETE FROM converge.clients WHERE ctid IN (
+            SELECT ctid FROM converge.clients WHERE last_used < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
         """;
 
     /// <summary>Makes the scope's counter row exist, so the lock below has a row to take even for a new scope.</summary>

@@ -55,6 +55,23 @@ public sealed class ConvergeServerOptions
     /// <value>The default is 30 days. A client whose cursor is older than the removed tombstones gets a reset.</value>
     public TimeSpan TombstoneRetention { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>Gets or sets how long a client's progress record (the last mutation id applied for one device of one principal) is kept after the device last pushed.</summary>
+    /// <value>
+    /// The default is 90 days. It must be at least <see cref="TombstoneRetention"/>: a device that comes back after its
+    /// record was removed has its still-unanswered push applied again, so the record must outlive the time within which
+    /// the server still treats the device's cursors as current.
+    /// </value>
+    public TimeSpan ClientRetention { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>Gets or sets how far past its expiry (or before its start) a JWT is still accepted, for clocks that disagree a little.</summary>
+    /// <value>
+    /// The default is 30 seconds. It is set on every JWT bearer scheme whose <c>TokenValidationParameters.ClockSkew</c>
+    /// was left at the library's default (5 minutes), and a live connection opened with a JWT is closed at the token's
+    /// expiry plus the skew of its scheme, so the HTTP API and the live channel agree. A scheme whose skew the app set to
+    /// another value keeps it.
+    /// </value>
+    public TimeSpan TokenClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Gets or sets how often the background compaction runs.</summary>
     /// <value>The default is 1 hour.</value>
     public TimeSpan CompactionInterval { get; set; } = TimeSpan.FromHours(1);
@@ -138,13 +155,14 @@ public sealed class ConvergeServerOptions
     }
 
     /// <summary>Adds a development API key.</summary>
-    /// <param name="key">The secret the client sends as a bearer token.</param>
-    /// <param name="name">The principal's name.</param>
+    /// <param name="key">The secret the client sends as a bearer token. It is never logged or stored: the server keeps only its SHA-256 hash.</param>
+    /// <param name="name">The principal's name: what logs show and what keys its devices' progress (<c>apikey:NAME</c>). Two keys with one name are one principal, for example while a key is rotated.</param>
     /// <param name="scopes">The scopes it grants; <c>team:*</c> grants every scope starting with <c>team:</c>.</param>
     /// <returns>These options.</returns>
     public ConvergeServerOptions AddApiKey(string key, string name, params string[] scopes)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(key);
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ApiKeys[key] = new ConvergeApiKey(name, scopes);
         return this;
     }
@@ -208,6 +226,16 @@ public sealed class ConvergeServerOptions
             errors.Add($"TombstoneRetention must be positive; it is {TombstoneRetention}.");
         }
 
+        if (ClientRetention < TombstoneRetention)
+        {
+            errors.Add($"ClientRetention must be at least TombstoneRetention ({TombstoneRetention}); it is {ClientRetention}.");
+        }
+
+        if (TokenClockSkew < TimeSpan.Zero || TokenClockSkew > TimeSpan.FromMinutes(10))
+        {
+            errors.Add($"TokenClockSkew must be between 0 and 10 minutes; it is {TokenClockSkew}.");
+        }
+
         if (CompactionInterval <= TimeSpan.Zero || CompactionInterval > TimeSpan.FromDays(49))
         {
             errors.Add($"CompactionInterval must be positive and at most 49 days; it is {CompactionInterval}.");
@@ -261,12 +289,17 @@ public sealed class ConvergeServerOptions
             }
             else if (key.Any(char.IsWhiteSpace))
             {
-                errors.Add("An API key cannot contain white space.");
+                // The message never quotes a key: it is a secret.
+                errors.Add($"An API key cannot contain white space (the key of '{identity?.Name}').");
             }
 
             if (identity is null || string.IsNullOrWhiteSpace(identity.Name))
             {
                 errors.Add("Every API key needs a principal name.");
+            }
+            else if (string.Equals(identity.Name, key, StringComparison.Ordinal))
+            {
+                errors.Add("An API key is named with its own secret: give it a name that is not the key, since the name is logged and stored.");
             }
             else if (identity.Scopes is null || identity.Scopes.Any(string.IsNullOrWhiteSpace))
             {

@@ -65,4 +65,7 @@ internal static partial class Log
 
     [LoggerMessage(2019, LogLevel.Information, "The commit feed of the shared store may have missed commits of other nodes; live clients are told to pull")]
     public static partial void LiveFeedMissed(ILogger logger);
+
+    [LoggerMessage(2024, LogLevel.Information, "Compaction removed {Clients} client progress records unused since {Cutoff}")]
+    public static partial void ClientsCompacted(ILogger logger, int clients, DateTimeOffset cutoff);
 }

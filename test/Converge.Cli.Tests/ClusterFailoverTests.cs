@@ -18,8 +18,8 @@ public sealed class ClusterFailoverTests : IDisposable
     {
         var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync();
         var (url1, url2) = ($"http://127.0.0.1:{Converge.FreePort()}", $"http://127.0.0.1:{Converge.FreePort()}");
-        using var node1 = Converge.Start("serve", "--postgres", database, "--urls", url1, "--api-key", "k=team:1");
-        using var node2 = Converge.Start("serve", "--postgres", database, "--urls", url2, "--api-key", "k=team:1");
+        using var node1 = Converge.Start("serve", "--postgres", database, "--urls", url1, "--api-key", "dev:k=team:1");
+        using var node2 = Converge.Start("serve", "--postgres", database, "--urls", url2, "--api-key", "dev:k=team:1");
         try
         {
             await CommandTests.WaitForServerAsync(url1);

@@ -31,7 +31,7 @@ public sealed class CommandTests : IDisposable
     {
         var port = Converge.FreePort();
         var url = $"http://127.0.0.1:{port}";
-        using var server = Converge.Start("serve", "--db", Path.Combine(_folder, "server.db"), "--urls", url, "--api-key", "k=team:1", "--collection", "notes=Manual");
+        using var server = Converge.Start("serve", "--db", Path.Combine(_folder, "server.db"), "--urls", url, "--api-key", "dev:k=team:1", "--collection", "notes=Manual");
         try
         {
             string[] A(params string[] args) => [.. args, "--db", Path.Combine(_folder, "a.db"), "--server", url, "--key", "k", "--scope", "team:1"];
@@ -118,7 +118,7 @@ public sealed class CommandTests : IDisposable
     {
         var port = Converge.FreePort();
         var url = $"http://127.0.0.1:{port}";
-        using var server = Converge.Start("serve", "--db", Path.Combine(_folder, "server.db"), "--urls", url, "--api-key", "k=team:1");
+        using var server = Converge.Start("serve", "--db", Path.Combine(_folder, "server.db"), "--urls", url, "--api-key", "dev:k=team:1");
         Process? watch = null;
         try
         {
@@ -151,8 +151,8 @@ public sealed class CommandTests : IDisposable
     {
         var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync();
         var (url1, url2) = ($"http://127.0.0.1:{Converge.FreePort()}", $"http://127.0.0.1:{Converge.FreePort()}");
-        using var node1 = Converge.Start("serve", "--postgres", database, "--urls", url1, "--api-key", "k=team:1");
-        using var node2 = Converge.Start("serve", "--postgres", database, "--urls", url2, "--api-key", "k=team:1");
+        using var node1 = Converge.Start("serve", "--postgres", database, "--urls", url1, "--api-key", "dev:k=team:1");
+        using var node2 = Converge.Start("serve", "--postgres", database, "--urls", url2, "--api-key", "dev:k=team:1");
         Process? watch = null;
         try
         {

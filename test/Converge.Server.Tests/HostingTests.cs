@@ -231,7 +231,8 @@ public class HostingTests
 
         public Task<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken) => inner.ReadConflictAsync(id, cancellationToken);
 
-        public Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, CancellationToken cancellationToken) => inner.CompactAsync(removeBefore, cancellationToken);
+        public Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, DateTimeOffset clientsUnusedBefore, CancellationToken cancellationToken) =>
+            inner.CompactAsync(removeBefore, clientsUnusedBefore, cancellationToken);
 
         public Task CheckHealthAsync(CancellationToken cancellationToken) => throw new IOException("disk gone");
 

@@ -13,13 +13,22 @@ using Microsoft.Net.Http.Headers;
 
 namespace Converge.Server.Authentication;
 
-/// <summary>The configured API keys, looked up by their SHA-256 hash so the lookup's timing says nothing about a key.</summary>
+/// <summary>The configured API keys, kept only as SHA-256 hashes of their secrets.</summary>
+/// <remarks>
+/// A presented key is hashed, the hash's first 8 bytes pick a bucket, and the full 32 bytes are compared with
+/// <see cref="CryptographicOperations.FixedTimeEquals"/>. Hashing first means the lookup's timing can only depend on the
+/// hash of what the caller sent, never on how many leading characters of a real secret it guessed; the fixed-time final
+/// comparison keeps it so even if the lookup is changed later. The secrets themselves are never kept, logged or stored:
+/// a key's principal is its name.
+/// </remarks>
 internal sealed class ApiKeyRegistry
 {
-    private readonly Dictionary<string, Claim[]> _keys = new(StringComparer.Ordinal);
+    private readonly Dictionary<ulong, List<Entry>> _keys = [];
+    private readonly string _scheme;
 
-    public ApiKeyRegistry(ConvergeServerOptions options)
+    public ApiKeyRegistry(ConvergeServerOptions options, string scheme = ConvergeAuthentication.ApiKeyScheme)
     {
+        _scheme = scheme;
         foreach (var (key, identity) in options.ApiKeys)
         {
             var claims = new List<Claim>(identity.Scopes.Count + 2)
@@ -32,15 +41,43 @@ internal sealed class ApiKeyRegistry
                 claims.Add(new Claim(options.ScopeClaimType, scope));
             }
 
-            _keys[Hash(key)] = [.. claims];
+            var hash = Hash(key);
+            if (!_keys.TryGetValue(Bucket(hash), out var bucket))
+            {
+                _keys[Bucket(hash)] = bucket = [];
+            }
+
+            bucket.Add(new Entry(hash, identity.Name, [.. claims]));
         }
     }
 
-    public bool TryFind(ReadOnlySpan<char> key, out Claim[] claims) => _keys.TryGetValue(Hash(key), out claims!);
-
-    private static string Hash(ReadOnlySpan<char> key)
+    /// <summary>Finds the key a caller presented and makes its principal's identity.</summary>
+    public bool TryFind(ReadOnlySpan<char> key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ClaimsIdentity? identity)
     {
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        identity = null;
+        var hash = Hash(key);
+        if (!_keys.TryGetValue(Bucket(hash), out var bucket))
+        {
+            return false;
+        }
+
+        foreach (var entry in bucket)
+        {
+            if (CryptographicOperations.FixedTimeEquals(entry.Hash, hash))
+            {
+                identity = new ApiKeyIdentity(entry.Claims, _scheme, entry.Name, Convert.ToHexString(hash));
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static ulong Bucket(byte[] hash) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(hash);
+
+    private static byte[] Hash(ReadOnlySpan<char> key)
+    {
+        var hash = new byte[SHA256.HashSizeInBytes];
         var max = Encoding.UTF8.GetMaxByteCount(key.Length);
         byte[]? rented = null;
         var buffer = max <= 512 ? stackalloc byte[512] : (rented = ArrayPool<byte>.Shared.Rent(max));
@@ -48,7 +85,8 @@ internal sealed class ApiKeyRegistry
         {
             var length = Encoding.UTF8.GetBytes(key, buffer);
             SHA256.HashData(buffer[..length], hash);
-            return Convert.ToHexString(hash);
+            CryptographicOperations.ZeroMemory(buffer[..length]);
+            return hash;
         }
         finally
         {
@@ -58,6 +96,8 @@ internal sealed class ApiKeyRegistry
             }
         }
     }
+
+    private sealed record Entry(byte[] Hash, string Name, Claim[] Claims);
 }
 
 /// <summary>Authenticates <c>Authorization: Bearer &lt;key&gt;</c> with a configured development API key.</summary>
@@ -83,12 +123,11 @@ internal sealed class ApiKeyAuthenticationHandler(
         }
 
         var token = value.AsSpan(Bearer.Length).Trim();
-        if (token.IsEmpty || !registry.TryFind(token, out var claims))
+        if (token.IsEmpty || !registry.TryFind(token, out var identity))
         {
             return Task.FromResult(AuthenticateResult.NoResult());
         }
 
-        var identity = new ClaimsIdentity(claims, Scheme.Name, ClaimTypes.Name, ClaimTypes.Role);
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name)));
     }
 

@@ -105,9 +105,10 @@ internal sealed class SyncEngine
     /// <summary>Applies a validated, authorized push in one store transaction.</summary>
     /// <param name="request">The push, already checked against the limits.</param>
     /// <param name="principal">The stable key of the caller, which scopes its clients' mutation ids.</param>
+    /// <param name="formerPrincipals">The keys the caller had in a store made by an earlier version, as migrated; its client's progress is taken from them when it has none under <paramref name="principal"/>.</param>
     /// <param name="cancellationToken">Stops the push before it commits.</param>
     /// <returns>The response: one result per mutation.</returns>
-    public async Task<PushResponse> PushAsync(PushRequest request, string principal, CancellationToken cancellationToken)
+    public async Task<PushResponse> PushAsync(PushRequest request, string principal, IReadOnlyList<string> formerPrincipals, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         var clock = Clock;
@@ -128,6 +129,13 @@ internal sealed class SyncEngine
         await using (transaction.ConfigureAwait(false))
         {
             var progress = await transaction.ReadClientProgressAsync(principal, request.ClientId, cancellationToken).ConfigureAwait(false);
+            if (progress.LastMutationId == 0 && formerPrincipals.Count > 0)
+            {
+                // A store from before keys had namespaces: the device's progress may still be under its old key, and a
+                // push whose answer was lost across the upgrade must stay a duplicate. It is written under the new key below.
+                progress = await transaction.ReadFormerClientProgressAsync(formerPrincipals, request.ClientId, cancellationToken).ConfigureAwait(false);
+            }
+
             var last = progress.LastMutationId;
             foreach (var m in mutations)
             {
@@ -255,12 +263,15 @@ internal sealed class SyncEngine
                 }
             }
 
-            if (applied.LastMutationId > last)
-            {
-                // Only this push's mutations: a retry resends the push whose answer was lost, so the window never has
-                // to grow with the client's history, and a one-mutation push writes one entry.
-                await transaction.WriteClientProgressAsync(principal, request.ClientId, applied with { Recent = appliedNow! }, cancellationToken).ConfigureAwait(false);
-            }
+            // Only this push's mutations: a retry resends the push whose answer was lost, so the window never has to grow
+            // with the client's history, and a one-mutation push writes one entry. A push of duplicates only still marks
+            // the record used, so compaction keeps it while the client is around.
+            await transaction.WriteClientProgressAsync(
+                principal,
+                request.ClientId,
+                applied.LastMutationId > last ? applied with { Recent = appliedNow! } : progress,
+                now,
+                cancellationToken).ConfigureAwait(false);
 
             response = new PushResponse { Clock = clock.Now(), Results = results };
             await transaction.WriteClockAsync(response.Clock, cancellationToken).ConfigureAwait(false);
@@ -580,14 +591,17 @@ internal sealed class SyncEngine
         return resolved;
     }
 
-    /// <summary>Removes tombstones and resolved conflicts older than the retention.</summary>
+    /// <summary>Removes tombstones and resolved conflicts older than the retention, and client progress records unused for longer than the client retention.</summary>
     public async Task<CompactionResult> CompactAsync(CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var cutoff = _time.GetUtcNow() - _options.TombstoneRetention;
-        var result = await _store.CompactAsync(cutoff, cancellationToken).ConfigureAwait(false);
+        var now = _time.GetUtcNow();
+        var cutoff = now - _options.TombstoneRetention;
+        var clientsCutoff = now - _options.ClientRetention;
+        var result = await _store.CompactAsync(cutoff, clientsCutoff, cancellationToken).ConfigureAwait(false);
         _metrics.TombstonesRemoved.Add(result.TombstonesRemoved);
         Log.Compacted(_logger, result.TombstonesRemoved, result.ConflictsRemoved, cutoff, result.ScopesAffected, result.ItemsMoved);
+        Log.ClientsCompacted(_logger, result.ClientsRemoved, clientsCutoff);
         return result;
     }
 

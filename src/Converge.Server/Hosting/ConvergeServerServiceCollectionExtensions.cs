@@ -8,6 +8,7 @@ using Converge.Server.Live;
 using Converge.Server.Storage;
 using Converge.Server.Storage.Sqlite;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -94,6 +95,7 @@ public static class ConvergeServerServiceCollectionExtensions
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ConvergeAuthentication.ApiKeyScheme, displayName: "Converge API key", _ => { });
         services.AddAuthorization();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<AuthorizationOptions>, ConvergeAuthorizationSetup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<JwtBearerOptions>, TokenClockSkewSetup>());
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ConvergeServerLifetime>(
             sp => new ConvergeServerLifetime(sp.GetRequiredService<SyncEngine>(), (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Converge.Protocol;
 using Converge.Protocol.Messages;
+using Converge.Server.Authentication;
 using Converge.Server.Engine;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -26,6 +27,12 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
 
     public async Task PushAsync(HttpContext context)
     {
+        if (!PrincipalIdentity.TryGetKey(context.User, out _))
+        {
+            await RefuseUnidentifiedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         var (request, error) = await RequestBody.ReadAsync(context, options.MaxRequestBytes, PushReader.Read).ConfigureAwait(false);
         if (error is null && options.Limits.Check(request!) is { } invalid)
         {
@@ -57,6 +64,11 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
     /// <returns>The response; or the first scope the caller may not write (nothing applied); or a refusal (nothing applied).</returns>
     internal async Task<(PushResponse? Response, ProtocolError? Refused, string? Forbidden)> ApplyPushAsync(ClaimsPrincipal user, PushRequest request, CancellationToken cancellationToken)
     {
+        if (!PrincipalIdentity.TryGetKey(user, out var principal))
+        {
+            return (null, new ProtocolError(ProtocolErrorCodes.Unauthenticated, PrincipalIdentity.NoSubject), null);
+        }
+
         // Every scope first: a push with one forbidden mutation applies nothing.
         string? previous = null;
         HashSet<string>? checkedScopes = null;
@@ -79,7 +91,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
 
         try
         {
-            return (await engine.PushAsync(request, PrincipalKey(user), cancellationToken).ConfigureAwait(false), null, null);
+            return (await engine.PushAsync(request, principal, PrincipalIdentity.LegacyKeys(user), cancellationToken).ConfigureAwait(false), null, null);
         }
         catch (ClientIdReusedException e)
         {
@@ -89,6 +101,12 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
 
     public async Task PullAsync(HttpContext context)
     {
+        if (!PrincipalIdentity.TryGetKey(context.User, out _))
+        {
+            await RefuseUnidentifiedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         var query = context.Request.Query;
         if (ReadScope(context) is not { } scope)
         {
@@ -126,6 +144,12 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
 
     public async Task ListConflictsAsync(HttpContext context)
     {
+        if (!PrincipalIdentity.TryGetKey(context.User, out _))
+        {
+            await RefuseUnidentifiedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         if (ReadScope(context) is not { } scope)
         {
             await RefuseAsync(context, BadScope()).ConfigureAwait(false);
@@ -169,6 +193,12 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
 
     public async Task ResolveAsync(HttpContext context)
     {
+        if (!PrincipalIdentity.TryGetKey(context.User, out _))
+        {
+            await RefuseUnidentifiedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         var (request, error) = await RequestBody.ReadAsync(context, options.MaxRequestBytes, ProtocolJson.ResolveConflictRequest).ConfigureAwait(false);
         if (error is not null)
         {
@@ -321,6 +351,13 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
         return Problem.WriteAsync(context, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, $"The caller may not use scope '{scope}'.", scope);
     }
 
+    /// <summary>Refuses a principal without a stable identity (a token without a subject): 401 <c>unauthenticated</c>.</summary>
+    internal Task RefuseUnidentifiedAsync(HttpContext context)
+    {
+        context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\", error_description=\"The token has no subject\"";
+        return RefuseAsync(context, new ProtocolError(ProtocolErrorCodes.Unauthenticated, PrincipalIdentity.NoSubject));
+    }
+
     private Task RefuseAsync(HttpContext context, ProtocolError error)
     {
         var status = Problem.StatusOf(error.Code);
@@ -334,8 +371,4 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
         context.Response.Headers.CacheControl = "no-store";
         return JsonSerializer.SerializeAsync(context.Response.Body, value, typeInfo, context.RequestAborted);
     }
-
-    /// <summary>The stable key of a principal, which keeps one principal's client ids apart from another's.</summary>
-    internal static string PrincipalKey(ClaimsPrincipal user) =>
-        user.FindFirst(ClaimTypes.NameIdentifier)?.Value ?? user.FindFirst("sub")?.Value ?? user.Identity?.Name ?? "";
 }

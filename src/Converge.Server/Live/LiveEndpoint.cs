@@ -1,9 +1,10 @@
 using System.Net.WebSockets;
 using System.Text.Json;
 using Converge.Protocol.Messages;
+using Converge.Server.Authentication;
 using Converge.Server.Engine;
+using Converge.Server.Hosting;
 using Converge.Server.Http;
-using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -37,6 +38,13 @@ internal sealed class LiveEndpoint(
             return;
         }
 
+        // Before anything else, and before the upgrade: a principal without a stable identity gets no channel.
+        if (!PrincipalIdentity.TryGetKey(context.User, out var key))
+        {
+            await http.RefuseUnidentifiedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         var scopes = context.Request.Query[LiveProtocol.ScopeParameter];
         if (scopes.Count == 0 || scopes.Count > options.MaxLiveScopes)
         {
@@ -67,12 +75,13 @@ internal sealed class LiveEndpoint(
         }
 
         await engine.EnsureInitializedAsync(context.RequestAborted).ConfigureAwait(false);
+        var end = await TokenLifetime.EndOfAsync(context).ConfigureAwait(false);
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             KeepAliveInterval = options.LiveKeepAliveInterval,
             KeepAliveTimeout = options.LiveKeepAliveTimeout,
         }).ConfigureAwait(false);
-        var principal = context.User.Identity?.Name ?? ConvergeEndpoints.PrincipalKey(context.User);
+        var principal = context.User.Identity?.Name ?? key;
         var connection = new LiveConnection(socket, followed, principal, options.LiveSendQueueBytes, metrics, logger);
 
         // "ready" goes first, and the connection follows its scopes before it is sent: every commit after the client
@@ -95,9 +104,9 @@ internal sealed class LiveEndpoint(
         var stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
         using var onStopping = stopping.Register(() => End(WebSocketCloseStatus.EndpointUnavailable, "The server is stopping."));
 
-        // A connection lives no longer than the credentials it was opened with (a JWT's expiry): the client connects
-        // again with fresh ones, and a revoked principal stops receiving changes.
-        using var expiry = ExpiryOf(context) is { } expires ? new CancellationTokenSource(Max(expires - time.GetUtcNow(), TimeSpan.Zero), time) : null;
+        // A connection lives no longer than the credentials it was opened with (a JWT's expiry, plus the clock skew the
+        // HTTP API grants it too): the client connects again with fresh ones, and a revoked principal stops receiving changes.
+        using var expiry = end is { } expires ? new CancellationTokenSource(Max(expires - time.GetUtcNow(), TimeSpan.Zero), time) : null;
         using var onExpiry = expiry?.Token.Register(() => End(WebSocketCloseStatus.PolicyViolation, "The access token expired; connect again with a new one."));
 
         var sending = SendAsync(socket, connection, () => close, abort);
@@ -246,10 +255,6 @@ internal sealed class LiveEndpoint(
 
         return refused is not null ? (Error(request, refused), true) : (LiveFrames.Pushed(request.Value, response!), true);
     }
-
-    /// <summary>Gets when the caller's credentials expire, when the authentication handler said (JWT bearer does, from the token's <c>exp</c>).</summary>
-    private static DateTimeOffset? ExpiryOf(HttpContext context) =>
-        context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Properties?.ExpiresUtc;
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 

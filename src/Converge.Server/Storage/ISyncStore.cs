@@ -71,16 +71,17 @@ public interface ISyncStore
     /// <returns>The record, or <see langword="null"/> when there is none.</returns>
     Task<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken);
 
-    /// <summary>Removes tombstones deleted, and resolved conflict records resolved, before a time, raising each affected scope's min valid cursor to the highest revision removed.</summary>
+    /// <summary>Removes tombstones deleted, and resolved conflict records resolved, before a time, raising each affected scope's min valid cursor to the highest revision removed; and removes client progress records not used since another time.</summary>
     /// <remarks>
     /// Every item of the scope that stays at or below the new min valid cursor (a live document, a young tombstone, an
     /// open conflict) takes a new revision of the scope in the same transaction, so no item ever sits at or below the
     /// min valid cursor: a download from the start of the scope then never holds a cursor that a pull would reset.
     /// </remarks>
-    /// <param name="removeBefore">The cutoff.</param>
+    /// <param name="removeBefore">The cutoff of tombstones and resolved conflict records.</param>
+    /// <param name="clientsUnusedBefore">The cutoff of client progress records: those last used (<see cref="ISyncTransaction.WriteClientProgressAsync"/>) before it go.</param>
     /// <param name="cancellationToken">Stops the compaction between batches; what was removed stays removed.</param>
     /// <returns>What was removed.</returns>
-    Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, CancellationToken cancellationToken);
+    Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, DateTimeOffset clientsUnusedBefore, CancellationToken cancellationToken);
 
     /// <summary>Runs a trivial query, to tell whether the store answers.</summary>
     /// <param name="cancellationToken">Stops the query.</param>
@@ -99,13 +100,25 @@ public interface ISyncTransaction : IAsyncDisposable
     /// <returns>The progress; <see cref="ClientProgress.None"/> when nothing was applied.</returns>
     ValueTask<ClientProgress> ReadClientProgressAsync(string principal, string clientId, CancellationToken cancellationToken);
 
-    /// <summary>Writes how far a client of a principal got.</summary>
+    /// <summary>Reads how far a client got under keys its principal had before, without creating or locking anything: the record with the highest mutation id among them.</summary>
+    /// <param name="formerPrincipals">The keys, as a store migrated them (records of an earlier key scheme are never written again).</param>
+    /// <param name="clientId">The client's replica id.</param>
+    /// <param name="cancellationToken">Stops the read.</param>
+    /// <returns>The progress; <see cref="ClientProgress.None"/> when there is none.</returns>
+    /// <remarks>
+    /// The server calls it when a client has no progress under its principal's key, and writes what it found under that
+    /// key, so a device that upgraded with a push whose answer was lost still gets <c>duplicate</c> for it.
+    /// </remarks>
+    ValueTask<ClientProgress> ReadFormerClientProgressAsync(IReadOnlyList<string> formerPrincipals, string clientId, CancellationToken cancellationToken);
+
+    /// <summary>Writes how far a client of a principal got, and when it was last used.</summary>
     /// <param name="principal">The principal's stable key.</param>
     /// <param name="clientId">The client's replica id.</param>
     /// <param name="progress">The id and timestamp of the last mutation applied.</param>
+    /// <param name="usedAt">When the client pushed; compaction removes records unused for longer than the client retention.</param>
     /// <param name="cancellationToken">Stops the write.</param>
     /// <returns>A task that completes when written.</returns>
-    ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, CancellationToken cancellationToken);
+    ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, DateTimeOffset usedAt, CancellationToken cancellationToken);
 
     /// <summary>Reads a scope's revision counter: the revision of its latest change, 0 for a new scope.</summary>
     /// <param name="scope">The scope.</param>
@@ -230,4 +243,5 @@ public sealed record ConflictPage(IReadOnlyList<ConflictRecord> Conflicts, bool 
 /// <param name="ConflictsRemoved">The resolved conflict records removed.</param>
 /// <param name="ScopesAffected">The scopes whose min valid cursor was raised.</param>
 /// <param name="ItemsMoved">The documents and conflict records that stayed and took a new revision, above the raised min valid cursor.</param>
-public sealed record CompactionResult(int TombstonesRemoved, int ConflictsRemoved, int ScopesAffected, int ItemsMoved);
+/// <param name="ClientsRemoved">The client progress records removed, unused for longer than the client retention.</param>
+public sealed record CompactionResult(int TombstonesRemoved, int ConflictsRemoved, int ScopesAffected, int ItemsMoved, int ClientsRemoved = 0);

@@ -117,7 +117,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
             for (var p = 0; p < pushesPerWriter; p++)
             {
                 var mutations = Enumerable.Range(0, 1 + (p % 3)).Select(k => device.Put(scope, "c", $"w{w}-p{p}-{k}", 0, """{"v":1}""")).ToArray();
-                var response = await node.PushAsync(device.Batch(mutations), "p", CancellationToken.None);
+                var response = await node.PushAsync(device.Batch(mutations), "p", [], CancellationToken.None);
                 foreach (var (mutation, result) in mutations.Zip(response.Results))
                 {
                     Assert.Equal(MutationStatus.Applied, result.Status);
@@ -176,8 +176,8 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
             var push = device.Batch(device.Increment(Scope, "counters", "hits", """{"n":1}"""));
 
             var responses = await Task.WhenAll(
-                Task.Run(() => a.PushAsync(push, "p", CancellationToken.None)),
-                Task.Run(() => b.PushAsync(push, "p", CancellationToken.None)));
+                Task.Run(() => a.PushAsync(push, "p", [], CancellationToken.None)),
+                Task.Run(() => b.PushAsync(push, "p", [], CancellationToken.None)));
 
             Assert.Equal([MutationStatus.Applied, MutationStatus.Duplicate], responses.Select(r => r.Results[0].Status).Order());
         }
@@ -195,9 +195,9 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
         {
             var (x, y) = (new Device(TimeProvider.System), new Device(TimeProvider.System));
             var id = $"n{round}";
-            var created = (await a.PushAsync(x.Batch(x.Put(Scope, "notes", id, 0, """{"title":"original"}""")), "p", CancellationToken.None)).Results[0].Revision;
-            await a.PushAsync(x.Batch(x.Patch(Scope, "notes", id, created, """{"title":"from x"}""")), "p", CancellationToken.None);
-            var conflict = (await b.PushAsync(y.Batch(y.Patch(Scope, "notes", id, created, """{"title":"from y"}""")), "p", CancellationToken.None)).Results[0].ConflictId!;
+            var created = (await a.PushAsync(x.Batch(x.Put(Scope, "notes", id, 0, """{"title":"original"}""")), "p", [], CancellationToken.None)).Results[0].Revision;
+            await a.PushAsync(x.Batch(x.Patch(Scope, "notes", id, created, """{"title":"from x"}""")), "p", [], CancellationToken.None);
+            var conflict = (await b.PushAsync(y.Batch(y.Patch(Scope, "notes", id, created, """{"title":"from y"}""")), "p", [], CancellationToken.None)).Results[0].ConflictId!;
 
             var resolved = await Task.WhenAll(
                 Task.Run(() => a.ResolveAsync(conflict, Scope, ResolveChoice.Server, null, CancellationToken.None)),
@@ -225,7 +225,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
         await using var versions = new NpgsqlCommand("SELECT count(*), max(version) FROM converge.schema_version", connection);
         await using var reader = await versions.ExecuteReaderAsync();
         Assert.True(await reader.ReadAsync());
-        Assert.Equal((1L, 1), (reader.GetInt64(0), reader.GetInt32(1)));
+        Assert.Equal(((long)PostgreSqlSchema.Version, PostgreSqlSchema.Version), (reader.GetInt64(0), reader.GetInt32(1)));
     }
 
     [Fact]
@@ -241,6 +241,67 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => NewStore().InitializeAsync(CancellationToken.None));
         Assert.Contains("schema version 99", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_version_1_database_has_its_client_keys_replaced_by_hashes_the_server_finds_its_devices_by()
+    {
+        const string Secret = "old-cli-secret-0123456789";
+        var hlc = new Protocol.HybridTimestamp(1_700_000_000_000, 1, 1);
+        var first = NewStore();
+        await first.InitializeAsync(CancellationToken.None);
+        await using (var tx = await first.BeginAsync(CancellationToken.None))
+        {
+            await tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(5, hlc), Times.Start, CancellationToken.None);
+            await tx.WriteClientProgressAsync(Secret, "0000000000000002", new ClientProgress(7, hlc), Times.Start, CancellationToken.None);
+            await tx.CommitAsync(CancellationToken.None);
+        }
+
+        // What a version 1 database held: no last-used time, keys without a namespace (the old CLI's by the secret).
+        await ExecuteAsync("""
+            DROP INDEX converge.clients_last_used;
+            DROP INDEX converge.conflicts_open;
+            ALTER TABLE converge.clients DROP COLUMN last_used;
+            DELETE FROM converge.schema_version WHERE version >= 2;
+            """);
+        await first.DisposeAsync();
+        _stores.Remove(first);
+
+        var store = NewStore();
+        await store.InitializeAsync(CancellationToken.None);
+
+        var alice = new System.Security.Claims.ClaimsPrincipal(new Authentication.ApiKeyIdentity(
+            [new(System.Security.Claims.ClaimTypes.NameIdentifier, "alice")], ConvergeAuthentication.ApiKeyScheme, "alice", Authentication.PrincipalIdentity.HashHex("alice-key")));
+        var svc = new System.Security.Claims.ClaimsPrincipal(new Authentication.ApiKeyIdentity(
+            [new(System.Security.Claims.ClaimTypes.NameIdentifier, "svc")], ConvergeAuthentication.ApiKeyScheme, "svc", Authentication.PrincipalIdentity.HashHex(Secret)));
+        await using (var tx = await store.BeginAsync(CancellationToken.None))
+        {
+            Assert.Equal(5, (await tx.ReadFormerClientProgressAsync(Authentication.PrincipalIdentity.LegacyKeys(alice), "0000000000000001", CancellationToken.None)).LastMutationId);
+            Assert.Equal(7, (await tx.ReadFormerClientProgressAsync(Authentication.PrincipalIdentity.LegacyKeys(svc), "0000000000000002", CancellationToken.None)).LastMutationId);
+        }
+
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var read = new NpgsqlCommand("SELECT principal, last_used > now() - interval '1 hour' FROM converge.clients", connection);
+        await using var reader = await read.ExecuteReaderAsync();
+        var rows = 0;
+        while (await reader.ReadAsync())
+        {
+            rows++;
+            Assert.StartsWith("legacy:", reader.GetString(0), StringComparison.Ordinal);
+            Assert.DoesNotContain(Secret, reader.GetString(0), StringComparison.Ordinal);
+            Assert.True(reader.GetBoolean(1), "a migrated record counts as used at the migration");
+        }
+
+        Assert.Equal(2, rows);
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
     }
 
     [Fact]

@@ -214,7 +214,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
         {
             await transaction.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1), null, CancellationToken.None);
             await transaction.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
-            await transaction.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(7, new HybridTimestamp(1_700_000_000_000, 7, 1)), CancellationToken.None);
+            await transaction.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(7, new HybridTimestamp(1_700_000_000_000, 7, 1)), Times.Start, CancellationToken.None);
             await transaction.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
         }
 
@@ -249,10 +249,10 @@ public abstract class SyncStoreContract : IAsyncLifetime
         var store = await OpenAsync();
         await WriteAsync(store, async tx =>
         {
-            await tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(5, new HybridTimestamp(1_700_000_000_000, 5, 1)), CancellationToken.None);
-            await tx.WriteClientProgressAsync("alice", "0000000000000002", new ClientProgress(8, new HybridTimestamp(1_700_000_000_000, 8, 1)), CancellationToken.None);
+            await tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(5, new HybridTimestamp(1_700_000_000_000, 5, 1)), Times.Start, CancellationToken.None);
+            await tx.WriteClientProgressAsync("alice", "0000000000000002", new ClientProgress(8, new HybridTimestamp(1_700_000_000_000, 8, 1)), Times.Start, CancellationToken.None);
         });
-        await WriteAsync(store, tx => tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(6, new HybridTimestamp(1_700_000_000_000, 6, 1)), CancellationToken.None).AsTask());
+        await WriteAsync(store, tx => tx.WriteClientProgressAsync("alice", "0000000000000001", new ClientProgress(6, new HybridTimestamp(1_700_000_000_000, 6, 1)), Times.Start, CancellationToken.None).AsTask());
 
         await using var read = await store.BeginAsync(CancellationToken.None);
         var alice = await read.ReadClientProgressAsync("alice", "0000000000000001", CancellationToken.None);
@@ -266,7 +266,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
     {
         var store = await OpenAsync();
         AppliedMutation[] recent = [new(4, new HybridTimestamp(1_700_000_000_004, 0, 9)), new(5, new HybridTimestamp(1_700_000_000_005, 2, 9))];
-        await WriteAsync(store, tx => tx.WriteClientProgressAsync("p", "0000000000000009", new ClientProgress(5, recent[1].Hlc) { Recent = recent }, CancellationToken.None).AsTask());
+        await WriteAsync(store, tx => tx.WriteClientProgressAsync("p", "0000000000000009", new ClientProgress(5, recent[1].Hlc) { Recent = recent }, Times.Start, CancellationToken.None).AsTask());
 
         await using var read = await store.BeginAsync(CancellationToken.None);
         Assert.Equal(recent, (await read.ReadClientProgressAsync("p", "0000000000000009", CancellationToken.None)).Recent);
@@ -326,7 +326,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
         {
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1, "kept"), null, CancellationToken.None);
             await tx.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
-            await tx.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(3, new HybridTimestamp(1_700_000_000_000, 3, 1)), CancellationToken.None);
+            await tx.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(3, new HybridTimestamp(1_700_000_000_000, 3, 1)), Times.Start, CancellationToken.None);
             await tx.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
             await tx.WriteClockAsync(clock, CancellationToken.None);
         });
@@ -381,7 +381,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
             await tx.WriteScopeRevisionAsync("t", 1, CancellationToken.None);
         });
 
-        var result = await store.CompactAsync(Times.Start.AddDays(5), CancellationToken.None);
+        var result = await store.CompactAsync(Times.Start.AddDays(5), DateTimeOffset.MinValue, CancellationToken.None);
 
         Assert.Equal(1, result.TombstonesRemoved);
         Assert.Equal(1, result.ScopesAffected);
@@ -393,6 +393,79 @@ public abstract class SyncStoreContract : IAsyncLifetime
         Assert.True(live.State.Revision > page.MinValidCursor, "an item left at or below the min valid cursor would reset every download");
         Assert.True(page.ScopeRevision >= live.State.Revision);
         Assert.Single((await store.ReadChangesAsync("t", 0, 10, int.MaxValue, CancellationToken.None)).Documents);
+    }
+
+    [Fact]
+    public async Task Compaction_removes_client_progress_unused_since_the_client_cutoff_and_keeps_the_rest()
+    {
+        var store = await OpenAsync();
+        var hlc = new HybridTimestamp(1_700_000_000_000, 1, 1);
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteClientProgressAsync("apikey:alice", "0000000000000001", new ClientProgress(1, hlc), Times.Start, CancellationToken.None);
+            await tx.WriteClientProgressAsync("apikey:alice", "0000000000000002", new ClientProgress(2, hlc), Times.Start.AddDays(10), CancellationToken.None);
+            await tx.WriteClientProgressAsync("jwt:https://login.example.com/|bob", "0000000000000001", new ClientProgress(3, hlc), Times.Start.AddDays(2), CancellationToken.None);
+        });
+        // Used again later: the record's time moves on.
+        await WriteAsync(store, tx => tx.WriteClientProgressAsync("apikey:alice", "0000000000000001", new ClientProgress(4, hlc), Times.Start.AddDays(20), CancellationToken.None).AsTask());
+
+        var result = await store.CompactAsync(Times.Start, Times.Start.AddDays(5), CancellationToken.None);
+
+        Assert.Equal(new CompactionResult(0, 0, 0, 0, ClientsRemoved: 1), result);
+        await using var read = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(4, (await read.ReadClientProgressAsync("apikey:alice", "0000000000000001", CancellationToken.None)).LastMutationId);
+        Assert.Equal(2, (await read.ReadClientProgressAsync("apikey:alice", "0000000000000002", CancellationToken.None)).LastMutationId);
+        Assert.Equal(ClientProgress.None, await read.ReadClientProgressAsync("jwt:https://login.example.com/|bob", "0000000000000001", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Compaction_removes_client_progress_in_batches()
+    {
+        var store = await OpenAsync();
+        var hlc = new HybridTimestamp(1_700_000_000_000, 1, 1);
+        await WriteAsync(store, async tx =>
+        {
+            for (var i = 0; i < 2_500; i++)
+            {
+                await tx.WriteClientProgressAsync("apikey:many", i.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), new ClientProgress(1, hlc), Times.Start, CancellationToken.None);
+            }
+
+            await tx.WriteClientProgressAsync("apikey:many", "ffffffffffffffff", new ClientProgress(1, hlc), Times.Start.AddDays(9), CancellationToken.None);
+        });
+
+        var result = await store.CompactAsync(Times.Start, Times.Start.AddDays(1), CancellationToken.None);
+
+        Assert.Equal(2_500, result.ClientsRemoved);
+        await using var read = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(1, (await read.ReadClientProgressAsync("apikey:many", "ffffffffffffffff", CancellationToken.None)).LastMutationId);
+    }
+
+    [Fact]
+    public async Task Former_client_progress_is_the_highest_of_the_former_keys_and_reading_it_creates_nothing()
+    {
+        var store = await OpenAsync();
+        var hlc = new HybridTimestamp(1_700_000_000_000, 1, 1);
+        var recent = new[] { new AppliedMutation(9, hlc) };
+        await WriteAsync(store, async tx =>
+        {
+            await tx.WriteClientProgressAsync("legacy:AAAA", "0000000000000001", new ClientProgress(5, hlc), Times.Start, CancellationToken.None);
+            await tx.WriteClientProgressAsync("legacy:BBBB", "0000000000000001", new ClientProgress(9, hlc) { Recent = recent }, Times.Start, CancellationToken.None);
+            await tx.WriteClientProgressAsync("legacy:CCCC", "0000000000000002", new ClientProgress(50, hlc), Times.Start, CancellationToken.None);
+        });
+
+        await using (var tx = await store.BeginAsync(CancellationToken.None))
+        {
+            var found = await tx.ReadFormerClientProgressAsync(["legacy:AAAA", "legacy:BBBB", "legacy:NONE"], "0000000000000001", CancellationToken.None);
+            Assert.Equal(9, found.LastMutationId);
+            Assert.Equal(hlc, found.LastHlc);
+            Assert.Equal(recent, found.Recent);
+            Assert.Equal(ClientProgress.None, await tx.ReadFormerClientProgressAsync(["legacy:NONE"], "0000000000000001", CancellationToken.None));
+            Assert.Equal(ClientProgress.None, await tx.ReadFormerClientProgressAsync([], "0000000000000001", CancellationToken.None));
+            await tx.CommitAsync(CancellationToken.None);
+        }
+
+        // Nothing was made for the key that had no record: a compaction that removes every record finds the three written.
+        Assert.Equal(3, (await store.CompactAsync(Times.Start, DateTimeOffset.MaxValue, CancellationToken.None)).ClientsRemoved);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Converge.Protocol;
 using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
+using Converge.Server.Authentication;
 using Microsoft.Data.Sqlite;
 
 namespace Converge.Server.Storage.Sqlite;
@@ -17,7 +18,8 @@ namespace Converge.Server.Storage.Sqlite;
 internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, IDisposable
 {
     /// <summary>The schema this code reads and writes.</summary>
-    public const int SchemaVersion = 1;
+    /// <remarks>2: client progress records have a last-used time and keys in namespaces (<c>apikey:</c>, <c>jwt:</c>, <c>auth:</c>).</remarks>
+    public const int SchemaVersion = 2;
 
     private const int CompactionBatchSize = 1_000;
 
@@ -165,21 +167,30 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                         last_mutation INTEGER NOT NULL,
                         last_hlc BLOB NOT NULL,
                         recent BLOB,
+                        last_used INTEGER NOT NULL,
                         PRIMARY KEY (principal, client)
                     ) WITHOUT ROWID;
+                    CREATE INDEX clients_last_used ON clients (last_used);
                     """);
                 Execute(connection, $"INSERT INTO meta (key, value) VALUES ('schema_version', '{SchemaVersion}');");
             }
-            else if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var found) || found != SchemaVersion)
+            else if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var found) || found < 1 || found > SchemaVersion)
             {
                 throw new InvalidOperationException(
                     $"The Converge store '{_path}' has schema version {version}; this server reads version {SchemaVersion}. Use a server of the version that made it.");
             }
-
-            // The window of recent mutation timestamps came after the first stores; such a store gets the column now.
-            if (Scalar(connection, "SELECT count(*) FROM pragma_table_info('clients') WHERE name = 'recent';") is 0L)
+            else
             {
-                Execute(connection, "ALTER TABLE clients ADD COLUMN recent BLOB;");
+                // The window of recent mutation timestamps came after the first stores; such a store gets the column now.
+                if (Scalar(connection, "SELECT count(*) FROM pragma_table_info('clients') WHERE name = 'recent';") is 0L)
+                {
+                    Execute(connection, "ALTER TABLE clients ADD COLUMN recent BLOB;");
+                }
+
+                if (found < 2)
+                {
+                    MigrateClientKeys(connection);
+                }
             }
 
             // Open conflicts are looked up per document (one open record per device, a cap per document and per scope);
@@ -200,6 +211,31 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         {
             Execute(connection, "ROLLBACK;");
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Version 1 to 2: client progress records get a last-used time (the migration's, so compaction keeps them for a whole
+    /// client retention from now), and their keys, made before keys had namespaces, become <c>legacy:</c> and the SHA-256 of
+    /// the old key. No old key stays: <c>converge serve --api-key KEY=SCOPES</c> made the secret itself the key.
+    /// </summary>
+    /// <remarks>The server finds a device's migrated record from its principal (<c>PrincipalIdentity.LegacyKeys</c>) at its next push.</remarks>
+    private static void MigrateClientKeys(SqliteConnection connection)
+    {
+        connection.CreateFunction("converge_legacy_key", (string principal) => PrincipalIdentity.LegacyPrefix + PrincipalIdentity.HashHex(principal), isDeterministic: true);
+        using (var command = connection.CreateCommand())
+        {
+            // secure_delete overwrites the freed bytes of the old keys instead of leaving them in free pages of the file.
+            command.CommandText = $"""
+                PRAGMA secure_delete = ON;
+                ALTER TABLE clients ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+                UPDATE clients SET principal = converge_legacy_key(principal), last_used = $now;
+                CREATE INDEX clients_last_used ON clients (last_used);
+                UPDATE meta SET value = '{SchemaVersion}' WHERE key = 'schema_version';
+                PRAGMA secure_delete = OFF;
+                """;
+            command.Parameters.AddWithValue("$now", TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds());
+            command.ExecuteNonQuery();
         }
     }
 
@@ -456,40 +492,54 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         return Task.FromResult(reader.Read() ? DeserializeConflict(reader, 0) : null);
     }
 
-    public async Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, CancellationToken cancellationToken)
+    public async Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, DateTimeOffset clientsUnusedBefore, CancellationToken cancellationToken)
     {
         var cutoff = removeBefore.ToUnixTimeMilliseconds();
+        var clientsCutoff = clientsUnusedBefore.ToUnixTimeMilliseconds();
         var targets = FindCompactionTargets(cutoff);
 
         // Batches keep each write transaction short, so pushes are never held up for long.
         return await CompactionLoop.RunAsync(
             targets,
-            async (scope, from, highest) =>
+            (scope, from, highest) => WriteAsync(connection => CompactBatch(connection, scope, from, highest, cutoff)),
+            () => WriteAsync(connection =>
             {
-                await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                using var command = connection.CreateCommand();
+                command.CommandText = """
+                    DELETE FROM clients WHERE (principal, client) IN (
+                        SELECT principal, client FROM clients WHERE last_used < $cutoff LIMIT $limit);
+                    """;
+                command.Parameters.AddWithValue("$cutoff", clientsCutoff);
+                command.Parameters.AddWithValue("$limit", CompactionLoop.ClientBatchSize);
+                return command.ExecuteNonQuery();
+            }),
+            cancellationToken).ConfigureAwait(false);
+
+        async Task<T> WriteAsync<T>(Func<SqliteConnection, T> write)
+        {
+            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                var connection = _writer!;
+                Execute(connection, "BEGIN IMMEDIATE;");
                 try
                 {
-                    ObjectDisposedException.ThrowIf(_disposed, this);
-                    var connection = _writer!;
-                    Execute(connection, "BEGIN IMMEDIATE;");
-                    try
-                    {
-                        var batch = CompactBatch(connection, scope, from, highest, cutoff);
-                        Execute(connection, "COMMIT;");
-                        return batch;
-                    }
-                    catch
-                    {
-                        Execute(connection, "ROLLBACK;");
-                        throw;
-                    }
+                    var result = write(connection);
+                    Execute(connection, "COMMIT;");
+                    return result;
                 }
-                finally
+                catch
                 {
-                    _writeLock.Release();
+                    Execute(connection, "ROLLBACK;");
+                    throw;
                 }
-            },
-            cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
     }
 
     /// <summary>Finds, per scope, the highest revision of a tombstone or resolved conflict older than the cutoff.</summary>

@@ -21,12 +21,13 @@ internal sealed class WriterCommands : IDisposable
         ReadClient = Create(connection, "SELECT last_mutation, last_hlc, recent FROM clients WHERE principal = $principal AND client = $client;", ("$principal", SqliteType.Text), ("$client", SqliteType.Text));
         WriteClient = Create(
             connection,
-            "INSERT INTO clients (principal, client, last_mutation, last_hlc, recent) VALUES ($principal, $client, $last, $hlc, $recent) ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation, last_hlc = excluded.last_hlc, recent = excluded.recent;",
+            "INSERT INTO clients (principal, client, last_mutation, last_hlc, recent, last_used) VALUES ($principal, $client, $last, $hlc, $recent, $used) ON CONFLICT (principal, client) DO UPDATE SET last_mutation = excluded.last_mutation, last_hlc = excluded.last_hlc, recent = excluded.recent, last_used = excluded.last_used;",
             ("$principal", SqliteType.Text),
             ("$client", SqliteType.Text),
             ("$last", SqliteType.Integer),
             ("$hlc", SqliteType.Blob),
-            ("$recent", SqliteType.Blob));
+            ("$recent", SqliteType.Blob),
+            ("$used", SqliteType.Integer));
         ReadScope = Create(connection, "SELECT revision FROM scopes WHERE scope = $scope;", ("$scope", SqliteType.Text));
         WriteScope = Create(
             connection,
@@ -159,14 +160,34 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         command.Parameters[0].Value = principal;
         command.Parameters[1].Value = clientId;
         using var reader = command.ExecuteReader();
-        if (!reader.Read())
+        return new ValueTask<ClientProgress>(reader.Read() ? ReadProgress(reader) : ClientProgress.None);
+    }
+
+    public ValueTask<ClientProgress> ReadFormerClientProgressAsync(IReadOnlyList<string> formerPrincipals, string clientId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(formerPrincipals);
+        ThrowIfDone(cancellationToken);
+        var best = ClientProgress.None;
+        var command = commands.ReadClient;
+        foreach (var principal in formerPrincipals)
         {
-            return new ValueTask<ClientProgress>(ClientProgress.None);
+            command.Parameters[0].Value = principal;
+            command.Parameters[1].Value = clientId;
+            using var reader = command.ExecuteReader();
+            if (reader.Read() && ReadProgress(reader) is var found && found.LastMutationId > best.LastMutationId)
+            {
+                best = found;
+            }
         }
 
+        return new ValueTask<ClientProgress>(best);
+    }
+
+    private static ClientProgress ReadProgress(SqliteDataReader reader)
+    {
         var hlc = (byte[])reader.GetValue(1);
         var recent = reader.IsDBNull(2) ? [] : ReadRecent((byte[])reader.GetValue(2));
-        return new ValueTask<ClientProgress>(new ClientProgress(reader.GetInt64(0), HybridTimestamp.ReadFrom(hlc)) { Recent = recent });
+        return new ClientProgress(reader.GetInt64(0), HybridTimestamp.ReadFrom(hlc)) { Recent = recent };
     }
 
     private const int RecentEntrySize = sizeof(long) + HybridTimestamp.BinarySize;
@@ -197,7 +218,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         return bytes;
     }
 
-    public ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, CancellationToken cancellationToken)
+    public ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, DateTimeOffset usedAt, CancellationToken cancellationToken)
     {
         ThrowIfDone(cancellationToken);
         var command = commands.WriteClient;
@@ -208,6 +229,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         progress.LastHlc.WriteTo(hlc);
         command.Parameters[3].Value = hlc;
         command.Parameters[4].Value = WriteRecent(progress.Recent);
+        command.Parameters[5].Value = usedAt.ToUnixTimeMilliseconds();
         command.ExecuteNonQuery();
         return ValueTask.CompletedTask;
     }
