@@ -44,6 +44,37 @@ public sealed class ConvergeServerOptions
     /// <value>The default is 8 MiB.</value>
     public long MaxRequestBytes { get; set; } = 8 * 1024 * 1024;
 
+    /// <summary>Gets or sets how long a request body, or a live message, may take to arrive whole; a slower one gets 408 <c>request_timeout</c> (a live connection is closed).</summary>
+    /// <value>
+    /// The default is 30 seconds, measured from when the server starts reading the body (for a live message, from its
+    /// first byte). Unlike Kestrel's minimum data rate, which averages over the whole body, it also ends a body sent fast
+    /// and then stalled. A body of <see cref="MaxRequestBytes"/> needs about 2.2 Mbit/s to make it.
+    /// </value>
+    public TimeSpan RequestBodyTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Gets or sets how many bytes of request bodies and live messages one connection may have buffered at once.</summary>
+    /// <value>
+    /// The default is 16 MiB. An HTTP/1.1 or live connection reads one message at a time, so this binds on HTTP/2, where
+    /// one connection carries many requests. A body that would pass it gets 429 <c>too_many_requests</c>.
+    /// </value>
+    public long MaxBytesInFlightPerConnection { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Gets or sets how many bytes of request bodies and live messages one principal may have buffered at once, over all its connections.</summary>
+    /// <value>The default is 32 MiB: four bodies of <see cref="MaxRequestBytes"/> at once. A body that would pass it gets 429 <c>too_many_requests</c>.</value>
+    public long MaxBytesInFlightPerPrincipal { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>Gets or sets how many bytes of request bodies and live messages the server buffers at once, over all principals.</summary>
+    /// <value>The default is 256 MiB. A body that would pass it gets 429 <c>too_many_requests</c>; size it to the memory the server may spend on requests.</value>
+    public long MaxBytesInFlight { get; set; } = 256 * 1024 * 1024;
+
+    /// <summary>Gets or sets how many HTTP requests to the push, pull, conflicts and resolve endpoints one principal may have open at once; more get 429 <c>too_many_requests</c>.</summary>
+    /// <value>The default is 32.</value>
+    public int MaxConcurrentRequestsPerPrincipal { get; set; } = 32;
+
+    /// <summary>Gets or sets how many live connections one principal may have open at once; more are refused with 429 <c>too_many_requests</c> before the upgrade.</summary>
+    /// <value>The default is 8.</value>
+    public int MaxLiveConnectionsPerPrincipal { get; set; } = 8;
+
     /// <summary>Gets or sets the merge rules of every collection without rules of its own.</summary>
     /// <value>The default is <see cref="CollectionRules.Default"/>: last writer wins, delete wins.</value>
     public CollectionRules DefaultRules { get; set; } = CollectionRules.Default;
@@ -205,6 +236,36 @@ public sealed class ConvergeServerOptions
         if (MaxRequestBytes < 1024)
         {
             errors.Add($"MaxRequestBytes must be at least 1024; it is {MaxRequestBytes}.");
+        }
+
+        if (RequestBodyTimeout <= TimeSpan.Zero || RequestBodyTimeout > TimeSpan.FromDays(1))
+        {
+            errors.Add($"RequestBodyTimeout must be positive and at most 1 day; it is {RequestBodyTimeout}.");
+        }
+
+        if (MaxBytesInFlightPerConnection < MaxRequestBytes)
+        {
+            errors.Add($"MaxBytesInFlightPerConnection must be at least MaxRequestBytes ({MaxRequestBytes}), or no body of that size could be read; it is {MaxBytesInFlightPerConnection}.");
+        }
+
+        if (MaxBytesInFlightPerPrincipal < MaxBytesInFlightPerConnection)
+        {
+            errors.Add($"MaxBytesInFlightPerPrincipal must be at least MaxBytesInFlightPerConnection ({MaxBytesInFlightPerConnection}); it is {MaxBytesInFlightPerPrincipal}.");
+        }
+
+        if (MaxBytesInFlight < MaxBytesInFlightPerPrincipal)
+        {
+            errors.Add($"MaxBytesInFlight must be at least MaxBytesInFlightPerPrincipal ({MaxBytesInFlightPerPrincipal}); it is {MaxBytesInFlight}.");
+        }
+
+        if (MaxConcurrentRequestsPerPrincipal < 1)
+        {
+            errors.Add($"MaxConcurrentRequestsPerPrincipal must be at least 1; it is {MaxConcurrentRequestsPerPrincipal}.");
+        }
+
+        if (MaxLiveConnectionsPerPrincipal < 1)
+        {
+            errors.Add($"MaxLiveConnectionsPerPrincipal must be at least 1; it is {MaxLiveConnectionsPerPrincipal}.");
         }
 
         if (DefaultRules is null)

@@ -68,4 +68,13 @@ internal static partial class Log
 
     [LoggerMessage(2024, LogLevel.Information, "Compaction removed {Clients} client progress records unused since {Cutoff}")]
     public static partial void ClientsCompacted(ILogger logger, int clients, DateTimeOffset cutoff);
+
+    [LoggerMessage(2028, LogLevel.Debug, "Request {Path} of {Principal} refused by the {Limit} limit")]
+    public static partial void RequestLimited(ILogger logger, string path, string principal, string limit);
+
+    [LoggerMessage(2029, LogLevel.Debug, "The body of request {Path} of {Principal} did not arrive whole within {Timeout}: refused with 408")]
+    public static partial void RequestBodyTimedOut(ILogger logger, string path, string principal, TimeSpan timeout);
+
+    [LoggerMessage(2030, LogLevel.Debug, "A live message of {Principal} did not arrive whole within {Timeout}: the connection is closed")]
+    public static partial void LiveMessageTimedOut(ILogger logger, string principal, TimeSpan timeout);
 }

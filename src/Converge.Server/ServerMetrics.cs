@@ -31,6 +31,7 @@ internal sealed class ServerMetrics : IDisposable
         LiveConnections = _meter.CreateUpDownCounter<long>("converge.server.live_connections", "{connection}", "Open live connections.");
         LiveMessages = _meter.CreateCounter<long>("converge.server.live_messages", "{message}", "Live change messages queued to connections.");
         LivePokes = _meter.CreateCounter<long>("converge.server.live_pokes", "{poke}", "Times a slow live client's changes were dropped for a poke.");
+        Limited = _meter.CreateCounter<long>("converge.server.limited_requests", "{request}", "Requests refused or ended by a limit, by limit: bytes_in_flight, requests, live_connections, body_timeout.");
     }
 
     public Counter<long> Pushes { get; }
@@ -51,9 +52,18 @@ internal sealed class ServerMetrics : IDisposable
 
     public Counter<long> LivePokes { get; }
 
+    public Counter<long> Limited { get; }
+
     /// <summary>Reports the live connections' waiting bytes, summed, as the gauge <c>converge.server.live_queued_bytes</c>.</summary>
     public void ObserveLiveQueue(Func<long> queuedBytes) =>
         _meter.CreateObservableGauge("converge.server.live_queued_bytes", queuedBytes, "By", "Bytes of live messages waiting to be sent, over all connections.");
+
+    /// <summary>Reports the bytes of request bodies and live messages being read, as the gauge <c>converge.server.request_bytes_in_flight</c>.</summary>
+    public void ObserveRequestBytesInFlight(Func<long> bytes) =>
+        _meter.CreateObservableGauge("converge.server.request_bytes_in_flight", bytes, "By", "Bytes of request bodies and live messages being read and buffered, over all connections.");
+
+    /// <summary>Counts a request refused or ended by a limit.</summary>
+    public void RecordLimited(string limit) => Limited.Add(1, new KeyValuePair<string, object?>("limit", limit));
 
     /// <summary>Counts a push's results, one measurement per status present.</summary>
     public void RecordMutations(ReadOnlySpan<int> countsByStatus)

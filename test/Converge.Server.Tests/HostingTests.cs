@@ -25,6 +25,8 @@ public class HostingTests
         builder.Services.AddConvergeServer(o =>
         {
             o.MaxPullLimit = 0;
+            o.RequestBodyTimeout = TimeSpan.Zero;
+            o.MaxBytesInFlightPerPrincipal = 1024;
             o.Collection("c", new CollectionRules { Policy = ConflictPolicy.Custom });
             o.ApiKeys["k"] = new ConvergeApiKey("", []);
         });
@@ -35,6 +37,8 @@ public class HostingTests
 
         Assert.Contains("DatabasePath", e.Message, StringComparison.Ordinal);
         Assert.Contains("MaxPullLimit", e.Message, StringComparison.Ordinal);
+        Assert.Contains("RequestBodyTimeout", e.Message, StringComparison.Ordinal);
+        Assert.Contains("MaxBytesInFlightPerPrincipal must be at least MaxBytesInFlightPerConnection", e.Message, StringComparison.Ordinal);
         Assert.Contains("Collection 'c'", e.Message, StringComparison.Ordinal);
         Assert.Contains("principal name", e.Message, StringComparison.Ordinal);
     }

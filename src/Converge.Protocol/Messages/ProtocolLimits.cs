@@ -347,6 +347,15 @@ public static class ProtocolErrorCodes
     /// <summary>The conflict does not exist in any scope the caller may see (HTTP 404).</summary>
     public const string NotFound = "not_found";
 
+    /// <summary>
+    /// The caller has too much in flight: too many bytes of requests being read, too many requests or live connections
+    /// open at once (HTTP 429, with <c>Retry-After</c>). Nothing was applied; send again after the delay.
+    /// </summary>
+    public const string TooManyRequests = "too_many_requests";
+
+    /// <summary>The body did not arrive whole within the server's time bound (HTTP 408). Nothing was applied; send again.</summary>
+    public const string RequestTimeout = "request_timeout";
+
     /// <summary>The client's clock is too far ahead and the server will not take the client's clock reading (informational, in results).</summary>
     public const string ClockDrift = "clock_drift";
 }

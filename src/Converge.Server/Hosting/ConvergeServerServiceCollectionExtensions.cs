@@ -72,10 +72,16 @@ public static class ConvergeServerServiceCollectionExtensions
             sp.GetRequiredService<LiveHub>()));
         services.TryAddSingleton(sp => new ConvergeCompactor(sp.GetRequiredService<SyncEngine>()));
         services.TryAddSingleton<IScopeAuthorizer>(sp => new ClaimsScopeAuthorizer(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value.ScopeClaimType));
+        services.TryAddSingleton(sp => new RequestLimits(
+            sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            sp.GetRequiredService<ServerMetrics>(),
+            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server")));
         services.TryAddSingleton(sp => new ConvergeEndpoints(
             sp.GetRequiredService<SyncEngine>(),
             sp.GetRequiredService<IScopeAuthorizer>(),
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+            sp.GetRequiredService<RequestLimits>(),
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<ConvergeEndpoints>()));
         services.TryAddSingleton(sp => new LiveEndpoint(
             sp.GetRequiredService<ConvergeEndpoints>(),
@@ -83,6 +89,7 @@ public static class ConvergeServerServiceCollectionExtensions
             sp.GetRequiredService<IScopeAuthorizer>(),
             sp.GetRequiredService<LiveHub>(),
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
+            sp.GetRequiredService<RequestLimits>(),
             sp.GetRequiredService<ServerMetrics>(),
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server.Live"),
             sp.GetService<TimeProvider>() ?? TimeProvider.System,

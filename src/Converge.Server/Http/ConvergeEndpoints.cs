@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 namespace Converge.Server.Http;
 
 /// <summary>The handlers of the HTTP API v1: HTTP in and out, validation and access; the engine does the rest.</summary>
-internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer authorizer, ConvergeServerOptions options, ILogger<ConvergeEndpoints> logger)
+internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer authorizer, ConvergeServerOptions options, RequestLimits limits, ILogger<ConvergeEndpoints> logger)
 {
     private const string JsonContentType = "application/json; charset=utf-8";
 
@@ -33,7 +33,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        var (request, error) = await RequestBody.ReadAsync(context, options.MaxRequestBytes, PushReader.Read).ConfigureAwait(false);
+        var (request, error) = await RequestBody.ReadAsync(context, limits, PushReader.Read).ConfigureAwait(false);
         if (error is null && options.Limits.Check(request!) is { } invalid)
         {
             error = invalid;
@@ -199,7 +199,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        var (request, error) = await RequestBody.ReadAsync(context, options.MaxRequestBytes, ProtocolJson.ResolveConflictRequest).ConfigureAwait(false);
+        var (request, error) = await RequestBody.ReadAsync(context, limits, ProtocolJson.ResolveConflictRequest).ConfigureAwait(false);
         if (error is not null)
         {
             await RefuseAsync(context, error).ConfigureAwait(false);

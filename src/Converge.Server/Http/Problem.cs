@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Converge.Protocol.Messages;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 
 namespace Converge.Server.Http;
@@ -18,6 +19,8 @@ internal static class Problem
         ProtocolErrorCodes.ScopeForbidden => StatusCodes.Status403Forbidden,
         ProtocolErrorCodes.NotFound => StatusCodes.Status404NotFound,
         ProtocolErrorCodes.ClientIdReused => StatusCodes.Status409Conflict,
+        ProtocolErrorCodes.TooManyRequests => StatusCodes.Status429TooManyRequests,
+        ProtocolErrorCodes.RequestTimeout => StatusCodes.Status408RequestTimeout,
         _ => StatusCodes.Status400BadRequest,
     };
 
@@ -27,6 +30,19 @@ internal static class Problem
         response.StatusCode = status;
         response.ContentType = ContentType;
         response.Headers.CacheControl = "no-store";
+        if (status == StatusCodes.Status429TooManyRequests)
+        {
+            response.Headers.RetryAfter = RequestLimits.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (status is StatusCodes.Status408RequestTimeout or StatusCodes.Status429TooManyRequests
+            && (HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
+            && context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
+        {
+            // The body was not read: the connection ends with the answer, instead of Kestrel reading the rest for nothing.
+            response.Headers.Connection = "close";
+        }
+
         var writer = new Utf8JsonWriter(response.BodyWriter);
         await using (writer.ConfigureAwait(false))
         {

@@ -15,14 +15,22 @@ internal static class RequestBody
     public delegate T? Parser<T>(ReadOnlySpan<byte> json);
 
     /// <summary>Reads and parses a body; on failure returns the protocol error, having written nothing.</summary>
-    public static Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, long maxBytes, JsonTypeInfo<T> typeInfo)
+    public static Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, RequestLimits limits, JsonTypeInfo<T> typeInfo)
         where T : class =>
-        ReadAsync(context, maxBytes, json => JsonSerializer.Deserialize(json, typeInfo));
+        ReadAsync(context, limits, json => JsonSerializer.Deserialize(json, typeInfo));
 
     /// <summary>Reads a body and parses it with <paramref name="parse"/>; on failure returns the protocol error, having written nothing.</summary>
-    public static async Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, long maxBytes, Parser<T> parse)
+    /// <remarks>
+    /// The body is read within <see cref="ConvergeServerOptions.MaxRequestBytes"/> (413), within the bytes in flight
+    /// of its connection, its principal and the server (429: the buffer is reserved before it is taken, so a refused
+    /// body is not read at all when its length is declared), and within
+    /// <see cref="ConvergeServerOptions.RequestBodyTimeout"/> from now (408). Its buffer and reservation are given back
+    /// before the answer is written.
+    /// </remarks>
+    public static async Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, RequestLimits limits, Parser<T> parse)
         where T : class
     {
+        var maxBytes = limits.Options.MaxRequestBytes;
         var request = context.Request;
         if (request.ContentLength is { } declared && declared > maxBytes)
         {
@@ -34,41 +42,82 @@ internal static class RequestBody
             sizeFeature.MaxRequestBodySize = maxBytes;
         }
 
-        var capacity = (int)Math.Min(request.ContentLength is { } length ? length + 1 : 16 * 1024, maxBytes + 1);
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(capacity, 256));
+        // The clock starts with the read: a body sent fast and then stalled keeps Kestrel's average data rate high, not this.
+        using var timeout = new CancellationTokenSource(limits.Options.RequestBodyTimeout, limits.Time);
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, timeout.Token);
+        using var reservation = limits.Reserve(context);
+
+        // A declared length is reserved whole before a byte is read: the buffer is that large.
+        var capacity = (int)Math.Max(Math.Min(request.ContentLength ?? 16 * 1024, maxBytes), 256);
+        if (reservation.TryGrow(capacity) is { } refused)
+        {
+            limits.Refused(context, "bytes_in_flight");
+            return (null, refused);
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(capacity);
         try
         {
             var total = 0;
             while (true)
             {
-                if (total == buffer.Length)
+                if (total == capacity)
                 {
-                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, maxBytes + 1));
-                    buffer.AsSpan(0, total).CopyTo(larger);
+                    // Full: one byte tells the end of the body from more of it, so a body of the declared length never doubles its buffer.
+                    var probe = new byte[1];
+                    if (await ReadSomeAsync(request, probe, reading.Token).ConfigureAwait(false) is not { } one)
+                    {
+                        return (null, limits.TimedOut(context));
+                    }
+
+                    if (one < 0)
+                    {
+                        return (null, TooLarge(maxBytes));
+                    }
+
+                    if (one == 0)
+                    {
+                        break;
+                    }
+
+                    if (total >= maxBytes)
+                    {
+                        return (null, TooLarge(maxBytes));
+                    }
+
+                    var larger = (int)Math.Min((long)capacity * 2, maxBytes);
+                    if (reservation.TryGrow(larger - capacity) is { } over)
+                    {
+                        limits.Refused(context, "bytes_in_flight");
+                        return (null, over);
+                    }
+
+                    var grown = ArrayPool<byte>.Shared.Rent(larger);
+                    buffer.AsSpan(0, total).CopyTo(grown);
                     ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
+                    buffer = grown;
+                    capacity = larger;
+                    buffer[total++] = probe[0];
+                    continue;
                 }
 
-                int read;
-                try
+                var read = await ReadSomeAsync(request, buffer.AsMemory(total, capacity - total), reading.Token).ConfigureAwait(false);
+                if (read is not { } count)
                 {
-                    read = await request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted).ConfigureAwait(false);
+                    return (null, limits.TimedOut(context));
                 }
-                catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+
+                if (count < 0)
                 {
                     return (null, TooLarge(maxBytes));
                 }
 
-                if (read == 0)
+                if (count == 0)
                 {
                     break;
                 }
 
-                total += read;
-                if (total > maxBytes)
-                {
-                    return (null, TooLarge(maxBytes));
-                }
+                total += count;
             }
 
             return Parse(buffer.AsSpan(0, total), parse);
@@ -77,6 +126,28 @@ internal static class RequestBody
         {
             // The parsed values own copies of what they hold, so the buffer can go back to the pool.
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads what has arrived: the count, 0 at the end, -1 past Kestrel's size bound, or null when the body timed out.</summary>
+    private static async ValueTask<int?> ReadSomeAsync(HttpRequest request, Memory<byte> into, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await request.Body.ReadAsync(into, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return -1;
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status408RequestTimeout)
+        {
+            // Kestrel's own minimum data rate: a trickle, refused the same way.
+            return null;
+        }
+        catch (OperationCanceledException) when (!request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            return null;
         }
     }
 

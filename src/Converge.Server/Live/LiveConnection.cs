@@ -1,11 +1,10 @@
 using System.Net.WebSockets;
 using System.Threading.Channels;
-using Converge.WebSockets;
 using Microsoft.Extensions.Logging;
 
 namespace Converge.Server.Live;
 
-/// <summary>One live WebSocket: a bounded queue of messages to send, one sender, and the receive loop the endpoint runs.</summary>
+/// <summary>One live WebSocket's sending side: a bounded queue of messages to send, and one sender. <see cref="LiveMessageReader"/> receives.</summary>
 /// <remarks>
 /// <para>
 /// Changes wait in the queue until the socket takes them. When a client reads slower than its scopes change, the queue
@@ -120,26 +119,6 @@ internal sealed class LiveConnection
                 await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken).ConfigureAwait(false);
             }
         }
-    }
-
-    /// <summary>Receives one whole text message into a pooled buffer, waiting without a buffer while the client is silent.</summary>
-    /// <returns>The buffer and length, or null when the client closed; <paramref name="tooLarge"/> when the message exceeds the bound.</returns>
-    public async Task<(byte[] Buffer, int Length)?> ReceiveAsync(int maxBytes, Action tooLarge, CancellationToken cancellationToken)
-    {
-        // An idle connection holds no buffer: the zero-byte read completes when a message starts.
-        var peek = await _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
-        if (peek.MessageType == WebSocketMessageType.Close)
-        {
-            return null;
-        }
-
-        var (buffer, length, isTooLarge) = await WholeMessage.ReceiveAsync(_socket, 4096, maxBytes, cancellationToken).ConfigureAwait(false);
-        if (isTooLarge)
-        {
-            tooLarge();
-        }
-
-        return buffer is null ? null : (buffer, length);
     }
 
     private bool IsLagging(string scope)

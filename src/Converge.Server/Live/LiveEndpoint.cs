@@ -22,6 +22,7 @@ internal sealed class LiveEndpoint(
     IScopeAuthorizer authorizer,
     LiveHub hub,
     ConvergeServerOptions options,
+    RequestLimits limits,
     ServerMetrics metrics,
     ILogger logger,
     TimeProvider time,
@@ -74,6 +75,14 @@ internal sealed class LiveEndpoint(
             }
         }
 
+        // Counted before the upgrade, so a principal's connections past the limit never become sockets.
+        using var slot = limits.EnterLive(context.User);
+        if (!slot.IsAcquired)
+        {
+            await limits.RefuseAsync(context, "live_connections", $"The caller has {options.MaxLiveConnectionsPerPrincipal} live connections open, the most the server allows at once; retry later.").ConfigureAwait(false);
+            return;
+        }
+
         await engine.EnsureInitializedAsync(context.RequestAborted).ConfigureAwait(false);
         var end = await TokenLifetime.EndOfAsync(context).ConfigureAwait(false);
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
@@ -109,24 +118,59 @@ internal sealed class LiveEndpoint(
         using var expiry = end is { } expires ? new CancellationTokenSource(Max(expires - time.GetUtcNow(), TimeSpan.Zero), time) : null;
         using var onExpiry = expiry?.Token.Register(() => End(WebSocketCloseStatus.PolicyViolation, "The access token expired; connect again with a new one."));
 
+        // Each message is read within the bytes in flight of the connection and the principal, and within the body timeout.
+        using var reservation = limits.Reserve(context);
+        var reader = new LiveMessageReader(socket, reservation, (int)Math.Min(options.MaxRequestBytes, int.MaxValue - 1), options.RequestBodyTimeout, time);
+        bool Refused(long? request, ProtocolError error)
+        {
+            limits.Refused(context, "bytes_in_flight");
+            if (request is null)
+            {
+                End(WebSocketCloseStatus.PolicyViolation, "A message over the bytes in flight the server allows, which names no request to answer; retry later.");
+                return false;
+            }
+
+            if (!connection.Answer(Error(request, error)))
+            {
+                close = (WebSocketCloseStatus.PolicyViolation, "The client does not read the answers to its requests.");
+                return false;
+            }
+
+            return true;
+        }
+
+        void TimedOut()
+        {
+            limits.LiveTimedOut(principal);
+            End(WebSocketCloseStatus.PolicyViolation, $"A message did not arrive whole within {options.RequestBodyTimeout.TotalSeconds:0.###} seconds.");
+        }
+
         var sending = SendAsync(socket, connection, () => close, abort);
         Exception? failure = null;
         try
         {
             while (!stopping.IsCancellationRequested)
             {
-                var message = await connection.ReceiveAsync(
-                    (int)Math.Min(options.MaxRequestBytes, int.MaxValue - 1),
-                    () => close = (WebSocketCloseStatus.MessageTooBig, $"A message may be at most {options.MaxRequestBytes} bytes."),
-                    abort.Token).ConfigureAwait(false);
-                if (message is not { } received)
+                var received = await reader.ReceiveAsync(Refused, TimedOut, abort.Token).ConfigureAwait(false);
+                if (received == LiveReceive.TooLarge)
+                {
+                    close = (WebSocketCloseStatus.MessageTooBig, $"A message may be at most {options.MaxRequestBytes} bytes.");
+                    break;
+                }
+
+                if (received == LiveReceive.Ended)
                 {
                     break;
                 }
 
+                if (received == LiveReceive.Refused)
+                {
+                    continue;
+                }
+
                 try
                 {
-                    var (answer, keepOpen) = await AnswerAsync(context, received.Buffer.AsMemory(0, received.Length), abort.Token).ConfigureAwait(false);
+                    var (answer, keepOpen) = await AnswerAsync(context, reader.Message, abort.Token).ConfigureAwait(false);
                     if (!connection.Answer(answer))
                     {
                         if (!stopping.IsCancellationRequested)
@@ -144,7 +188,7 @@ internal sealed class LiveEndpoint(
                 }
                 finally
                 {
-                    System.Buffers.ArrayPool<byte>.Shared.Return(received.Buffer);
+                    reader.ReleaseMessage();
                 }
             }
         }
@@ -154,6 +198,7 @@ internal sealed class LiveEndpoint(
         }
         finally
         {
+            reader.ReleaseMessage();
             hub.Remove(connection);
             metrics.LiveConnections.Add(-1);
             connection.Complete();

@@ -4,7 +4,10 @@ using System.Net.WebSockets;
 namespace Converge.WebSockets;
 
 /// <summary>Receives one whole WebSocket message into a pooled buffer, within a bound.</summary>
-/// <remarks>Compiled into the client and the server (a linked file): both ends of the live channel read messages this way.</remarks>
+/// <remarks>
+/// A linked file, compiled into the client. The server reads with its own <c>LiveMessageReader</c>, which adds what a
+/// server owes other tenants: bytes-in-flight budgets, and a per-message timeout that frees the buffer of a stalled message.
+/// </remarks>
 internal static class WholeMessage
 {
     /// <summary>Receives the next message whole.</summary>
