@@ -12,6 +12,7 @@ internal static class BenchCommands
         bench.Subcommands.Add(SyncBench.Create());
         bench.Subcommands.Add(LiveBench.Create());
         bench.Subcommands.Add(FanoutBench.Create());
+        bench.Subcommands.Add(TenantsBench.Create());
         return bench;
     }
 }

@@ -77,8 +77,8 @@ internal sealed class PullPage
         return bytes;
     }
 
-    // A field's timestamp, writer, revision, flags and punctuation, besides its name and value.
-    private const int PerField = 160;
+    // A field's timestamp (34 characters), writer and revision (20 digits each), flags and punctuation, besides its name and value.
+    private const int PerField = 128;
 
     private static long Estimate(IEnumerable<FieldState> fields, IEnumerable<string> names)
     {
@@ -91,7 +91,7 @@ internal sealed class PullPage
         foreach (var name in names)
         {
             // Written escaped in the worst case: each character as up to six bytes (\uXXXX), but names are short.
-            bytes += PerField + (6L * name.Length);
+            bytes += 6L * name.Length;
         }
 
         return bytes;
