@@ -24,7 +24,7 @@ public sealed class ConvergeClientOptions
     public string BasePath { get; set; } = "/converge";
 
     /// <summary>Gets the scopes this client holds and syncs; the first one is the default scope of collections.</summary>
-    /// <value>At least one is required, such as <c>user:alice</c>.</value>
+    /// <value>At least one is required, such as <c>user:alice</c>; each 1 to 128 ASCII letters, digits and <c>- _ . ~ : @ / + = |</c> (see <see cref="ProtocolLimits.CheckScope"/>).</value>
     public IList<string> Scopes { get; } = new List<string>();
 
     /// <summary>Gets or sets the function that supplies an access token for each request, sent as <c>Authorization: Bearer</c>.</summary>
@@ -119,7 +119,7 @@ public sealed class ConvergeClientOptions
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var scope in Scopes)
         {
-            if ((Limits ?? new ProtocolLimits()).CheckName(scope, "scope") is { } error)
+            if ((Limits ?? new ProtocolLimits()).CheckScope(scope) is { } error)
             {
                 errors.Add($"Scope '{scope}' is invalid: {error.Message}");
             }

@@ -61,15 +61,17 @@ internal sealed class TestServer : IAsyncDisposable
         Action<ConvergeServerOptions>? configure = null,
         Action<WebApplicationBuilder>? build = null,
         string? directory = null,
-        string basePath = "/converge") =>
-        StartCoreAsync(time, configure, build, directory, basePath);
+        string basePath = "/converge",
+        string? postgres = null) =>
+        StartCoreAsync(time, configure, build, directory, basePath, postgres);
 
     private static async Task<TestServer> StartCoreAsync(
         FakeTimeProvider? time,
         Action<ConvergeServerOptions>? configure,
         Action<WebApplicationBuilder>? build,
         string? directory,
-        string basePath)
+        string basePath,
+        string? postgres)
     {
         var owns = directory is null;
         directory ??= System.IO.Directory.CreateTempSubdirectory("converge-server-test-").FullName;
@@ -82,6 +84,11 @@ internal sealed class TestServer : IAsyncDisposable
         }
 
         var path = Path.Combine(directory, "sync.db");
+        if (postgres is not null)
+        {
+            builder.Services.AddConvergePostgreSql(postgres);
+        }
+
         builder.Services.AddConvergeServer(o =>
         {
             o.DatabasePath = path;

@@ -309,18 +309,30 @@ public static class DocumentMerge
         return new MergeOutcome(state, changed, status, reason, conflictFields);
     }
 
+    /// <summary>Names a JSON value's kind as the protocol does, for the reasons a client may show.</summary>
+    private static string KindInWords(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.String => "a string",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.True => "true",
+        JsonValueKind.False => "false",
+        JsonValueKind.Null => "null",
+        _ => "no value",
+    };
+
     private static string? CheckIncrement(DocumentState? current, Mutation mutation)
     {
         foreach (var (name, delta) in mutation.Fields ?? EmptyFields)
         {
             if (delta.ValueKind != JsonValueKind.Number)
             {
-                return $"Increment of field '{name}' needs a number, not {delta.ValueKind}.";
+                return $"Increment of field '{name}' needs a number, not {KindInWords(delta.ValueKind)}.";
             }
 
             if (current is not null && current.Fields.TryGetValue(name, out var existing) && !existing.Removed && existing.Value.ValueKind != JsonValueKind.Number)
             {
-                return $"Field '{name}' holds {existing.Value.ValueKind}, not a number, and cannot be incremented.";
+                return $"Field '{name}' holds {KindInWords(existing.Value.ValueKind)}, not a number, and cannot be incremented.";
             }
 
             var value = current is not null && current.Fields.TryGetValue(name, out existing) && !existing.Removed ? existing.Value : (JsonElement?)null;

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
 
 namespace Converge.Protocol.Messages;
@@ -134,7 +136,7 @@ public sealed record ProtocolLimits
     public ProtocolError? Check(Mutation mutation)
     {
         ArgumentNullException.ThrowIfNull(mutation);
-        if (CheckName(mutation.Scope, "scope") is { } e1)
+        if (CheckScope(mutation.Scope) is { } e1)
         {
             return e1;
         }
@@ -169,7 +171,7 @@ public sealed record ProtocolLimits
                 return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "An increment carries at least one field and removes none.");
             case MutationKind.Patch when fields + removed == 0:
                 return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "A patch writes or removes at least one field.");
-            case MutationKind.Resolve when string.IsNullOrEmpty(mutation.ConflictId) || mutation.ConflictId.Length > MaxIdLength:
+            case MutationKind.Resolve when string.IsNullOrEmpty(mutation.ConflictId) || mutation.ConflictId.Length > MaxIdLength || HasHiddenCharacters(mutation.ConflictId):
                 return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "A resolve names its conflict in 'conflict'.");
             case not MutationKind.Resolve when mutation.ConflictId is not null:
                 return new ProtocolError(ProtocolErrorCodes.InvalidMessage, "Only a resolve names a conflict.");
@@ -247,33 +249,87 @@ public sealed record ProtocolLimits
         return null;
     }
 
-    /// <summary>Checks a document id: 1 to <see cref="MaxIdLength"/> characters, no control characters.</summary>
+    /// <summary>The characters a scope name may hold, as said in errors and documentation.</summary>
+    private const string ScopeCharacters = "ASCII letters, digits and - _ . ~ : @ / + = |";
+
+    /// <summary>Checks a scope name: 1 to <see cref="MaxNameLength"/> characters, each an ASCII letter or digit or one of <c>- _ . ~ : @ / + = |</c>.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <returns><see langword="null"/> when valid; otherwise the problem.</returns>
+    /// <remarks>
+    /// A scope is the unit of access: its name is compared with grants, shown to operators and written to logs. A safe set
+    /// of visible ASCII characters means no two scopes can look alike (no invisible, bidi or lookalike characters) and every
+    /// one reads the same in a URL, a log and a terminal. It holds <c>user:alice</c>, <c>team:42</c>,
+    /// <c>org:acme/sales</c>, <c>user:alice@example.com</c> and the subjects of common identity providers
+    /// (<c>user:auth0|5f7c…</c>). <c>*</c> is left out: it ends a wildcard grant.
+    /// </remarks>
+    public ProtocolError? CheckScope(string? scope)
+    {
+        if (string.IsNullOrEmpty(scope) || scope.Length > MaxNameLength)
+        {
+            return BadScope();
+        }
+
+        foreach (var c in scope)
+        {
+            if (!IsScopeCharacter(c))
+            {
+                return BadScope();
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Checks a document id: 1 to <see cref="MaxIdLength"/> characters, none of them a control, invisible (format), bidi or line-separator character, nor a lone surrogate.</summary>
     /// <param name="id">The id.</param>
     /// <returns><see langword="null"/> when valid; otherwise the problem.</returns>
     public ProtocolError? CheckId(string? id) =>
-        string.IsNullOrEmpty(id) || id.Length > MaxIdLength || HasControl(id)
-            ? new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A document id ('doc') must be 1 to {MaxIdLength} characters without control characters.")
+        string.IsNullOrEmpty(id) || id.Length > MaxIdLength || HasHiddenCharacters(id)
+            ? new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A document id ('doc') must be 1 to {MaxIdLength} characters, {HiddenCharacters}.")
             : null;
 
-    /// <summary>Checks a scope, collection or field name: 1 to <see cref="MaxNameLength"/> characters, no control characters.</summary>
+    /// <summary>Checks a collection or field name (or, for compatibility, any name): 1 to <see cref="MaxNameLength"/> characters, none of them a control, invisible (format), bidi or line-separator character, nor a lone surrogate.</summary>
     /// <param name="name">The name.</param>
     /// <param name="what">What the name is, for the message.</param>
     /// <returns><see langword="null"/> when valid; otherwise the problem.</returns>
+    /// <remarks>Other Unicode (letters of any script, spaces, emoji) is allowed. A scope obeys the narrower <see cref="CheckScope"/>.</remarks>
     public ProtocolError? CheckName(string? name, string what) =>
-        string.IsNullOrEmpty(name) || name.Length > MaxNameLength || HasControl(name)
-            ? new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A {what} must be 1 to {MaxNameLength} characters without control characters.")
+        string.IsNullOrEmpty(name) || name.Length > MaxNameLength || HasHiddenCharacters(name)
+            ? new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A {what} must be 1 to {MaxNameLength} characters, {HiddenCharacters}.")
             : null;
+
+    private const string HiddenCharacters = "with no control, invisible, bidi or line-separator characters and no lone surrogates";
 
     private static readonly IReadOnlyDictionary<string, JsonElement> Empty = new Dictionary<string, JsonElement>();
 
-    private static bool HasControl(string text)
+    private ProtocolError BadScope() =>
+        new(ProtocolErrorCodes.InvalidMessage, $"A scope must be 1 to {MaxNameLength} characters of {ScopeCharacters}.");
+
+    private static bool IsScopeCharacter(char c) =>
+        char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~' or ':' or '@' or '/' or '+' or '=' or '|';
+
+    /// <summary>Tells text holding a character that hides, reorders or breaks text: Unicode categories Cc, Cf, Zl and Zp, or a lone surrogate.</summary>
+    private static bool HasHiddenCharacters(string text)
     {
-        foreach (var c in text)
+        for (var i = 0; i < text.Length; i++)
         {
-            if (char.IsControl(c))
+            var c = text[i];
+            if (c is >= ' ' and < '\u007F')
+            {
+                continue;
+            }
+
+            if (Rune.DecodeFromUtf16(text.AsSpan(i), out var rune, out var length) != System.Buffers.OperationStatus.Done)
             {
                 return true;
             }
+
+            if (Rune.GetUnicodeCategory(rune) is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator)
+            {
+                return true;
+            }
+
+            i += length - 1;
         }
 
         return false;

@@ -108,9 +108,10 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
         }
 
         var query = context.Request.Query;
-        if (ReadScope(context) is not { } scope)
+        var (scope, badScope) = ReadScope(context);
+        if (badScope is not null)
         {
-            await RefuseAsync(context, BadScope()).ConfigureAwait(false);
+            await RefuseAsync(context, badScope).ConfigureAwait(false);
             return;
         }
 
@@ -130,13 +131,13 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        if (!await IsAllowedAsync(context, scope, ScopeAccess.Read).ConfigureAwait(false))
+        if (!await IsAllowedAsync(context, scope!, ScopeAccess.Read).ConfigureAwait(false))
         {
-            await ForbidAsync(context, scope).ConfigureAwait(false);
+            await ForbidAsync(context, scope!).ConfigureAwait(false);
             return;
         }
 
-        var page = await engine.PullAsync(scope, after, Math.Min(limit, options.MaxPullLimit), context.RequestAborted).ConfigureAwait(false);
+        var page = await engine.PullAsync(scope!, after, Math.Min(limit, options.MaxPullLimit), context.RequestAborted).ConfigureAwait(false);
         context.Response.ContentType = JsonContentType;
         context.Response.Headers.CacheControl = "no-store";
         await page.WriteAsync(context.Response.BodyWriter, context.RequestAborted).ConfigureAwait(false);
@@ -150,9 +151,10 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        if (ReadScope(context) is not { } scope)
+        var (scope, badScope) = ReadScope(context);
+        if (badScope is not null)
         {
-            await RefuseAsync(context, BadScope()).ConfigureAwait(false);
+            await RefuseAsync(context, badScope).ConfigureAwait(false);
             return;
         }
 
@@ -173,18 +175,18 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        if (!await IsAllowedAsync(context, scope, ScopeAccess.Read).ConfigureAwait(false))
+        if (!await IsAllowedAsync(context, scope!, ScopeAccess.Read).ConfigureAwait(false))
         {
-            await ForbidAsync(context, scope).ConfigureAwait(false);
+            await ForbidAsync(context, scope!).ConfigureAwait(false);
             return;
         }
 
         limit = Math.Min(limit, MaxConflictLimit);
-        var page = await engine.GetOpenConflictsAsync(scope, after, limit, context.RequestAborted).ConfigureAwait(false);
+        var page = await engine.GetOpenConflictsAsync(scope!, after, limit, context.RequestAborted).ConfigureAwait(false);
         if (page.HasMore)
         {
             // The body stays the list it always was; where the next page starts is a link (RFC 8288).
-            var next = $"{context.Request.PathBase}{context.Request.Path}?scope={Uri.EscapeDataString(scope)}&after={page.Conflicts[^1].Revision.ToString(CultureInfo.InvariantCulture)}&limit={limit.ToString(CultureInfo.InvariantCulture)}";
+            var next = $"{context.Request.PathBase}{context.Request.Path}?scope={Uri.EscapeDataString(scope!)}&after={page.Conflicts[^1].Revision.ToString(CultureInfo.InvariantCulture)}&limit={limit.ToString(CultureInfo.InvariantCulture)}";
             context.Response.Headers.Link = $"<{next}>; rel=\"next\"";
         }
 
@@ -199,7 +201,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
             return;
         }
 
-        var (request, error) = await RequestBody.ReadAsync(context, limits, ProtocolJson.ResolveConflictRequest).ConfigureAwait(false);
+        var (request, error) = await RequestBody.ReadAsync(context, limits, ResolveReader.Read).ConfigureAwait(false);
         if (error is not null)
         {
             await RefuseAsync(context, error).ConfigureAwait(false);
@@ -230,7 +232,8 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
         }
 
         var id = context.Request.RouteValues["id"] as string;
-        var conflict = string.IsNullOrEmpty(id) || id.Length > options.Limits.MaxIdLength
+        // An id no conflict can have (too long, or with characters such as NUL that a store's text cannot hold) is unknown.
+        var conflict = id is null || options.Limits.CheckId(id) is not null
             ? null
             : await engine.FindConflictAsync(id, context.RequestAborted).ConfigureAwait(false);
         if (conflict is null || !await IsAllowedAsync(context, conflict.Scope, ScopeAccess.Read).ConfigureAwait(false))
@@ -333,21 +336,26 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
         return options.Limits.Check(asMutation);
     }
 
-    /// <summary>Reads the <c>scope</c> query parameter: given once, and a valid name.</summary>
-    private string? ReadScope(HttpContext context) =>
-        context.Request.Query.TryGetValue("scope", out var values) && values.Count == 1 && values[0] is { } scope && options.Limits.CheckName(scope, "scope") is null
-            ? scope
-            : null;
+    /// <summary>Reads the <c>scope</c> query parameter: given once, and a valid scope name.</summary>
+    private (string? Scope, ProtocolError? Error) ReadScope(HttpContext context)
+    {
+        if (!context.Request.Query.TryGetValue("scope", out var values) || values.Count != 1)
+        {
+            return (null, new ProtocolError(ProtocolErrorCodes.InvalidMessage, "'scope' must be given once."));
+        }
 
-    private ProtocolError BadScope() =>
-        new(ProtocolErrorCodes.InvalidMessage, $"'scope' must be given once, 1 to {options.Limits.MaxNameLength} characters without control characters.");
+        var scope = values[0];
+        return options.Limits.CheckScope(scope) is { } error
+            ? (null, error with { Message = "'scope' is invalid. " + error.Message })
+            : (scope, null);
+    }
 
     private async ValueTask<bool> IsAllowedAsync(HttpContext context, string scope, ScopeAccess access) =>
         await authorizer.IsAllowedAsync(context.User, scope, access, context.RequestAborted).ConfigureAwait(false);
 
     private Task ForbidAsync(HttpContext context, string scope)
     {
-        Log.ScopeForbidden(logger, context.User.Identity?.Name ?? "(unnamed)", scope);
+        Log.ScopeForbidden(logger, LogText.Sanitize(context.User.Identity?.Name ?? "(unnamed)"), scope);
         return Problem.WriteAsync(context, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, $"The caller may not use scope '{scope}'.", scope);
     }
 
@@ -361,7 +369,7 @@ internal sealed class ConvergeEndpoints(SyncEngine engine, IScopeAuthorizer auth
     private Task RefuseAsync(HttpContext context, ProtocolError error)
     {
         var status = Problem.StatusOf(error.Code);
-        Log.RequestRefused(logger, context.Request.Path, status, error.Code);
+        Log.RequestRefused(logger, LogText.Sanitize(context.Request.Path), status, error.Code);
         return Problem.WriteAsync(context, status, error.Code, error.Message);
     }
 

@@ -12,7 +12,9 @@ namespace Converge.Server.Http;
 /// thousands of them. Here the body is parsed once, and the mutations' values are elements of that one document, which
 /// the merge keeps as they are. The rules are the typed deserializer's: required members, member types, the strict
 /// operation names (anything else goes to the protocol's own converter), unknown members ignored, the last of a repeated
-/// member kept. Any breach throws <see cref="JsonException"/>, which the endpoint answers as <c>malformed</c>.
+/// member kept. Any breach throws <see cref="MalformedMessageException"/> (bad JSON: <see cref="JsonException"/>), which the
+/// endpoint answers as <c>malformed</c>. The body's text was checked first (<see cref="JsonText"/>), so reading its strings
+/// cannot fail.
 /// </remarks>
 internal static class PushReader
 {
@@ -30,7 +32,7 @@ internal static class PushReader
 
         if (root.ValueKind != JsonValueKind.Object)
         {
-            throw new JsonException("A push must be a JSON object.");
+            throw new MalformedMessageException("A push must be a JSON object.");
         }
 
         string? client = null;
@@ -57,7 +59,7 @@ internal static class PushReader
 
         if (!hasClient || clock is null || !hasMutations)
         {
-            throw new JsonException("A push must have 'client', 'clock' and 'mutations'.");
+            throw new MalformedMessageException("A push must have 'client', 'clock' and 'mutations'.");
         }
 
         return new PushRequest { ClientId = client!, Clock = clock.Value, Mutations = mutations! };
@@ -153,7 +155,7 @@ internal static class PushReader
 
         if (id is null || !hasScope || !hasCollection || !hasDoc || kind is null || hlc is null)
         {
-            throw new JsonException("A mutation must have 'id', 'scope', 'collection', 'doc', 'op' and 'hlc'.");
+            throw new MalformedMessageException("A mutation must have 'id', 'scope', 'collection', 'doc', 'op' and 'hlc'.");
         }
 
         return new Mutation
@@ -245,8 +247,16 @@ internal static class PushReader
             }
         }
 
-        // Anything else is decided by the protocol's own converter, exactly as the typed deserializer would.
-        return value.Deserialize(KindInfo);
+        // Anything else is decided by the protocol's own converter, exactly as the typed deserializer would; its refusal
+        // names .NET types, so it is said again in the protocol's words.
+        try
+        {
+            return value.Deserialize(KindInfo);
+        }
+        catch (JsonException)
+        {
+            throw new MalformedMessageException("'op' must be one of put, patch, delete, increment, resolve.");
+        }
     }
 
     private static string? String(JsonElement value, string member) => value.ValueKind switch
@@ -277,5 +287,5 @@ internal static class PushReader
         return HybridTimestamp.TryParse(text, out var timestamp) ? timestamp : throw Invalid(member);
     }
 
-    private static JsonException Invalid(string member) => new($"'{member}' has the wrong type or form.");
+    private static MalformedMessageException Invalid(string member) => new($"'{member}' has the wrong type or form.");
 }

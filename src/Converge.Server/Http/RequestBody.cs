@@ -1,24 +1,20 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 using Converge.Protocol.Messages;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Converge.Server.Http;
 
-/// <summary>Reads a request body within a size bound and parses it with the protocol's source-generated metadata.</summary>
+/// <summary>Reads a request body within a size bound, checks that its text is Unicode, and parses it.</summary>
 internal static class RequestBody
 {
     /// <summary>Parses a body.</summary>
-    /// <exception cref="JsonException">The body is not valid JSON or not the message.</exception>
+    /// <exception cref="JsonException">The body is not valid JSON, or (<see cref="MalformedMessageException"/>) not the message.</exception>
     public delegate T? Parser<T>(ReadOnlySpan<byte> json);
 
     /// <summary>Reads and parses a body; on failure returns the protocol error, having written nothing.</summary>
-    public static Task<(T? Value, ProtocolError? Error)> ReadAsync<T>(HttpContext context, RequestLimits limits, JsonTypeInfo<T> typeInfo)
-        where T : class =>
-        ReadAsync(context, limits, json => JsonSerializer.Deserialize(json, typeInfo));
-
     /// <summary>Reads a body and parses it with <paramref name="parse"/>; on failure returns the protocol error, having written nothing.</summary>
     /// <remarks>
     /// The body is read within <see cref="ConvergeServerOptions.MaxRequestBytes"/> (413), within the bytes in flight
@@ -151,13 +147,13 @@ internal static class RequestBody
         }
     }
 
-    /// <summary>Parses a body, telling a value nested past the reader's depth bound (too_deep) from other bad JSON (malformed).</summary>
-    public static (T? Value, ProtocolError? Error) Parse<T>(ReadOnlySpan<byte> json, JsonTypeInfo<T> typeInfo)
-        where T : class =>
-        Parse(json, span => JsonSerializer.Deserialize(span, typeInfo));
-
     /// <summary>Parses a body with <paramref name="parse"/>, telling a value nested past the reader's depth bound (too_deep) from other bad JSON (malformed).</summary>
     public static (T? Value, ProtocolError? Error) Parse<T>(ReadOnlySpan<byte> json, Parser<T> parse)
+        where T : class =>
+        JsonText.IsValid(json) ? ParseText(json, parse, "body") : (null, new ProtocolError(ProtocolErrorCodes.Malformed, JsonText.Invalid("body")));
+
+    /// <summary>Parses JSON whose text <see cref="JsonText.IsValid"/> has checked already (a live message's push).</summary>
+    public static (T? Value, ProtocolError? Error) ParseText<T>(ReadOnlySpan<byte> json, Parser<T> parse, string what)
         where T : class
     {
         T? value;
@@ -167,14 +163,31 @@ internal static class RequestBody
         }
         catch (JsonException e)
         {
-            return ExceedsDepth(json, ProtocolLimits.MaxMessageDepth)
-                ? (null, new ProtocolError(ProtocolErrorCodes.TooDeep, $"The body nests deeper than {ProtocolLimits.MaxMessageDepth} levels."))
-                : (null, new ProtocolError(ProtocolErrorCodes.Malformed, "The body is not a valid message: " + e.Message));
+            return (null, Malformed(json, e, what));
         }
 
         return value is null
-            ? (null, new ProtocolError(ProtocolErrorCodes.Malformed, "The body is not a valid message: it is null."))
+            ? (null, new ProtocolError(ProtocolErrorCodes.Malformed, $"The {what} is not a valid message: it is null."))
             : (value, null);
+    }
+
+    /// <summary>Says what is wrong with JSON a reader refused, in the protocol's words: never the parser's own, which name .NET types.</summary>
+    internal static ProtocolError Malformed(ReadOnlySpan<byte> json, JsonException e, string what)
+    {
+        if (ExceedsDepth(json, ProtocolLimits.MaxMessageDepth))
+        {
+            return new ProtocolError(ProtocolErrorCodes.TooDeep, $"The {what} nests deeper than {ProtocolLimits.MaxMessageDepth} levels.");
+        }
+
+        if (e is MalformedMessageException)
+        {
+            return new ProtocolError(ProtocolErrorCodes.Malformed, $"The {what} is not a valid message: {e.Message}");
+        }
+
+        var where = e.LineNumber is { } line && e.BytePositionInLine is { } position
+            ? string.Create(CultureInfo.InvariantCulture, $" (line {line + 1}, byte {position + 1})")
+            : "";
+        return new ProtocolError(ProtocolErrorCodes.Malformed, $"The {what} is not valid JSON{where}: a value, a quote, a comma or a bracket is missing or out of place.");
     }
 
     /// <summary>Tells whether JSON opens an object or array deeper than the bound before it turns invalid, if it does.</summary>

@@ -60,7 +60,7 @@ internal sealed class LiveConnection
             {
                 (_lagging ??= new HashSet<string>(StringComparer.Ordinal)).Add(scope);
                 _metrics.LivePokes.Add(1);
-                Log.LiveClientLagging(_logger, Principal, scope, Interlocked.Read(ref _queued));
+                Log.LiveClientLagging(_logger, LogText.Sanitize(Principal), scope, Interlocked.Read(ref _queued));
                 _queue.Writer.TryWrite(new Outgoing(scope, null));
                 return;
             }

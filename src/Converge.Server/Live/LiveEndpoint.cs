@@ -28,6 +28,8 @@ internal sealed class LiveEndpoint(
     TimeProvider time,
     IHostApplicationLifetime? lifetime)
 {
+    private static readonly byte[] PushType = System.Text.Encoding.UTF8.GetBytes(LiveProtocol.Push);
+
     /// <summary>How long a closing connection may take to say goodbye before it is cut.</summary>
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(2);
 
@@ -56,20 +58,26 @@ internal sealed class LiveEndpoint(
         var followed = new List<string>(scopes.Count);
         foreach (var scope in scopes)
         {
-            if (scope is null || options.Limits.CheckName(scope, "scope") is not null || followed.Contains(scope, StringComparer.Ordinal))
+            if (options.Limits.CheckScope(scope) is { } invalid)
             {
-                await RefuseAsync(context, $"Each 'scope' must be given once, 1 to {options.Limits.MaxNameLength} characters without control characters.").ConfigureAwait(false);
+                await RefuseAsync(context, "A 'scope' is invalid. " + invalid.Message).ConfigureAwait(false);
                 return;
             }
 
-            followed.Add(scope);
+            if (followed.Contains(scope!, StringComparer.Ordinal))
+            {
+                await RefuseAsync(context, "Each 'scope' must be given once.").ConfigureAwait(false);
+                return;
+            }
+
+            followed.Add(scope!);
         }
 
         foreach (var scope in followed)
         {
             if (!await authorizer.IsAllowedAsync(context.User, scope, ScopeAccess.Read, context.RequestAborted).ConfigureAwait(false))
             {
-                Log.ScopeForbidden(logger, context.User.Identity?.Name ?? "(unnamed)", scope);
+                Log.ScopeForbidden(logger, LogText.Sanitize(context.User.Identity?.Name ?? "(unnamed)"), scope);
                 await Problem.WriteAsync(context, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, $"The caller may not use scope '{scope}'.", scope).ConfigureAwait(false);
                 return;
             }
@@ -98,7 +106,7 @@ internal sealed class LiveEndpoint(
         connection.Answer(LiveFrames.Ready(engine.Clock.Now(), followed));
         hub.Add(connection);
         metrics.LiveConnections.Add(1);
-        Log.LiveConnected(logger, principal, string.Join(", ", followed), hub.ConnectionCount);
+        Log.LiveConnected(logger, LogText.Sanitize(principal), string.Join(", ", followed), hub.ConnectionCount);
 
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         var close = (Status: WebSocketCloseStatus.NormalClosure, Reason: "");
@@ -204,7 +212,7 @@ internal sealed class LiveEndpoint(
             connection.Complete();
             abort.CancelAfter(CloseGrace);
             await sending.ConfigureAwait(false);
-            Log.LiveDisconnected(logger, failure, principal, close.Status, hub.ConnectionCount);
+            Log.LiveDisconnected(logger, failure, LogText.Sanitize(principal), close.Status, hub.ConnectionCount);
         }
     }
 
@@ -230,7 +238,10 @@ internal sealed class LiveEndpoint(
     /// <summary>Answers one message of the client; the answer says whether the channel stays open.</summary>
     private async Task<(byte[] Answer, bool KeepOpen)> AnswerAsync(HttpContext context, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
     {
-        string? type = null;
+        // Every string of the message, the push's included, is checked once here. A message that fails is still read for
+        // its request number, comparing names and the type by their bytes, so nothing is turned into text.
+        var valid = JsonText.IsValid(message.Span);
+        var isPush = false;
         long? request = null;
         ReadOnlyMemory<byte> body = default;
         try
@@ -238,22 +249,22 @@ internal sealed class LiveEndpoint(
             var reader = new Utf8JsonReader(message.Span, new JsonReaderOptions { MaxDepth = ProtocolLimits.MaxMessageDepth + 1 });
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                throw new JsonException("A live message must be a JSON object.");
+                throw new MalformedMessageException("A live message must be a JSON object.");
             }
 
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueTextEquals("type"u8))
+                if (Is(ref reader, "type"u8, valid))
                 {
                     reader.Read();
-                    type = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw new JsonException("'type' must be a string.");
+                    isPush = reader.TokenType == JsonTokenType.String ? Is(ref reader, PushType, valid) : throw new MalformedMessageException("'type' must be a string.");
                 }
-                else if (reader.ValueTextEquals("request"u8))
+                else if (Is(ref reader, "request"u8, valid))
                 {
                     reader.Read();
-                    request = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var id) ? id : throw new JsonException("'request' must be an integer.");
+                    request = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var id) ? id : throw new MalformedMessageException("'request' must be an integer.");
                 }
-                else if (reader.ValueTextEquals("push"u8))
+                else if (Is(ref reader, "push"u8, valid))
                 {
                     reader.Read();
                     var start = (int)reader.TokenStartIndex;
@@ -267,20 +278,25 @@ internal sealed class LiveEndpoint(
                 }
             }
         }
-        catch (JsonException e)
+        catch (JsonException e) when (valid)
         {
-            var error = RequestBody.ExceedsDepth(message.Span, ProtocolLimits.MaxMessageDepth)
-                ? new ProtocolError(ProtocolErrorCodes.TooDeep, $"The message nests deeper than {ProtocolLimits.MaxMessageDepth} levels.")
-                : new ProtocolError(ProtocolErrorCodes.Malformed, "The message is not a valid live message: " + e.Message);
-            return (Error(request, error), true);
+            return (Error(request, RequestBody.Malformed(message.Span, e, "message")), true);
+        }
+        catch (JsonException)
+        {
         }
 
-        if (type != LiveProtocol.Push || body.IsEmpty || request is null)
+        if (!valid)
+        {
+            return (Error(request, new ProtocolError(ProtocolErrorCodes.Malformed, JsonText.Invalid("message"))), true);
+        }
+
+        if (!isPush || body.IsEmpty || request is null)
         {
             return (Error(request, new ProtocolError(ProtocolErrorCodes.InvalidMessage, $"A client sends only '{LiveProtocol.Push}' messages, each with a 'request' number and a 'push'.")), true);
         }
 
-        var (push, invalid) = RequestBody.Parse(body.Span, PushReader.Read);
+        var (push, invalid) = RequestBody.ParseText(body.Span, PushReader.Read, "push");
         if (invalid is null && options.Limits.Check(push!) is { } breach)
         {
             invalid = breach;
@@ -294,12 +310,16 @@ internal sealed class LiveEndpoint(
         var (response, refused, forbidden) = await http.ApplyPushAsync(context.User, push!, cancellationToken).ConfigureAwait(false);
         if (forbidden is not null)
         {
-            Log.ScopeForbidden(logger, context.User.Identity?.Name ?? "(unnamed)", forbidden);
+            Log.ScopeForbidden(logger, LogText.Sanitize(context.User.Identity?.Name ?? "(unnamed)"), forbidden);
             return (LiveFrames.Error(request, StatusCodes.Status403Forbidden, ProtocolErrorCodes.ScopeForbidden, $"The caller may not use scope '{forbidden}'.", forbidden), true);
         }
 
         return refused is not null ? (Error(request, refused), true) : (LiveFrames.Pushed(request.Value, response!), true);
     }
+
+    /// <summary>Compares a name or string with <paramref name="text"/>; in text that failed <see cref="JsonText"/>, an escaped one is unknown.</summary>
+    private static bool Is(ref Utf8JsonReader reader, ReadOnlySpan<byte> text, bool valid) =>
+        reader.ValueIsEscaped ? valid && reader.ValueTextEquals(text) : reader.ValueSpan.SequenceEqual(text);
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
@@ -312,7 +332,7 @@ internal sealed class LiveEndpoint(
 
     private Task RefuseAsync(HttpContext context, string detail)
     {
-        Log.RequestRefused(logger, context.Request.Path, StatusCodes.Status400BadRequest, ProtocolErrorCodes.InvalidMessage);
+        Log.RequestRefused(logger, LogText.Sanitize(context.Request.Path), StatusCodes.Status400BadRequest, ProtocolErrorCodes.InvalidMessage);
         return Problem.WriteAsync(context, StatusCodes.Status400BadRequest, ProtocolErrorCodes.InvalidMessage, detail);
     }
 }

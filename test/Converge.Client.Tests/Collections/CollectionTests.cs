@@ -313,6 +313,44 @@ public sealed class CollectionTests : IDisposable
         await Assert.ThrowsAsync<ArgumentException>(() => ConvergeClient.OpenAsync(new ConvergeClientOptions { DatabasePath = _folder.Database }));
     }
 
+    [Theory]
+    [InlineData("team:\u202E24")]
+    [InlineData("team:4\u200B2")]
+    [InlineData("team:42\u2028")]
+    [InlineData("\uFEFFteam:42")]
+    [InlineData("team:\u0430lice")]
+    [InlineData("team 42")]
+    [InlineData("team:*")]
+    public async Task A_scope_outside_the_safe_characters_fails_at_open_naming_them(string scope)
+    {
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => _folder.OpenAsync(configure: o => o.Scopes.Add(scope)));
+
+        Assert.Contains("ASCII letters, digits", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(_folder.Database));
+    }
+
+    [Fact]
+    public async Task Names_and_ids_with_invisible_or_bidi_characters_are_refused_and_other_unicode_is_kept()
+    {
+        await using var client = await _folder.OpenAsync(configure: o => o.Scopes.Add("team:alice@example.com/x+y=z|w_v-u.t"));
+        var docs = client.Collection<JsonObject>("docs");
+
+        foreach (var bad in new[] { "a\u202Eb", "a\u200Bb", "a\u2028b", "a\u2029b", "\uFEFFa", "a\u061Cb", "a\uD800b", "a\uDC00" })
+        {
+            Assert.Throws<ArgumentException>(() => client.Collection<JsonObject>(bad));
+            await Assert.ThrowsAsync<ArgumentException>(() => docs.PutAsync(bad, new JsonObject { ["a"] = 1 }));
+            if (!char.IsSurrogate(bad[^1]) && !char.IsSurrogate(bad[1]))
+            {
+                // (A lone surrogate in a value's name never reaches the check: serializing the value makes it U+FFFD.)
+                await Assert.ThrowsAsync<ArgumentException>(() => docs.PutAsync("d", new JsonObject { [bad] = 1 }));
+            }
+        }
+
+        Assert.Equal(0, Inspect.Count(client, "outbox"));
+        await client.Collection<JsonObject>("Notizen é").PutAsync("日本 🎉", new JsonObject { ["größe"] = 1 });
+        Assert.Equal(1, Inspect.Count(client, "outbox"));
+    }
+
     [Fact]
     public async Task Json_element_values_patch_like_objects()
     {

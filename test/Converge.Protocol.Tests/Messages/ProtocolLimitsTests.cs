@@ -163,7 +163,72 @@ public class ProtocolLimitsTests
         var longest = new string('n', 128);
 
         AssertAccepted(Valid() with { Scope = longest, Collection = longest, Fields = new Dictionary<string, JsonElement> { [longest] = V("1") }, Remove = ["ünïcödé 名前 🙂"] });
-        AssertAccepted(Valid() with { Scope = "team:42/ü", Collection = "a b" });
+        AssertAccepted(Valid() with { Scope = "team:42/u", Collection = "a b ü" });
+    }
+
+    [Theory]
+    [InlineData("user:alice")]
+    [InlineData("team:42")]
+    [InlineData("org:acme/sales")]
+    [InlineData("user:alice.smith@example.com")]
+    [InlineData("user:auth0|5f7c8ec7c33c6c004bbafe82")]
+    [InlineData("tenant-1_a~b+c=d")]
+    [InlineData("s1")]
+    public void A_scope_of_ascii_letters_digits_and_the_safe_signs_passes(string scope)
+    {
+        Assert.Null(Limits.CheckScope(scope));
+        AssertAccepted(Valid() with { Scope = scope });
+    }
+
+    [Theory]
+    [InlineData("team:\u202E42")]
+    [InlineData("team:4\u200B2")]
+    [InlineData("team:42\u2028")]
+    [InlineData("\uFEFFteam:42")]
+    [InlineData("team:\u0430lice")]
+    [InlineData("team:42/ü")]
+    [InlineData("team 42")]
+    [InlineData("team:*")]
+    [InlineData("team:%41")]
+    [InlineData("team:<42>")]
+    [InlineData("team:\\42")]
+    public void A_scope_with_any_other_character_is_refused_naming_the_allowed_ones(string scope)
+    {
+        var error = Limits.CheckScope(scope);
+
+        AssertError(ProtocolErrorCodes.InvalidMessage, error);
+        Assert.Contains("ASCII letters, digits and - _ . ~ : @ / + = |", error.Message, StringComparison.Ordinal);
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { Scope = scope });
+    }
+
+    /// <summary>UTF-16 code units in hex (a lone surrogate would not survive as a test case's string).</summary>
+    public static TheoryData<string> HiddenCharacters =>
+        ["202E", "202A", "2066", "200B", "200D", "2028", "2029", "FEFF", "061C", "00AD", "D800", "DC00", "DB40 DC41", "0085"];
+
+    [Theory]
+    [MemberData(nameof(HiddenCharacters))]
+    public void Names_ids_and_conflict_ids_with_invisible_bidi_or_separator_characters_or_lone_surrogates_are_refused(string units)
+    {
+        var hidden = string.Concat(units.Split(' ').Select(u => (char)Convert.ToUInt16(u, 16)));
+        var text = "ab" + hidden + "c";
+
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { Collection = text });
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { DocumentId = text });
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { Fields = new Dictionary<string, JsonElement> { [text] = V("1") } });
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { Fields = null, Remove = [text] });
+        AssertRefused(ProtocolErrorCodes.InvalidMessage, Valid() with { Kind = MutationKind.Resolve, ConflictId = text });
+        Assert.Contains("invisible", Limits.CheckName(text, "field name")!.Message, StringComparison.Ordinal);
+        Assert.Contains("invisible", Limits.CheckId(text)!.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Names_and_ids_keep_every_script_spaces_and_emoji()
+    {
+        foreach (var text in new[] { "Notizen é", "日本語 🎉", "имя", "שלום", "مرحبا", "a\u00A0b", "👩\uD83C\uDFFD", "x\u0301" })
+        {
+            Assert.Null(Limits.CheckName(text, "field name"));
+            Assert.Null(Limits.CheckId(text));
+        }
     }
 
     [Theory]
