@@ -16,13 +16,14 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
 {
     private readonly Dictionary<DocumentKey, ConflictRecord> _records = [];
     private readonly Dictionary<string, int> _openInScope = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _openedIds = new(StringComparer.Ordinal);
     private HashSet<string>? _resolved;
 
     /// <summary>Gets the records to write, in revision order.</summary>
     public IEnumerable<ConflictRecord> Records => _records.Values.OrderBy(r => r.Revision);
 
-    /// <summary>Gets whether the push opened or joined any record.</summary>
-    public bool Any => _records.Count > 0;
+    /// <summary>Gets the records the push opened, as opposed to records it added to.</summary>
+    public IReadOnlyList<ConflictRecord> Opened => [.. _records.Values.Where(r => _openedIds.Contains(r.Id))];
 
     /// <summary>Finds the open record of this device that a conflict in a document joins, or checks there is room for a new one.</summary>
     /// <returns>The record to join (or none), or why no record may be opened.</returns>
@@ -93,6 +94,7 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
                 CreatedAt = now,
             };
             _openInScope[key.Scope] = _openInScope.GetValueOrDefault(key.Scope) + 1;
+            _openedIds.Add(record.Id);
         }
         else
         {

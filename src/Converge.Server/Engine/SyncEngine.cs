@@ -122,7 +122,7 @@ internal sealed class SyncEngine
         var counts = new int[ServerMetrics.StatusCount];
         var restamped = 0;
         var now = _time.GetUtcNow();
-        List<(string Id, string Collection, string Scope)>? opened = null;
+        IReadOnlyList<ConflictRecord> opened = [];
         List<string>? resolvedIds = null;
         PushResponse response;
         var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
@@ -234,15 +234,11 @@ internal sealed class SyncEngine
                     result = await ApplyAsync(m, current, key, writer, counter, documents, changed, conflicts, now, cancellationToken).ConfigureAwait(false);
                 }
 
-                if (result.ConflictId is { } conflictId)
-                {
-                    (opened ??= []).Add((conflictId, m.Collection, m.Scope));
-                }
-
                 results[i] = restamp is null ? result : result with { Restamped = restamp };
                 counts[(int)result.Status]++;
             }
 
+            opened = conflicts.Opened;
             foreach (var record in conflicts.Records)
             {
                 await transaction.WriteConflictAsync(record, null, cancellationToken).ConfigureAwait(false);
@@ -294,7 +290,7 @@ internal sealed class SyncEngine
 
         _metrics.Pushes.Add(1);
         _metrics.RecordMutations(counts);
-        foreach (var (id, collection, scope) in opened ?? [])
+        foreach (var (id, collection, scope) in opened.Select(r => (r.Id, r.Collection, r.Scope)))
         {
             Log.ConflictOpened(_logger, id, collection, scope);
         }
