@@ -149,6 +149,28 @@ public class IdentityTests
     }
 
     [Fact]
+    public async Task A_live_connection_with_a_token_valid_for_months_opens_and_carries_pushes()
+    {
+        var time = Jwt.Clock();
+        await using var server = await TestServer.StartAsync(time, build: b => Jwt.Add(b));
+        using var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + Jwt.Create(time, sub: "carol", scopes: "user:carol", expires: time.GetUtcNow().AddDays(90)));
+        await socket.ConnectAsync(LiveUri(server, "user:carol"), CancellationToken.None);
+        Assert.Equal("ready", (await ReceiveAsync(socket))!["type"]!.GetValue<string>());
+
+        await SendAsync(socket, new Device(time), "user:carol", request: 1);
+        JsonNode? answer;
+        do
+        {
+            answer = await ReceiveAsync(socket);
+        }
+        while (answer?["type"]?.GetValue<string>() == "changes");
+
+        Assert.Equal("pushed", answer?["type"]?.GetValue<string>());
+        Assert.Equal(WebSocketState.Open, socket.State);
+    }
+
+    [Fact]
     public async Task No_api_key_secret_reaches_the_log_or_the_clients_table()
     {
         const string Secret = "Sup3r-Secret-Key-0123456789";
@@ -380,12 +402,13 @@ internal static class Jwt
 
         claims.AddRange(scopes.Select(s => new Claim("converge:scope", s)));
         var exp = expires ?? time.GetUtcNow().AddHours(1);
+        static DateTimeOffset Earlier(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
         return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
         {
             Issuer = issuer,
             Subject = new ClaimsIdentity(claims),
-            IssuedAt = exp.AddHours(-2).UtcDateTime,
-            NotBefore = exp.AddHours(-2).UtcDateTime,
+            IssuedAt = Earlier(time.GetUtcNow(), exp.AddHours(-2)).UtcDateTime,
+            NotBefore = Earlier(time.GetUtcNow(), exp.AddHours(-2)).UtcDateTime,
             Expires = exp.UtcDateTime,
             SigningCredentials = new SigningCredentials(Key, SecurityAlgorithms.HmacSha256),
         });

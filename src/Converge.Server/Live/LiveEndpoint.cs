@@ -30,6 +30,9 @@ internal sealed class LiveEndpoint(
 {
     private static readonly byte[] PushType = System.Text.Encoding.UTF8.GetBytes(LiveProtocol.Push);
 
+    /// <summary>The longest delay a timer takes.</summary>
+    private static readonly TimeSpan MaxTimerDelay = TimeSpan.FromMilliseconds(int.MaxValue - 1);
+
     /// <summary>How long a closing connection may take to say goodbye before it is cut.</summary>
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(2);
 
@@ -123,7 +126,10 @@ internal sealed class LiveEndpoint(
 
         // A connection lives no longer than the credentials it was opened with (a JWT's expiry, plus the clock skew the
         // HTTP API grants it too): the client connects again with fresh ones, and a revoked principal stops receiving changes.
-        using var expiry = end is { } expires ? new CancellationTokenSource(Max(expires - time.GetUtcNow(), TimeSpan.Zero), time) : null;
+        // A timer waits at most about 24.8 days (int.MaxValue milliseconds): a token valid for longer is not cut by it.
+        using var expiry = end is { } expires && Max(expires - time.GetUtcNow(), TimeSpan.Zero) is var left && left <= MaxTimerDelay
+            ? new CancellationTokenSource(left, time)
+            : null;
         using var onExpiry = expiry?.Token.Register(() => End(WebSocketCloseStatus.PolicyViolation, "The access token expired; connect again with a new one."));
 
         // Each message is read within the bytes in flight of the connection and the principal, and within the body timeout.
