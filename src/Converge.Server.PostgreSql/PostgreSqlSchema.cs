@@ -10,7 +10,7 @@ internal static class PostgreSqlSchema
     /// <summary>The schema this code reads and writes.</summary>
     /// <remarks>
     /// 2: client progress records have a last-used time and keys in namespaces (<c>apikey:</c>, <c>jwt:</c>, <c>auth:</c>).
-    /// 3: open conflicts have an index per document.
+    /// 3: open conflicts have an index per document, and a record its owner.
     /// </remarks>
     public const int Version = 3;
 
@@ -84,8 +84,10 @@ internal static class PostgreSqlSchema
         CREATE INDEX clients_last_used ON converge.clients (last_used);
         """,
 
-        // 2 to 3: open conflicts are looked up per document (one open record per device, caps per document and per scope).
+        // 2 to 3: open conflicts are looked up per document (one open record per device of a principal, caps per document
+        // and per scope), and a record keeps whose device opened it.
         """
+        ALTER TABLE converge.conflicts ADD COLUMN owner text COLLATE "C";
         CREATE INDEX conflicts_open ON converge.conflicts (scope, collection, doc) WHERE status = 0;
         """,
     ];

@@ -24,7 +24,7 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
 
     private readonly Dictionary<DocumentKey, PendingDocument> _documents = [];
     private readonly HashSet<DocumentKey> _missing = [];
-    private readonly Dictionary<string, (ConflictRecord Record, DateTimeOffset? ResolvedAt)> _conflicts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (ConflictRecord Record, DateTimeOffset? ResolvedAt, string? Owner)> _conflicts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _scopes = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Principal, string Client), (ClientProgress Progress, DateTimeOffset UsedAt)> _clients = [];
     private HybridTimestamp? _clock;
@@ -210,37 +210,45 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
         return record;
     }
 
-    public async ValueTask<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)
+    public async ValueTask<ConflictRecord?> ReadOpenConflictAsync(DocumentKey key, string principal, string clientId, CancellationToken cancellationToken)
     {
         ThrowIfDone(cancellationToken);
-        var batch = NewBatch();
-        batch.BatchCommands.Add(Sql.Command(Sql.ReadOpenConflictsOfDocument).Bind(key.Scope).Bind(key.Collection).Bind(key.Id));
-        var records = await QueryAsync(batch, static async (reader, cancellationToken) =>
-        {
-            var records = new List<ConflictRecord>();
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                records.Add(PostgreSqlSyncStore.Deserialize(reader.GetFieldValue<byte[]>(0), ProtocolJson.ConflictRecord));
-            }
-
-            return records;
-        }, cancellationToken).ConfigureAwait(false);
 
         // Writes of this transaction wait for the commit: they count as written.
-        foreach (var (record, _) in _conflicts.Values)
+        foreach (var (pending, _, owner) in _conflicts.Values)
         {
-            if (record.Scope == key.Scope && record.Collection == key.Collection && record.DocumentId == key.Id)
+            if (pending.Scope == key.Scope && pending.Collection == key.Collection && pending.DocumentId == key.Id && pending.ClientId == clientId && owner == principal)
             {
-                records.RemoveAll(r => r.Id == record.Id);
-                if (record.Status == ConflictStatus.Open)
-                {
-                    records.Add(record);
-                }
+                return pending.Status == ConflictStatus.Open ? pending : null;
             }
         }
 
-        records.Sort((a, b) => a.Revision.CompareTo(b.Revision));
-        return records;
+        var batch = NewBatch();
+        batch.BatchCommands.Add(Sql.Command(Sql.ReadOwnOpenConflicts).Bind(key.Scope).Bind(key.Collection).Bind(key.Id).Bind(principal));
+        var record = await QueryAsync(batch, async (reader, cancellationToken) =>
+        {
+            // Only the principal's own records are read: one per device of it at most.
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var record = PostgreSqlSyncStore.Deserialize(reader.GetFieldValue<byte[]>(0), ProtocolJson.ConflictRecord);
+                if (record.ClientId == clientId)
+                {
+                    return record;
+                }
+            }
+
+            return null;
+        }, cancellationToken).ConfigureAwait(false);
+        return record is not null && _conflicts.TryGetValue(record.Id, out var written) && written.Record.Status != ConflictStatus.Open ? null : record;
+    }
+
+    public async ValueTask<int> CountOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)
+    {
+        ThrowIfDone(cancellationToken);
+        var batch = NewBatch();
+        batch.BatchCommands.Add(Sql.Command(Sql.CountDocumentConflicts).Bind(key.Scope).Bind(key.Collection).Bind(key.Id));
+        return await QueryAsync(batch, static async (reader, cancellationToken) =>
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? (int)reader.GetInt64(0) : 0, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<int> CountOpenConflictsAsync(string scope, CancellationToken cancellationToken)
@@ -252,11 +260,11 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? (int)reader.GetInt64(0) : 0, cancellationToken).ConfigureAwait(false);
     }
 
-    public ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, CancellationToken cancellationToken)
+    public ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, string? owner, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
         ThrowIfDone(cancellationToken);
-        _conflicts[record.Id] = (record, resolvedAt);
+        _conflicts[record.Id] = (record, resolvedAt, owner ?? (_conflicts.TryGetValue(record.Id, out var earlier) ? earlier.Owner : null));
         return ValueTask.CompletedTask;
     }
 
@@ -355,7 +363,7 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
             _documents.Clear();
         }
 
-        foreach (var (record, resolvedAt) in _conflicts.Values)
+        foreach (var (record, resolvedAt, owner) in _conflicts.Values)
         {
             var resolved = record.Status == ConflictStatus.Resolved;
             batch.BatchCommands.Add(Sql.Command(Sql.WriteConflict)
@@ -367,7 +375,8 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
                 .Bind((short)(resolved ? 1 : 0))
                 .Bind(JsonSerializer.SerializeToUtf8Bytes(record, ProtocolJson.ConflictRecord))
                 .Bind(record.CreatedAt.UtcDateTime)
-                .Bind(resolved && resolvedAt is { } at ? at.UtcDateTime : (DateTime?)null, NpgsqlDbType.TimestampTz));
+                .Bind(resolved && resolvedAt is { } at ? at.UtcDateTime : (DateTime?)null, NpgsqlDbType.TimestampTz)
+                .Bind(owner, NpgsqlDbType.Text));
         }
 
         _conflicts.Clear();

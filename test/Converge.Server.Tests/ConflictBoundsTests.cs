@@ -165,6 +165,52 @@ public class ConflictBoundsTests
         Assert.Equal("settled", state.Fields["title"].Value.GetString());
     }
 
+    [Fact]
+    public async Task Another_principal_sending_a_devices_client_id_cannot_write_into_that_devices_record()
+    {
+        var time = Times.NewFake();
+        await using var server = await TestServer.StartAsync(time, Manual());
+        var a = new Device(time);
+        var b = new Device(time);
+        await server.Alice.PushAsync(a.Batch(a.Put(Scope, "notes", "n", 0, """{"title":"original"}""")));
+        await server.Alice.PushAsync(a.Batch(a.Patch(Scope, "notes", "n", 1, """{"title":"from A"}""")));
+        var opened = await server.Bob.PushAsync(b.Batch(b.Patch(Scope, "notes", "n", 1, """{"title":"Bob's edit"}""")));
+
+        // Alice read Bob's device id from the record, and pushes under it.
+        var impostor = new Device(time, b.Node);
+        var pushed = await server.Alice.PushAsync(impostor.Batch(impostor.Patch(Scope, "notes", "n", 1, """{"title":"Alice's words"}""")));
+
+        Assert.Equal(MutationStatus.Conflict, pushed.Results[0].Status);
+        Assert.NotEqual(opened.Results[0].ConflictId, pushed.Results[0].ConflictId);
+        var records = await server.Alice.ConflictsAsync(Scope);
+        Assert.Equal(2, records.Count);
+        Assert.Equal("Bob's edit", records.Single(r => r.Id == opened.Results[0].ConflictId).Fields.Single().Client.Value.GetString());
+    }
+
+    [Fact]
+    public async Task A_resolve_refused_in_a_push_leaves_the_record_that_push_joined_as_it_was_joined()
+    {
+        var time = Times.NewFake();
+        await using var server = await TestServer.StartAsync(time, Manual());
+        var a = new Device(time);
+        var b = new Device(time);
+        await server.Alice.PushAsync(a.Batch(a.Put(Scope, "notes", "n", 0, """{"title":"original"}"""), a.Put(Scope, "notes", "other", 0, """{"title":"x"}""")));
+        await server.Alice.PushAsync(a.Batch(a.Patch(Scope, "notes", "n", 1, """{"title":"from A"}""")));
+        var id = (await server.Bob.PushAsync(b.Batch(b.Patch(Scope, "notes", "n", 1, """{"title":"from B"}""")))).Results[0].ConflictId!;
+
+        // The resolve names another document than the record's: refused, and the edit before it stays in the record.
+        var push = await server.Bob.PushAsync(b.Batch(
+            b.Patch(Scope, "notes", "n", 1, """{"title":"from B again"}"""),
+            b.Resolve(Scope, "notes", "other", id, """{"title":"settled"}"""),
+            b.Patch(Scope, "notes", "n", 1, """{"title":"from B a third time"}""")));
+
+        Assert.Equal([MutationStatus.Conflict, MutationStatus.Rejected, MutationStatus.Conflict], push.Results.Select(r => r.Status));
+        Assert.Equal(id, push.Results[2].ConflictId);
+        var record = Assert.Single(await server.Alice.ConflictsAsync(Scope));
+        Assert.Equal(id, record.Id);
+        Assert.Equal("from B a third time", record.Fields.Single().Client.Value.GetString());
+    }
+
     private static long StoredConflictBytes(TestServer server)
     {
         using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = server.DatabasePath, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());

@@ -5,14 +5,14 @@ namespace Converge.Server.Engine;
 
 /// <summary>The conflict records one push opens or adds to, written once each when the push ends.</summary>
 /// <remarks>
-/// A device has at most one open record per document: a later contested edit of the same document by the same device
-/// joins that record (its values replace the older ones of the same fields) instead of opening another. So a push costs
+/// A device has at most one open record per document: a later contested edit of the same document by the same device of
+/// the same principal joins that record (its values replace the older ones of the same fields) instead of opening another. So a push costs
 /// at most one copy of the contested values per document it touches, however many of its mutations conflict, and a
 /// person settles one record per document and device. New records are bounded per document and per scope
 /// (<see cref="ConvergeServerOptions.MaxOpenConflictsPerDocument"/>, <see cref="ConvergeServerOptions.MaxOpenConflictsPerScope"/>);
 /// past either bound the mutation is rejected with the reason, and nothing of it applies.
 /// </remarks>
-internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServerOptions options, string clientId)
+internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServerOptions options, string principal, string clientId)
 {
     private readonly Dictionary<DocumentKey, ConflictRecord> _records = [];
     private readonly Dictionary<string, int> _openInScope = new(StringComparer.Ordinal);
@@ -34,23 +34,15 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
             return (pending, null);
         }
 
-        var open = await transaction.ReadOpenConflictsAsync(key, cancellationToken).ConfigureAwait(false);
-        var count = 0;
-        foreach (var record in open)
+        // The device's own record, found by its principal too: a client id is no secret, and another principal sending
+        // it must not write into this device's record.
+        var own = await transaction.ReadOpenConflictAsync(key, principal, clientId, cancellationToken).ConfigureAwait(false);
+        if (own is not null && _resolved?.Contains(own.Id) != true)
         {
-            if (_resolved?.Contains(record.Id) == true)
-            {
-                continue;
-            }
-
-            if (string.Equals(record.ClientId, clientId, StringComparison.Ordinal))
-            {
-                return (record, null);
-            }
-
-            count++;
+            return (own, null);
         }
 
+        var count = await transaction.CountOpenConflictsAsync(key, cancellationToken).ConfigureAwait(false);
         if (count >= options.MaxOpenConflictsPerDocument)
         {
             return (null, $"Document '{key.Id}' has {count} open conflicts, the most the server allows; resolve some, then write it again.");
@@ -112,9 +104,12 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
         return record;
     }
 
-    /// <summary>Takes a record of this push out before a mutation of the same push resolves it; tells later conflicts not to join it.</summary>
-    /// <returns>The open record as this push left it, or <see langword="null"/> when this push did not touch it.</returns>
-    public ConflictRecord? Resolving(string conflictId)
+    /// <summary>Gets a record as this push left it, for a mutation of the same push that resolves it.</summary>
+    /// <returns>The record, or <see langword="null"/> when this push did not open or join it.</returns>
+    public ConflictRecord? Pending(string conflictId) => _records.Values.FirstOrDefault(r => r.Id == conflictId);
+
+    /// <summary>Takes a record out once a mutation of this push resolved it: it is written resolved, and later conflicts open another.</summary>
+    public void Resolved(string conflictId)
     {
         (_resolved ??= new HashSet<string>(StringComparer.Ordinal)).Add(conflictId);
         foreach (var (key, record) in _records)
@@ -122,11 +117,9 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
             if (record.Id == conflictId)
             {
                 _records.Remove(key);
-                return record;
+                return;
             }
         }
-
-        return null;
     }
 
     /// <summary>The fields of a record joined by a later edit: the later values replace the older ones of the same field, whose base stays.</summary>

@@ -174,7 +174,7 @@ internal sealed class SyncEngine
 
             // Only the final state of each document is written, once, at the end of the batch.
             var changed = new HashSet<DocumentKey>();
-            var conflicts = new PushConflicts(transaction, _options, request.ClientId);
+            var conflicts = new PushConflicts(transaction, _options, principal, request.ClientId);
             var applied = progress;
             List<AppliedMutation>? appliedNow = null;
             clock.TryReceive(request.Clock, out _);
@@ -206,7 +206,7 @@ internal sealed class SyncEngine
                 MutationResult result;
                 if (m.Kind == MutationKind.Resolve)
                 {
-                    var conflict = conflicts.Resolving(m.ConflictId!) ?? await transaction.ReadConflictAsync(m.ConflictId!, cancellationToken).ConfigureAwait(false);
+                    var conflict = conflicts.Pending(m.ConflictId!) ?? await transaction.ReadConflictAsync(m.ConflictId!, cancellationToken).ConfigureAwait(false);
                     if (conflict is null || conflict.Scope != m.Scope || conflict.Collection != m.Collection || conflict.DocumentId != m.DocumentId)
                     {
                         result = new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = UnknownConflict };
@@ -216,7 +216,8 @@ internal sealed class SyncEngine
                         var outcome = DocumentMerge.ApplyResolution(current, m.Fields, m.Remove, m.Hlc, writer, counter.Next);
                         var revision = Record(outcome, key, counter, documents, changed);
                         var resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = "edited", Revision = counter.Take() };
-                        await transaction.WriteConflictAsync(resolved, now, cancellationToken).ConfigureAwait(false);
+                        conflicts.Resolved(conflict.Id);
+                        await transaction.WriteConflictAsync(resolved, now, null, cancellationToken).ConfigureAwait(false);
                         counter.Conflicts.Add(resolved);
                         (resolvedIds ??= []).Add(conflict.Id);
                         result = new MutationResult { Id = m.Id, Status = outcome.Status, Revision = revision, Reason = outcome.Reason };
@@ -241,7 +242,7 @@ internal sealed class SyncEngine
             opened = conflicts.Opened;
             foreach (var record in conflicts.Records)
             {
-                await transaction.WriteConflictAsync(record, null, cancellationToken).ConfigureAwait(false);
+                await transaction.WriteConflictAsync(record, null, principal, cancellationToken).ConfigureAwait(false);
                 scopes[record.Scope].Conflicts.Add(record);
             }
 
@@ -569,7 +570,7 @@ internal sealed class SyncEngine
                 _ => "edited",
             };
             resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = resolution, Revision = revision };
-            await transaction.WriteConflictAsync(resolved, now, cancellationToken).ConfigureAwait(false);
+            await transaction.WriteConflictAsync(resolved, now, null, cancellationToken).ConfigureAwait(false);
             await transaction.WriteScopeRevisionAsync(scope, revision, cancellationToken).ConfigureAwait(false);
             var stamp = clock.Now();
             await transaction.WriteClockAsync(stamp, cancellationToken).ConfigureAwait(false);

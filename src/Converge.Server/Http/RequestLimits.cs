@@ -71,14 +71,14 @@ internal sealed class RequestLimits : IDisposable
     public void Refused(HttpContext context, string limit)
     {
         _metrics.RecordLimited(limit);
-        Log.RequestLimited(_logger, context.Request.Path, KeyOf(context.User), limit);
+        Log.RequestLimited(_logger, LogText.Sanitize(context.Request.Path), LogText.Sanitize(KeyOf(context.User)), limit);
     }
 
     /// <summary>Counts and logs a body that did not arrive in time, and returns its 408 problem.</summary>
     public ProtocolError TimedOut(HttpContext context)
     {
         _metrics.RecordLimited("body_timeout");
-        Log.RequestBodyTimedOut(_logger, context.Request.Path, KeyOf(context.User), Options.RequestBodyTimeout);
+        Log.RequestBodyTimedOut(_logger, LogText.Sanitize(context.Request.Path), LogText.Sanitize(KeyOf(context.User)), Options.RequestBodyTimeout);
         return new ProtocolError(ProtocolErrorCodes.RequestTimeout, $"The body did not arrive whole within {Options.RequestBodyTimeout.TotalSeconds:0.###} seconds.");
     }
 
@@ -86,7 +86,7 @@ internal sealed class RequestLimits : IDisposable
     public void LiveTimedOut(string principal)
     {
         _metrics.RecordLimited("body_timeout");
-        Log.LiveMessageTimedOut(_logger, principal, Options.RequestBodyTimeout);
+        Log.LiveMessageTimedOut(_logger, LogText.Sanitize(principal), Options.RequestBodyTimeout);
     }
 
     /// <summary>Answers 429 <c>too_many_requests</c>, with <c>Retry-After</c>, and counts it.</summary>

@@ -51,6 +51,9 @@ internal sealed class LiveMessageReader(WebSocket socket, BodyReservation reserv
     private int _length;
     private bool _settled;
 
+    // Which message the timer of a callback belongs to: a callback of an earlier message that runs late ends nothing.
+    private long _message;
+
     /// <summary>Gets the message received last, valid until <see cref="ReleaseMessage"/>.</summary>
     public ReadOnlyMemory<byte> Message => _buffer.AsMemory(0, _length);
 
@@ -67,14 +70,16 @@ internal sealed class LiveMessageReader(WebSocket socket, BodyReservation reserv
             return LiveReceive.Ended;
         }
 
+        long message;
         lock (_lock)
         {
             _settled = false;
             _length = 0;
+            message = ++_message;
         }
 
         // The message's clock starts with its first byte.
-        using var timer = time.CreateTimer(_ => OnTimeout(timedOut), null, timeout, Timeout.InfiniteTimeSpan);
+        using var timer = time.CreateTimer(_ => OnTimeout(timedOut, message), null, timeout, Timeout.InfiniteTimeSpan);
         var skipping = false;
         long total = 0;
         try
@@ -224,11 +229,11 @@ internal sealed class LiveMessageReader(WebSocket socket, BodyReservation reserv
         return null;
     }
 
-    private void OnTimeout(Action timedOut)
+    private void OnTimeout(Action timedOut, long message)
     {
         lock (_lock)
         {
-            if (_settled)
+            if (_settled || message != _message)
             {
                 return;
             }

@@ -154,11 +154,19 @@ public interface ISyncTransaction : IAsyncDisposable
     /// <returns>The record, or <see langword="null"/>.</returns>
     ValueTask<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken);
 
-    /// <summary>Reads the open conflict records of one document, in revision order.</summary>
+    /// <summary>Reads the open conflict record that one device of one principal has on a document.</summary>
     /// <param name="key">The document's key.</param>
+    /// <param name="principal">The principal's stable key, as given to <see cref="WriteConflictAsync"/> as the record's owner.</param>
+    /// <param name="clientId">The device's replica id (<see cref="ConflictRecord.ClientId"/>).</param>
     /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The records; at most the server's cap per document, so a store reads them without a bound of its own.</returns>
-    ValueTask<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken);
+    /// <returns>The record, or <see langword="null"/> when the device has none open there.</returns>
+    ValueTask<ConflictRecord?> ReadOpenConflictAsync(DocumentKey key, string principal, string clientId, CancellationToken cancellationToken);
+
+    /// <summary>Counts the open conflict records of a document.</summary>
+    /// <param name="key">The document's key.</param>
+    /// <param name="cancellationToken">Stops the count.</param>
+    /// <returns>The number of open records.</returns>
+    ValueTask<int> CountOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken);
 
     /// <summary>Counts the open conflict records of a scope.</summary>
     /// <param name="scope">The scope.</param>
@@ -169,9 +177,10 @@ public interface ISyncTransaction : IAsyncDisposable
     /// <summary>Inserts or replaces a conflict record.</summary>
     /// <param name="record">The record; <see cref="ConflictRecord.Revision"/> is its place in the scope's order.</param>
     /// <param name="resolvedAt">When it was resolved, for a resolved record.</param>
+    /// <param name="owner">The stable key of the principal whose device opened the record, kept with it and never sent; <see langword="null"/> keeps the owner a stored record has.</param>
     /// <param name="cancellationToken">Stops the write.</param>
     /// <returns>A task that completes when written.</returns>
-    ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, CancellationToken cancellationToken);
+    ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, string? owner, CancellationToken cancellationToken);
 
     /// <summary>Writes the last timestamp of the server's hybrid clock.</summary>
     /// <param name="last">The timestamp.</param>

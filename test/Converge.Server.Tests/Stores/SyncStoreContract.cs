@@ -127,9 +127,9 @@ public abstract class SyncStoreContract : IAsyncLifetime
         await WriteAsync(store, async tx =>
         {
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d1"), State(1), null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("k2", 2), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k2", 2), null, "apikey:a", CancellationToken.None);
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d3"), State(3), null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("k4", 4), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k4", 4), null, "apikey:a", CancellationToken.None);
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d5"), State(5), null, CancellationToken.None);
             await tx.WriteDocumentAsync(new DocumentKey("other", "c", "d1"), State(9), null, CancellationToken.None);
             await tx.WriteScopeRevisionAsync("s", 5, CancellationToken.None);
@@ -159,9 +159,9 @@ public abstract class SyncStoreContract : IAsyncLifetime
         {
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d1"), State(1, big), null, CancellationToken.None);
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d2"), State(2, big), null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("k3", 3), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k3", 3), null, "apikey:a", CancellationToken.None);
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d4"), State(4), null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("k5", 5) with { DocumentId = "d2" }, null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k5", 5) with { DocumentId = "d2" }, null, "apikey:a", CancellationToken.None);
             await tx.WriteScopeRevisionAsync("s", 5, CancellationToken.None);
         });
 
@@ -215,7 +215,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
             await transaction.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1), null, CancellationToken.None);
             await transaction.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
             await transaction.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(7, new HybridTimestamp(1_700_000_000_000, 7, 1)), Times.Start, CancellationToken.None);
-            await transaction.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
+            await transaction.WriteConflictAsync(Conflict("k", 1), null, "apikey:a", CancellationToken.None);
         }
 
         var page = await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None);
@@ -279,9 +279,9 @@ public abstract class SyncStoreContract : IAsyncLifetime
         var store = await OpenAsync();
         await WriteAsync(store, async tx =>
         {
-            await tx.WriteConflictAsync(Conflict("open-s", 1), null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("done-s", 2, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("open-t", 1, scope: "t"), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("open-s", 1), null, "apikey:a", CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("done-s", 2, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, "apikey:a", CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("open-t", 1, scope: "t"), null, "apikey:a", CancellationToken.None);
         });
 
         Assert.Equal(["open-s"], (await store.ReadOpenConflictsAsync("s", 0, 10, int.MaxValue, CancellationToken.None)).Conflicts.Select(c => c.Id));
@@ -292,29 +292,41 @@ public abstract class SyncStoreContract : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_transaction_reads_the_open_conflicts_of_a_document_and_counts_those_of_a_scope()
+    public async Task A_transaction_finds_a_devices_open_conflict_by_principal_and_counts_those_of_a_document_and_a_scope()
     {
         var store = await OpenAsync();
         await WriteAsync(store, async tx =>
         {
-            await tx.WriteConflictAsync(Conflict("b", 2), null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("a", 1), null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("done", 3, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("other-doc", 4) with { DocumentId = "d2" }, null, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("other-scope", 1, scope: "t"), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("b", 2) with { ClientId = "00000000000000b0" }, null, "apikey:b", CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("a", 1), null, "apikey:a", CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("done", 3, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, "apikey:a", CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("other-doc", 4) with { DocumentId = "d2" }, null, "apikey:a", CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("other-scope", 1, scope: "t"), null, "apikey:a", CancellationToken.None);
         });
 
         await using var transaction = await store.BeginAsync(CancellationToken.None);
-        var open = await transaction.ReadOpenConflictsAsync(new DocumentKey("s", "c", "d1"), CancellationToken.None);
-        Assert.Equal(["a", "b"], open.Select(c => c.Id));
-        Assert.Empty(await transaction.ReadOpenConflictsAsync(new DocumentKey("s", "c", "none"), CancellationToken.None));
+        var d1 = new DocumentKey("s", "c", "d1");
+        var client = Conflict("x", 0).ClientId;
+        Assert.Equal("a", (await transaction.ReadOpenConflictAsync(d1, "apikey:a", client, CancellationToken.None))?.Id);
+
+        // Another principal sending the same client id does not find the device's record.
+        Assert.Null(await transaction.ReadOpenConflictAsync(d1, "apikey:b", client, CancellationToken.None));
+        Assert.Equal("b", (await transaction.ReadOpenConflictAsync(d1, "apikey:b", "00000000000000b0", CancellationToken.None))?.Id);
+        Assert.Null(await transaction.ReadOpenConflictAsync(new DocumentKey("s", "c", "none"), "apikey:a", client, CancellationToken.None));
+        Assert.Equal(2, await transaction.CountOpenConflictsAsync(d1, CancellationToken.None));
         Assert.Equal(3, await transaction.CountOpenConflictsAsync("s", CancellationToken.None));
         Assert.Equal(1, await transaction.CountOpenConflictsAsync("t", CancellationToken.None));
         Assert.Equal(0, await transaction.CountOpenConflictsAsync("none", CancellationToken.None));
 
-        // A record this transaction resolved is no longer open to it.
-        await transaction.WriteConflictAsync(Conflict("a", 5, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, CancellationToken.None);
-        Assert.Equal(["b"], (await transaction.ReadOpenConflictsAsync(new DocumentKey("s", "c", "d1"), CancellationToken.None)).Select(c => c.Id));
+        // A record this transaction resolved is no longer open to it, and its owner stays when a write does not name one.
+        await transaction.WriteConflictAsync(Conflict("a", 5, status: ConflictStatus.Resolved) with { Resolution = "server" }, Times.Start, null, CancellationToken.None);
+        Assert.Null(await transaction.ReadOpenConflictAsync(d1, "apikey:a", client, CancellationToken.None));
+        await transaction.WriteConflictAsync(Conflict("b", 6) with { ClientId = "00000000000000b0" }, null, null, CancellationToken.None);
+        Assert.Equal(6, (await transaction.ReadOpenConflictAsync(d1, "apikey:b", "00000000000000b0", CancellationToken.None))?.Revision);
+        await transaction.CommitAsync(CancellationToken.None);
+        await transaction.DisposeAsync();
+        await using var after = await store.BeginAsync(CancellationToken.None);
+        Assert.Equal(6, (await after.ReadOpenConflictAsync(d1, "apikey:b", "00000000000000b0", CancellationToken.None))?.Revision);
     }
 
     [Fact]
@@ -327,7 +339,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
             await tx.WriteDocumentAsync(new DocumentKey("s", "c", "d"), State(1, "kept"), null, CancellationToken.None);
             await tx.WriteScopeRevisionAsync("s", 1, CancellationToken.None);
             await tx.WriteClientProgressAsync("p", "0000000000000001", new ClientProgress(3, new HybridTimestamp(1_700_000_000_000, 3, 1)), Times.Start, CancellationToken.None);
-            await tx.WriteConflictAsync(Conflict("k", 1), null, CancellationToken.None);
+            await tx.WriteConflictAsync(Conflict("k", 1), null, "apikey:a", CancellationToken.None);
             await tx.WriteClockAsync(clock, CancellationToken.None);
         });
         await ReopenAsync(store);

@@ -157,7 +157,8 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                         status INTEGER NOT NULL,
                         record BLOB NOT NULL,
                         created_at INTEGER NOT NULL,
-                        resolved_at INTEGER
+                        resolved_at INTEGER,
+                        owner TEXT
                     );
                     CREATE INDEX conflicts_scope_rev ON conflicts (scope, rev);
                     CREATE INDEX conflicts_resolved ON conflicts (resolved_at) WHERE status = 1;
@@ -195,6 +196,12 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
 
             // Open conflicts are looked up per document (one open record per device, a cap per document and per scope);
             // a store made before that gets the index now.
+            // A store made before that gets the index now, and the column that says whose device opened a record.
+            if (Scalar(connection, "SELECT count(*) FROM pragma_table_info('conflicts') WHERE name = 'owner';") is 0L)
+            {
+                Execute(connection, "ALTER TABLE conflicts ADD COLUMN owner TEXT;");
+            }
+
             Execute(connection, "CREATE INDEX IF NOT EXISTS conflicts_open ON conflicts (scope, collection, doc) WHERE status = 0;");
 
             // The epoch is made with the schema; a store made before epochs existed gets its first one now.

@@ -55,9 +55,16 @@ internal sealed class WriterCommands : IDisposable
             "$deleted_at",
             "$state");
         ReadConflict = Create(connection, "SELECT record FROM conflicts WHERE id = $id;", ("$id", SqliteType.Text));
-        ReadOpenConflicts = Create(
+        ReadOwnOpenConflicts = Create(
             connection,
-            "SELECT record FROM conflicts WHERE scope = $scope AND collection = $collection AND doc = $doc AND status = 0 ORDER BY rev;",
+            "SELECT record FROM conflicts WHERE scope = $scope AND collection = $collection AND doc = $doc AND status = 0 AND owner = $owner ORDER BY rev;",
+            ("$scope", SqliteType.Text),
+            ("$collection", SqliteType.Text),
+            ("$doc", SqliteType.Text),
+            ("$owner", SqliteType.Text));
+        CountDocumentConflicts = Create(
+            connection,
+            "SELECT count(*) FROM conflicts WHERE scope = $scope AND collection = $collection AND doc = $doc AND status = 0;",
             ("$scope", SqliteType.Text),
             ("$collection", SqliteType.Text),
             ("$doc", SqliteType.Text));
@@ -65,8 +72,8 @@ internal sealed class WriterCommands : IDisposable
         WriteConflict = new NativeStatement(
             connection,
             """
-            INSERT INTO conflicts (id, scope, collection, doc, rev, status, record, created_at, resolved_at) VALUES ($id, $scope, $collection, $doc, $rev, $status, $record, $created_at, $resolved_at)
-            ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, status = excluded.status, record = excluded.record, resolved_at = excluded.resolved_at;
+            INSERT INTO conflicts (id, scope, collection, doc, rev, status, record, created_at, resolved_at, owner) VALUES ($id, $scope, $collection, $doc, $rev, $status, $record, $created_at, $resolved_at, $owner)
+            ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, status = excluded.status, record = excluded.record, resolved_at = excluded.resolved_at, owner = coalesce(excluded.owner, conflicts.owner);
             """,
             "$id",
             "$scope",
@@ -76,7 +83,8 @@ internal sealed class WriterCommands : IDisposable
             "$status",
             "$record",
             "$created_at",
-            "$resolved_at");
+            "$resolved_at",
+            "$owner");
         StateWriter = new Utf8JsonWriter(StateBuffer);
         WriteClock = Create(
             connection,
@@ -112,7 +120,9 @@ internal sealed class WriterCommands : IDisposable
 
     public NativeStatement WriteConflict { get; }
 
-    public SqliteCommand ReadOpenConflicts { get; }
+    public SqliteCommand ReadOwnOpenConflicts { get; }
+
+    public SqliteCommand CountDocumentConflicts { get; }
 
     public SqliteCommand CountOpenConflicts { get; }
 
@@ -311,21 +321,36 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         return new ValueTask<ConflictRecord?>(reader.Read() ? SqliteSyncStore.DeserializeConflict(reader, 0) : null);
     }
 
-    public ValueTask<IReadOnlyList<ConflictRecord>> ReadOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)
+    public ValueTask<ConflictRecord?> ReadOpenConflictAsync(DocumentKey key, string principal, string clientId, CancellationToken cancellationToken)
     {
         ThrowIfDone(cancellationToken);
-        var command = commands.ReadOpenConflicts;
+        var command = commands.ReadOwnOpenConflicts;
         command.Parameters[0].Value = key.Scope;
         command.Parameters[1].Value = key.Collection;
         command.Parameters[2].Value = key.Id;
+        command.Parameters[3].Value = principal;
         using var reader = command.ExecuteReader();
-        List<ConflictRecord>? records = null;
         while (reader.Read())
         {
-            (records ??= []).Add(SqliteSyncStore.DeserializeConflict(reader, 0));
+            // Only the principal's own records are read: one per device of it at most.
+            var record = SqliteSyncStore.DeserializeConflict(reader, 0);
+            if (string.Equals(record.ClientId, clientId, StringComparison.Ordinal))
+            {
+                return new ValueTask<ConflictRecord?>(record);
+            }
         }
 
-        return new ValueTask<IReadOnlyList<ConflictRecord>>(records ?? (IReadOnlyList<ConflictRecord>)[]);
+        return new ValueTask<ConflictRecord?>((ConflictRecord?)null);
+    }
+
+    public ValueTask<int> CountOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)
+    {
+        ThrowIfDone(cancellationToken);
+        var command = commands.CountDocumentConflicts;
+        command.Parameters[0].Value = key.Scope;
+        command.Parameters[1].Value = key.Collection;
+        command.Parameters[2].Value = key.Id;
+        return new ValueTask<int>(Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture));
     }
 
     public ValueTask<int> CountOpenConflictsAsync(string scope, CancellationToken cancellationToken)
@@ -336,7 +361,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         return new ValueTask<int>(Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    public ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, CancellationToken cancellationToken)
+    public ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, string? owner, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
         ThrowIfDone(cancellationToken);
@@ -362,6 +387,15 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         else
         {
             statement.Null(8);
+        }
+
+        if (owner is null)
+        {
+            statement.Null(9);
+        }
+        else
+        {
+            statement.Text(9, owner);
         }
 
         statement.Execute();
