@@ -40,7 +40,7 @@ internal static class TenantsBench
     public static Command Create()
     {
         var json = new Option<FileInfo?>("--json") { Description = "Also write the figures to this JSON file." };
-        var samples = new Option<int>("--samples") { Description = "Honest pushes timed per phase.", DefaultValueFactory = _ => 400 };
+        var samples = new Option<int>("--samples") { Description = "Honest pushes timed per phase.", DefaultValueFactory = _ => 200 };
         var gap = new Option<int>("--gap-ms") { Description = "Pause between two honest pushes, in milliseconds.", DefaultValueFactory = _ => 10 };
         var command = new Command("tenants", "An honest tenant's push latency while another sends the largest allowed pushes and holds stalled uploads open.")
         {
@@ -83,6 +83,7 @@ internal static class TenantsBench
 
             var alone = await MeasureAsync(honest, samples, gapMs, ct);
             rows.Add(("alone", alone, ""));
+            Progress("alone", alone);
 
             using (var attack = new Attack(attacker))
             {
@@ -91,6 +92,7 @@ internal static class TenantsBench
                 var pushes = attack.Stop();
                 await loop;
                 rows.Add(("largest allowed pushes, back to back", busy, pushes));
+                Progress("largest allowed pushes", busy);
             }
 
             using (var attack = new Attack(attacker))
@@ -102,6 +104,7 @@ internal static class TenantsBench
                 await loop;
                 var held = await stalled;
                 rows.Add(("largest pushes + 40 stalled uploads + 20 unfinished live messages", busy, $"{pushes}; {held}"));
+                Progress("with stalled uploads", busy);
             }
 
             var table = new Table().AddColumns("phase", "honest push p50 / p99 / max", "attacker");
@@ -151,6 +154,9 @@ internal static class TenantsBench
             }
         }
     }
+
+    private static void Progress(string phase, Stats stats) =>
+        AnsiConsole.MarkupLine($"[grey]{Markup.Escape(phase)}: p50 {stats.P50:F1} ms, p99 {stats.P99:F1} ms, max {stats.Max:F1} ms[/]");
 
     private static HttpClient Client(Uri baseUri, string secret)
     {
@@ -265,6 +271,10 @@ internal static class TenantsBench
                 {
                     var response = await PushAsync(attacker, request, _stop.Token);
                     _durations.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                    if (Environment.GetEnvironmentVariable("CONVERGE_BENCH_TRACE") is not null)
+                    {
+                        Console.Error.WriteLine($"attacker push {round} ({(round % 2 == 0 ? "contested" : "puts")}): {_durations[^1]:F0} ms");
+                    }
                     _statusConflict += response.Results.Count(r => r.Status == MutationStatus.Conflict);
                     _statusRejected += response.Results.Count(r => r.Status == MutationStatus.Rejected);
                 }

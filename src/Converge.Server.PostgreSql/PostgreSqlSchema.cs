@@ -87,7 +87,7 @@ internal static class PostgreSqlSchema
         // 2 to 3: open conflicts are looked up per document (one open record per device of a principal, caps per document
         // and per scope), and a record keeps whose device opened it.
         """
-        ALTER TABLE converge.conflicts ADD COLUMN owner text COLLATE "C";
+        ALTER TABLE converge.conflicts ADD COLUMN owner text COLLATE "C", ADD COLUMN client text COLLATE "C";
         CREATE INDEX conflicts_open ON converge.conflicts (scope, collection, doc) WHERE status = 0;
         """,
     ];

@@ -224,20 +224,12 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
         }
 
         var batch = NewBatch();
-        batch.BatchCommands.Add(Sql.Command(Sql.ReadOwnOpenConflicts).Bind(key.Scope).Bind(key.Collection).Bind(key.Id).Bind(principal));
+        batch.BatchCommands.Add(Sql.Command(Sql.ReadOwnOpenConflicts).Bind(key.Scope).Bind(key.Collection).Bind(key.Id).Bind(principal).Bind(clientId));
         var record = await QueryAsync(batch, async (reader, cancellationToken) =>
         {
-            // Only the principal's own records are read: one per device of it at most.
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var record = PostgreSqlSyncStore.Deserialize(reader.GetFieldValue<byte[]>(0), ProtocolJson.ConflictRecord);
-                if (record.ClientId == clientId)
-                {
-                    return record;
-                }
-            }
-
-            return null;
+            return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+                ? PostgreSqlSyncStore.Deserialize(reader.GetFieldValue<byte[]>(0), ProtocolJson.ConflictRecord)
+                : null;
         }, cancellationToken).ConfigureAwait(false);
         return record is not null && _conflicts.TryGetValue(record.Id, out var written) && written.Record.Status != ConflictStatus.Open ? null : record;
     }
@@ -376,7 +368,8 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
                 .Bind(JsonSerializer.SerializeToUtf8Bytes(record, ProtocolJson.ConflictRecord))
                 .Bind(record.CreatedAt.UtcDateTime)
                 .Bind(resolved && resolvedAt is { } at ? at.UtcDateTime : (DateTime?)null, NpgsqlDbType.TimestampTz)
-                .Bind(owner, NpgsqlDbType.Text));
+                .Bind(owner, NpgsqlDbType.Text)
+                .Bind(record.ClientId));
         }
 
         _conflicts.Clear();

@@ -57,7 +57,7 @@ internal static class Sql
 
     public const string ReadConflict = "SELECT record FROM converge.conflicts WHERE id = $1";
 
-    public const string ReadOwnOpenConflicts = "SELECT record FROM converge.conflicts WHERE scope = $1 AND collection = $2 AND doc = $3 AND status = 0 AND owner = $4 ORDER BY rev";
+    public const string ReadOwnOpenConflicts = "SELECT record FROM converge.conflicts WHERE scope = $1 AND collection = $2 AND doc = $3 AND status = 0 AND owner = $4 AND client = $5";
 
     public const string CountDocumentConflicts = "SELECT count(*) FROM converge.conflicts WHERE scope = $1 AND collection = $2 AND doc = $3 AND status = 0";
 
@@ -67,7 +67,7 @@ internal static class Sql
     public const string LockConflictScope = "SELECT scope FROM converge.scopes WHERE scope = (SELECT scope FROM converge.conflicts WHERE id = $1) FOR UPDATE";
 
     public const string WriteConflict = """
-        INSERT INTO converge.conflicts (id, scope, collection, doc, rev, status, record, created_at, resolved_at, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        INSERT INTO converge.conflicts (id, scope, collection, doc, rev, status, record, created_at, resolved_at, owner, client) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, status = excluded.status, record = excluded.record, resolved_at = excluded.resolved_at,
             owner = coalesce(excluded.owner, converge.conflicts.owner)
         """;

@@ -18,6 +18,7 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
     private readonly Dictionary<string, int> _openInScope = new(StringComparer.Ordinal);
     private readonly HashSet<string> _openedIds = new(StringComparer.Ordinal);
     private HashSet<string>? _resolved;
+    private Dictionary<DocumentKey, string>? _refused;
 
     /// <summary>Gets the records to write, in revision order.</summary>
     public IEnumerable<ConflictRecord> Records => _records.Values.OrderBy(r => r.Revision);
@@ -34,6 +35,13 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
             return (pending, null);
         }
 
+        // A document refused once in this push stays refused until a resolution of this push makes room: a push of a
+        // thousand refused mutations asks the store once, not a thousand times.
+        if (_refused?.TryGetValue(key, out var refused) == true)
+        {
+            return (null, refused);
+        }
+
         // The device's own record, found by its principal too: a client id is no secret, and another principal sending
         // it must not write into this device's record.
         var own = await transaction.ReadOpenConflictAsync(key, principal, clientId, cancellationToken).ConfigureAwait(false);
@@ -45,7 +53,7 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
         var count = await transaction.CountOpenConflictsAsync(key, cancellationToken).ConfigureAwait(false);
         if (count >= options.MaxOpenConflictsPerDocument)
         {
-            return (null, $"Document '{key.Id}' has {count} open conflicts, the most the server allows; resolve some, then write it again.");
+            return (null, Refuse(key, $"Document '{key.Id}' has {count} open conflicts, the most the server allows; resolve some, then write it again."));
         }
 
         if (!_openInScope.TryGetValue(key.Scope, out var inScope))
@@ -55,8 +63,14 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
         }
 
         return inScope >= options.MaxOpenConflictsPerScope
-            ? (null, $"Scope '{key.Scope}' has {inScope} open conflicts, the most the server allows; resolve some, then write again.")
+            ? (null, Refuse(key, $"Scope '{key.Scope}' has {inScope} open conflicts, the most the server allows; resolve some, then write again."))
             : (null, null);
+    }
+
+    private string Refuse(DocumentKey key, string reason)
+    {
+        (_refused ??= [])[key] = reason;
+        return reason;
     }
 
     /// <summary>Opens a record, or adds the fields to the record <see cref="PrepareAsync"/> found.</summary>
@@ -112,6 +126,7 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
     public void Resolved(string conflictId)
     {
         (_resolved ??= new HashSet<string>(StringComparer.Ordinal)).Add(conflictId);
+        _refused = null; // a resolution makes room: ask the store again
         foreach (var (key, record) in _records)
         {
             if (record.Id == conflictId)

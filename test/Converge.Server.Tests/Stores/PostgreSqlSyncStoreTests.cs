@@ -261,6 +261,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
         await ExecuteAsync("""
             DROP INDEX converge.clients_last_used;
             DROP INDEX converge.conflicts_open;
+            ALTER TABLE converge.conflicts DROP COLUMN owner, DROP COLUMN client;
             ALTER TABLE converge.clients DROP COLUMN last_used;
             DELETE FROM converge.schema_version WHERE version >= 2;
             """);

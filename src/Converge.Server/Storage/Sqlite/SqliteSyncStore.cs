@@ -158,7 +158,8 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                         record BLOB NOT NULL,
                         created_at INTEGER NOT NULL,
                         resolved_at INTEGER,
-                        owner TEXT
+                        owner TEXT,
+                        client TEXT
                     );
                     CREATE INDEX conflicts_scope_rev ON conflicts (scope, rev);
                     CREATE INDEX conflicts_resolved ON conflicts (resolved_at) WHERE status = 1;
@@ -200,6 +201,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             if (Scalar(connection, "SELECT count(*) FROM pragma_table_info('conflicts') WHERE name = 'owner';") is 0L)
             {
                 Execute(connection, "ALTER TABLE conflicts ADD COLUMN owner TEXT;");
+                Execute(connection, "ALTER TABLE conflicts ADD COLUMN client TEXT;");
             }
 
             Execute(connection, "CREATE INDEX IF NOT EXISTS conflicts_open ON conflicts (scope, collection, doc) WHERE status = 0;");

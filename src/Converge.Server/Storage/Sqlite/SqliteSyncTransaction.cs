@@ -57,11 +57,12 @@ internal sealed class WriterCommands : IDisposable
         ReadConflict = Create(connection, "SELECT record FROM conflicts WHERE id = $id;", ("$id", SqliteType.Text));
         ReadOwnOpenConflicts = Create(
             connection,
-            "SELECT record FROM conflicts WHERE scope = $scope AND collection = $collection AND doc = $doc AND status = 0 AND owner = $owner ORDER BY rev;",
+            "SELECT record FROM conflicts WHERE scope = $scope AND collection = $collection AND doc = $doc AND status = 0 AND owner = $owner AND client = $client;",
             ("$scope", SqliteType.Text),
             ("$collection", SqliteType.Text),
             ("$doc", SqliteType.Text),
-            ("$owner", SqliteType.Text));
+            ("$owner", SqliteType.Text),
+            ("$client", SqliteType.Text));
         CountDocumentConflicts = Create(
             connection,
             "SELECT count(*) FROM conflicts WHERE scope = $scope AND collection = $collection AND doc = $doc AND status = 0;",
@@ -72,7 +73,7 @@ internal sealed class WriterCommands : IDisposable
         WriteConflict = new NativeStatement(
             connection,
             """
-            INSERT INTO conflicts (id, scope, collection, doc, rev, status, record, created_at, resolved_at, owner) VALUES ($id, $scope, $collection, $doc, $rev, $status, $record, $created_at, $resolved_at, $owner)
+            INSERT INTO conflicts (id, scope, collection, doc, rev, status, record, created_at, resolved_at, owner, client) VALUES ($id, $scope, $collection, $doc, $rev, $status, $record, $created_at, $resolved_at, $owner, $client)
             ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, status = excluded.status, record = excluded.record, resolved_at = excluded.resolved_at, owner = coalesce(excluded.owner, conflicts.owner);
             """,
             "$id",
@@ -84,7 +85,8 @@ internal sealed class WriterCommands : IDisposable
             "$record",
             "$created_at",
             "$resolved_at",
-            "$owner");
+            "$owner",
+            "$client");
         StateWriter = new Utf8JsonWriter(StateBuffer);
         WriteClock = Create(
             connection,
@@ -329,18 +331,9 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         command.Parameters[1].Value = key.Collection;
         command.Parameters[2].Value = key.Id;
         command.Parameters[3].Value = principal;
+        command.Parameters[4].Value = clientId;
         using var reader = command.ExecuteReader();
-        while (reader.Read())
-        {
-            // Only the principal's own records are read: one per device of it at most.
-            var record = SqliteSyncStore.DeserializeConflict(reader, 0);
-            if (string.Equals(record.ClientId, clientId, StringComparison.Ordinal))
-            {
-                return new ValueTask<ConflictRecord?>(record);
-            }
-        }
-
-        return new ValueTask<ConflictRecord?>((ConflictRecord?)null);
+        return new ValueTask<ConflictRecord?>(reader.Read() ? SqliteSyncStore.DeserializeConflict(reader, 0) : null);
     }
 
     public ValueTask<int> CountOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)
@@ -397,6 +390,8 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         {
             statement.Text(9, owner);
         }
+
+        statement.Text(10, record.ClientId);
 
         statement.Execute();
         return ValueTask.CompletedTask;
