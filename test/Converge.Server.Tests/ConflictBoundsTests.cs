@@ -147,12 +147,7 @@ public class ConflictBoundsTests
     {
         var time = Times.NewFake();
         await using var server = await TestServer.StartAsync(time, Manual());
-        var a = new Device(time);
-        var b = new Device(time);
-        await server.Alice.PushAsync(a.Batch(a.Put(Scope, "notes", "n", 0, """{"title":"original"}""")));
-        await server.Alice.PushAsync(a.Batch(a.Patch(Scope, "notes", "n", 1, """{"title":"from A"}""")));
-        var opened = await server.Bob.PushAsync(b.Batch(b.Patch(Scope, "notes", "n", 1, """{"title":"from B"}""")));
-        var id = opened.Results[0].ConflictId!;
+        var (b, id) = await OpenOneAsync(server, time, "from B");
 
         var push = await server.Bob.PushAsync(b.Batch(
             b.Patch(Scope, "notes", "n", 1, """{"title":"from B again"}"""),
@@ -170,21 +165,17 @@ public class ConflictBoundsTests
     {
         var time = Times.NewFake();
         await using var server = await TestServer.StartAsync(time, Manual());
-        var a = new Device(time);
-        var b = new Device(time);
-        await server.Alice.PushAsync(a.Batch(a.Put(Scope, "notes", "n", 0, """{"title":"original"}""")));
-        await server.Alice.PushAsync(a.Batch(a.Patch(Scope, "notes", "n", 1, """{"title":"from A"}""")));
-        var opened = await server.Bob.PushAsync(b.Batch(b.Patch(Scope, "notes", "n", 1, """{"title":"Bob's edit"}""")));
+        var (b, id) = await OpenOneAsync(server, time, "Bob's edit");
 
         // Alice read Bob's device id from the record, and pushes under it.
         var impostor = new Device(time, b.Node);
         var pushed = await server.Alice.PushAsync(impostor.Batch(impostor.Patch(Scope, "notes", "n", 1, """{"title":"Alice's words"}""")));
 
         Assert.Equal(MutationStatus.Conflict, pushed.Results[0].Status);
-        Assert.NotEqual(opened.Results[0].ConflictId, pushed.Results[0].ConflictId);
+        Assert.NotEqual(id, pushed.Results[0].ConflictId);
         var records = await server.Alice.ConflictsAsync(Scope);
         Assert.Equal(2, records.Count);
-        Assert.Equal("Bob's edit", records.Single(r => r.Id == opened.Results[0].ConflictId).Fields.Single().Client.Value.GetString());
+        Assert.Equal("Bob's edit", records.Single(r => r.Id == id).Fields.Single().Client.Value.GetString());
     }
 
     [Fact]
@@ -192,11 +183,9 @@ public class ConflictBoundsTests
     {
         var time = Times.NewFake();
         await using var server = await TestServer.StartAsync(time, Manual());
-        var a = new Device(time);
-        var b = new Device(time);
-        await server.Alice.PushAsync(a.Batch(a.Put(Scope, "notes", "n", 0, """{"title":"original"}"""), a.Put(Scope, "notes", "other", 0, """{"title":"x"}""")));
-        await server.Alice.PushAsync(a.Batch(a.Patch(Scope, "notes", "n", 1, """{"title":"from A"}""")));
-        var id = (await server.Bob.PushAsync(b.Batch(b.Patch(Scope, "notes", "n", 1, """{"title":"from B"}""")))).Results[0].ConflictId!;
+        var (b, id) = await OpenOneAsync(server, time, "from B");
+        var owner = new Device(time);
+        await server.Alice.PushAsync(owner.Batch(owner.Put(Scope, "notes", "other", 0, """{"title":"x"}""")));
 
         // The resolve names another document than the record's: refused, and the edit before it stays in the record.
         var push = await server.Bob.PushAsync(b.Batch(
@@ -209,6 +198,18 @@ public class ConflictBoundsTests
         var record = Assert.Single(await server.Alice.ConflictsAsync(Scope));
         Assert.Equal(id, record.Id);
         Assert.Equal("from B a third time", record.Fields.Single().Client.Value.GetString());
+    }
+
+    /// <summary>Creates note "n", has a device of alice change its title, and one of bob contest it from the first revision.</summary>
+    /// <returns>Bob's device and the conflict record it opened.</returns>
+    private static async Task<(Device Bob, string Id)> OpenOneAsync(TestServer server, Microsoft.Extensions.Time.Testing.FakeTimeProvider time, string title)
+    {
+        var a = new Device(time);
+        var b = new Device(time);
+        await server.Alice.PushAsync(a.Batch(a.Put(Scope, "notes", "n", 0, """{"title":"original"}""")));
+        await server.Alice.PushAsync(a.Batch(a.Patch(Scope, "notes", "n", 1, """{"title":"from A"}""")));
+        var opened = await server.Bob.PushAsync(b.Batch(b.Patch(Scope, "notes", "n", 1, $$"""{"title":"{{title}}"}""")));
+        return (b, opened.Results[0].ConflictId!);
     }
 
     private static long StoredConflictBytes(TestServer server)
