@@ -351,21 +351,7 @@ public class IdentityTests
         return socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
     }
 
-    /// <summary>Receives one message; <see langword="null"/> when the server closed the channel.</summary>
-    private static async Task<JsonNode?> ReceiveAsync(WebSocket socket)
-    {
-        using var timeout = new CancellationTokenSource(Patience);
-        var buffer = new byte[1 << 16];
-        var length = 0;
-        ValueWebSocketReceiveResult result;
-        do
-        {
-            result = await socket.ReceiveAsync(buffer.AsMemory(length), timeout.Token);
-            length += result.Count;
-        }
-        while (!result.EndOfMessage);
-        return result.MessageType == WebSocketMessageType.Close ? null : JsonNode.Parse(buffer.AsSpan(0, length));
-    }
+    private static Task<JsonNode?> ReceiveAsync(WebSocket socket) => LiveSocket.ReceiveAsync(socket);
 }
 
 /// <summary>JWTs signed with a test key, from one of two issuers the test server accepts.</summary>

@@ -106,18 +106,25 @@ internal sealed class LiveSocket : IDisposable
 
     public async Task<JsonNode> ReceiveAsync()
     {
+        var message = await ReceiveAsync(Socket);
+        Assert.True(message is not null, $"Expected a text message, got a close ({Socket.CloseStatus} {Socket.CloseStatusDescription}).");
+        return message;
+    }
+
+    /// <summary>Receives one whole message as JSON; <see langword="null"/> when the server closed the channel.</summary>
+    public static async Task<JsonNode?> ReceiveAsync(WebSocket socket)
+    {
         using var timeout = new CancellationTokenSource(Patience);
         var buffer = new byte[1 << 16];
         var length = 0;
         ValueWebSocketReceiveResult result;
         do
         {
-            result = await Socket.ReceiveAsync(buffer.AsMemory(length), timeout.Token);
+            result = await socket.ReceiveAsync(buffer.AsMemory(length), timeout.Token);
             length += result.Count;
         }
         while (!result.EndOfMessage);
-        Assert.True(result.MessageType == WebSocketMessageType.Text, $"Expected a text message, got {result.MessageType} ({Socket.CloseStatus} {Socket.CloseStatusDescription}).");
-        return JsonNode.Parse(buffer.AsSpan(0, length))!;
+        return result.MessageType == WebSocketMessageType.Close ? null : JsonNode.Parse(buffer.AsSpan(0, length));
     }
 
     /// <summary>Receives until a message of the type comes (a push's own changes come back too, before or after its answer).</summary>
