@@ -11,6 +11,7 @@ using System.Text.Json.Nodes;
 using Converge.Protocol;
 using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
+using Converge.Server;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
@@ -23,7 +24,7 @@ namespace Converge.Cli;
 /// <remarks>
 /// Phases, each timing the same honest pushes (one small document, one at a time): alone; while the attacker pushes, back
 /// to back, a thousand contested patches of a 1 MB document in a collection a person settles, and full-size pushes of a
-/// thousand 8 KB documents; and the same with 40 stalled HTTP uploads and 20 WebSockets holding unfinished messages on top,
+/// thousand documents as large as the request limit lets them be (8 KB at the default); and the same with 40 stalled HTTP uploads and 20 WebSockets holding unfinished messages on top,
 /// from a third tenant.
 /// </remarks>
 internal static class TenantsBench
@@ -42,24 +43,29 @@ internal static class TenantsBench
         var json = new Option<FileInfo?>("--json") { Description = "Also write the figures to this JSON file." };
         var samples = new Option<int>("--samples") { Description = "Honest pushes timed per phase.", DefaultValueFactory = _ => 200 };
         var gap = new Option<int>("--gap-ms") { Description = "Pause between two honest pushes, in milliseconds.", DefaultValueFactory = _ => 10 };
+        var maxRequest = new Option<long>("--max-request-bytes")
+        {
+            Description = "The server's MaxRequestBytes: the largest push the attacker sends and each stalled upload declares.",
+            DefaultValueFactory = _ => new ConvergeServerOptions().MaxRequestBytes,
+        };
         var command = new Command("tenants", "An honest tenant's push latency while another sends the largest allowed pushes and holds stalled uploads open.")
         {
-            json, samples, gap,
+            json, samples, gap, maxRequest,
         };
-        command.SetAction((parse, ct) => RunAsync(parse.GetValue(samples), parse.GetValue(gap), parse.GetValue(json), ct));
+        command.SetAction((parse, ct) => RunAsync(parse.GetValue(samples), parse.GetValue(gap), parse.GetValue(maxRequest), parse.GetValue(json), ct));
         return command;
     }
 
-    private static async Task<int> RunAsync(int samples, int gapMs, FileInfo? jsonFile, CancellationToken ct)
+    private static async Task<int> RunAsync(int samples, int gapMs, long maxRequestBytes, FileInfo? jsonFile, CancellationToken ct)
     {
-        if (samples < 10 || gapMs < 0)
+        if (samples < 10 || gapMs < 0 || maxRequestBytes < 1_048_576 || maxRequestBytes > 64 * 1_048_576)
         {
-            AnsiConsole.MarkupLine("[red]--samples must be at least 10 and --gap-ms at least 0.[/]");
+            AnsiConsole.MarkupLine("[red]--samples must be at least 10, --gap-ms at least 0 and --max-request-bytes between 1 MiB and 64 MiB.[/]");
             return 2;
         }
 
         var folder = Directory.CreateTempSubdirectory("converge-bench-tenants-");
-        var result = new JsonObject { ["benchmark"] = "tenants", ["machine"] = LiveBenchShared.Machine(), ["samples"] = samples, ["gap_ms"] = gapMs };
+        var result = new JsonObject { ["benchmark"] = "tenants", ["machine"] = LiveBenchShared.Machine(), ["samples"] = samples, ["gap_ms"] = gapMs, ["max_request_bytes"] = maxRequestBytes };
         try
         {
             var (app, address) = await ServerHost.StartAsync(
@@ -68,7 +74,14 @@ internal static class TenantsBench
                 [new ApiKeySetting("attacker", AttackSecret, [AttackScope]), new ApiKeySetting("staller", StallerSecret, [AttackScope]), new ApiKeySetting("honest", HonestSecret, [HonestScope])],
                 new Dictionary<string, CollectionRules> { ["notes"] = new() { Policy = ConflictPolicy.Manual } },
                 LogLevel.None,
-                ct);
+                ct,
+                options =>
+                {
+                    options.MaxRequestBytes = maxRequestBytes;
+                    options.MaxBytesInFlightPerConnection = Math.Max(options.MaxBytesInFlightPerConnection, 2 * maxRequestBytes);
+                    options.MaxBytesInFlightPerPrincipal = Math.Max(options.MaxBytesInFlightPerPrincipal, 4 * maxRequestBytes);
+                    options.MaxBytesInFlight = Math.Max(options.MaxBytesInFlight, 32 * maxRequestBytes);
+                });
             await using var _ = app;
             using var bytesInFlight = new PeakGauge("converge.server.request_bytes_in_flight");
             var baseUri = new Uri(address, "/converge/");
@@ -85,7 +98,7 @@ internal static class TenantsBench
             rows.Add(("alone", alone, ""));
             Progress("alone", alone);
 
-            using (var attack = new Attack(attacker))
+            using (var attack = new Attack(attacker, maxRequestBytes))
             {
                 var loop = attack.RunPushesAsync();
                 var busy = await MeasureAsync(honest, samples, gapMs, ct);
@@ -95,9 +108,9 @@ internal static class TenantsBench
                 Progress("largest allowed pushes", busy);
             }
 
-            using (var attack = new Attack(attacker))
+            using (var attack = new Attack(attacker, maxRequestBytes))
             {
-                var stalled = Stalled.StartAsync(baseUri, StallerSecret, attack.Token);
+                var stalled = Stalled.StartAsync(baseUri, StallerSecret, maxRequestBytes - 1, attack.Token);
                 var loop = attack.RunPushesAsync();
                 var busy = await MeasureAsync(honest, samples, gapMs, ct);
                 var pushes = attack.Stop();
@@ -237,10 +250,11 @@ internal static class TenantsBench
     }
 
     /// <summary>The attacking tenant's pushes: the largest the server allows, back to back, until stopped.</summary>
-    private sealed class Attack(HttpClient attacker) : IDisposable
+    private sealed class Attack(HttpClient attacker, long maxRequestBytes) : IDisposable
     {
         private readonly CancellationTokenSource _stop = new();
         private readonly List<double> _durations = [];
+        private readonly List<string> _refused = [];
         private int _statusConflict;
         private int _statusRejected;
         private long _round;
@@ -262,8 +276,7 @@ internal static class TenantsBench
                 }
                 else
                 {
-                    var filler = new string('y', 8_000);
-                    request = device.Batch([.. Enumerable.Range(0, 1_000).Select(i => device.Mutation(AttackScope, "docs", $"r{round}-{i}", MutationKind.Put, 0, "body", filler))]);
+                    request = LargestPuts(device, round);
                 }
 
                 var start = Stopwatch.GetTimestamp();
@@ -281,11 +294,30 @@ internal static class TenantsBench
                 catch (OperationCanceledException) when (_stop.IsCancellationRequested)
                 {
                 }
-                catch (InvalidOperationException)
+                catch (InvalidOperationException e)
                 {
                     // Refused by a limit while the stalled uploads hold the attacker's budget: it tries again.
+                    _refused.Add(e.Message.Length > 120 ? e.Message[..120] : e.Message);
                     await Task.Delay(50, CancellationToken.None);
                 }
+            }
+        }
+
+        /// <summary>A thousand puts of documents as large as the limit lets them be: the largest push the server takes.</summary>
+        private PushRequest LargestPuts(Writer device, long round)
+        {
+            PushRequest Build(int size) => device.Batch([.. Enumerable.Range(0, 1_000).Select(i => device.Mutation(AttackScope, "docs", $"r{round}-{i}", MutationKind.Put, 0, "body", new string('y', size)))]);
+            var size = (int)(maxRequestBytes / 1_000);
+            while (true)
+            {
+                var request = Build(size);
+                var bytes = JsonSerializer.SerializeToUtf8Bytes(request, ProtocolJson.PushRequest).Length;
+                if (bytes <= maxRequestBytes)
+                {
+                    return request;
+                }
+
+                size -= (int)((bytes - maxRequestBytes) / 1_000) + 8;
             }
         }
 
@@ -294,9 +326,12 @@ internal static class TenantsBench
         {
             _stop.Cancel();
             _durations.Sort();
-            return _durations.Count == 0
+            var refused = _refused.Count == 0
+                ? ""
+                : "; refused " + string.Join(", ", _refused.GroupBy(r => r[..Math.Min(r.Length, 40)], StringComparer.Ordinal).Select(g => $"{g.Count()} times \"{g.Key}…\""));
+            return (_durations.Count == 0
                 ? "no push completed"
-                : $"{_durations.Count} pushes of 1,000 mutations (p50 {LiveBenchShared.Quantile(_durations, 0.5):F0} ms, max {_durations[^1]:F0} ms; {_statusConflict} contested, {_statusRejected} rejected)";
+                : $"{_durations.Count} pushes of 1,000 mutations (p50 {LiveBenchShared.Quantile(_durations, 0.5):F0} ms, max {_durations[^1]:F0} ms; {_statusConflict} contested, {_statusRejected} rejected)") + refused;
         }
 
         public void Dispose() => _stop.Dispose();
@@ -305,19 +340,21 @@ internal static class TenantsBench
     /// <summary>Uploads that never finish: HTTP pushes that stall just before their end, WebSocket messages that never end.</summary>
     private static class Stalled
     {
-        private const long Declared = (8 * 1024 * 1024) - 1;
-
         /// <summary>Keeps 40 stalled HTTP pushes and 20 unfinished live messages open until stopped; says how each was answered.</summary>
-        public static async Task<string> StartAsync(Uri baseUri, string secret, CancellationToken stop)
+        /// <param name="baseUri">The server.</param>
+        /// <param name="secret">The stalling tenant's API key.</param>
+        /// <param name="declared">What each upload declares: one byte under the server's limit.</param>
+        /// <param name="stop">Ends the uploads.</param>
+        public static async Task<string> StartAsync(Uri baseUri, string secret, long declared, CancellationToken stop)
         {
             var answers = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
-            var http = Enumerable.Range(0, 40).Select(_ => Task.Run(() => HttpLoopAsync(baseUri, secret, answers, stop), CancellationToken.None));
-            var live = Enumerable.Range(0, 20).Select(i => Task.Run(() => LiveLoopAsync(baseUri, secret, i, answers, stop), CancellationToken.None));
+            var http = Enumerable.Range(0, 40).Select(_ => Task.Run(() => HttpLoopAsync(baseUri, secret, declared, answers, stop), CancellationToken.None));
+            var live = Enumerable.Range(0, 20).Select(i => Task.Run(() => LiveLoopAsync(baseUri, secret, i, declared, answers, stop), CancellationToken.None));
             await Task.WhenAll(http.Concat(live));
             return string.Join(", ", answers.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => $"{a.Key}: {a.Value}"));
         }
 
-        private static async Task HttpLoopAsync(Uri baseUri, string secret, System.Collections.Concurrent.ConcurrentDictionary<string, int> answers, CancellationToken stop)
+        private static async Task HttpLoopAsync(Uri baseUri, string secret, long declared, System.Collections.Concurrent.ConcurrentDictionary<string, int> answers, CancellationToken stop)
         {
             while (!stop.IsCancellationRequested)
             {
@@ -326,16 +363,16 @@ internal static class TenantsBench
                 {
                     await tcp.ConnectAsync(baseUri.Host, baseUri.Port, stop);
                     var stream = tcp.GetStream();
-                    var head = $"POST {baseUri.AbsolutePath.TrimEnd('/')}/v1/push HTTP/1.1\r\nHost: {baseUri.Authority}\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/json\r\nContent-Length: {Declared}\r\n\r\n";
+                    var head = $"POST {baseUri.AbsolutePath.TrimEnd('/')}/v1/push HTTP/1.1\r\nHost: {baseUri.Authority}\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n";
                     await stream.WriteAsync(Encoding.ASCII.GetBytes(head), stop);
                     var reading = ReadAnswerAsync(stream, stop);
                     var chunk = new byte[64 * 1024];
                     chunk.AsSpan().Fill((byte)' ');
                     try
                     {
-                        for (long sent = 0; sent < Declared - 1024 && !reading.IsCompleted; sent += chunk.Length)
+                        for (long sent = 0; sent < declared - 1024 && !reading.IsCompleted; sent += chunk.Length)
                         {
-                            await stream.WriteAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, Declared - 1024 - sent)), stop);
+                            await stream.WriteAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, declared - 1024 - sent)), stop);
                         }
                     }
                     catch (IOException)
@@ -384,7 +421,7 @@ internal static class TenantsBench
             return text.StartsWith("HTTP/1.1 ", StringComparison.Ordinal) && text.Length >= 12 ? text.Substring(9, 3) : "closed";
         }
 
-        private static async Task LiveLoopAsync(Uri baseUri, string secret, int index, System.Collections.Concurrent.ConcurrentDictionary<string, int> answers, CancellationToken stop)
+        private static async Task LiveLoopAsync(Uri baseUri, string secret, int index, long declared, System.Collections.Concurrent.ConcurrentDictionary<string, int> answers, CancellationToken stop)
         {
             while (!stop.IsCancellationRequested)
             {
@@ -412,7 +449,7 @@ internal static class TenantsBench
                     pad.AsSpan().Fill((byte)'x');
                     try
                     {
-                        for (long sent = head.Length; sent < Declared - 1024 && !receiving.IsCompleted; sent += pad.Length)
+                        for (long sent = head.Length; sent < declared - 1024 && !receiving.IsCompleted; sent += pad.Length)
                         {
                             await socket.SendAsync(pad, WebSocketMessageType.Text, endOfMessage: false, stop);
                         }

@@ -104,10 +104,10 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             Execute(_writer, _synchronous == SynchronousMode.Full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
             Execute(_writer, "PRAGMA busy_timeout=30000;");
             Execute(_writer, "PRAGMA temp_store=MEMORY;");
-            Execute(_writer, WalCheckpointer.WriterPragmas);
+            Execute(_writer, WalCheckpointer.TurnWriterPragmas);
             EnsureSchema(_writer);
             _commands = new WriterCommands(_writer);
-            _checkpointer = new WalCheckpointer(_connectionString);
+            _checkpointer = new WalCheckpointer(_connectionString, _writeLock);
         }
         catch (SqliteException e)
         {
@@ -712,7 +712,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
     }
 
     /// <summary>Notes a commit, so the WAL is checkpointed in the background soon after.</summary>
-    internal void Committed() => _checkpointer?.Committed();
+    internal void Committed() => _checkpointer?.Committed(_writer is { } writer ? WalCheckpointer.TakePagesWritten(writer) : 0);
 
     private void CloseConnections()
     {
