@@ -143,6 +143,37 @@ public class ConflictBoundsTests
     }
 
     [Fact]
+    public async Task A_resolution_makes_room_under_the_cap_per_scope_for_a_conflict_later_in_the_same_push()
+    {
+        var time = Times.NewFake();
+        await using var server = await TestServer.StartAsync(time, Manual(o => o.MaxOpenConflictsPerScope = 2));
+        var owner = new Device(time);
+        var other = new Device(time);
+        var docs = new[] { "n1", "n2", "n3" };
+        foreach (var doc in docs)
+        {
+            await server.Alice.PushAsync(owner.Batch(owner.Put(Scope, "notes", doc, 0, """{"title":"original"}""")));
+        }
+
+        var baseOf = (await server.Alice.PullAllAsync(Scope)).SelectMany(p => p.Changes).ToDictionary(c => c.DocumentId, c => c.State.Revision);
+        foreach (var doc in docs)
+        {
+            await server.Alice.PushAsync(owner.Batch(owner.Patch(Scope, "notes", doc, baseOf[doc], """{"title":"owner's"}""")));
+        }
+
+        var first = await server.Bob.PushAsync(other.Batch(other.Patch(Scope, "notes", "n1", baseOf["n1"], """{"title":"other's"}""")));
+
+        // One open; this push opens a second (at the cap), settles the first, and so has room for a third document's.
+        var push = await server.Bob.PushAsync(other.Batch(
+            other.Patch(Scope, "notes", "n2", baseOf["n2"], """{"title":"other's"}"""),
+            other.Resolve(Scope, "notes", "n1", first.Results[0].ConflictId!, """{"title":"settled"}"""),
+            other.Patch(Scope, "notes", "n3", baseOf["n3"], """{"title":"other's"}""")));
+
+        Assert.Equal([MutationStatus.Conflict, MutationStatus.Applied, MutationStatus.Conflict], push.Results.Select(r => r.Status));
+        Assert.Equal(["n2", "n3"], (await server.Alice.ConflictsAsync(Scope)).Select(r => r.DocumentId).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task A_push_that_joins_a_record_and_then_resolves_it_leaves_it_resolved()
     {
         var time = Times.NewFake();

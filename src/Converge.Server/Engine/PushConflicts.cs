@@ -123,10 +123,20 @@ internal sealed class PushConflicts(ISyncTransaction transaction, ConvergeServer
     public ConflictRecord? Pending(string conflictId) => _records.Values.FirstOrDefault(r => r.Id == conflictId);
 
     /// <summary>Takes a record out once a mutation of this push resolved it: it is written resolved, and later conflicts open another.</summary>
-    public void Resolved(string conflictId)
+    /// <param name="conflictId">The record's id.</param>
+    /// <param name="scope">The record's scope.</param>
+    public void Resolved(string conflictId, string scope)
     {
         (_resolved ??= new HashSet<string>(StringComparer.Ordinal)).Add(conflictId);
         _refused = null; // a resolution makes room: ask the store again
+
+        // The scope's count, once read, counts this record (read open from the store, or opened by this push); a count
+        // read later comes from the store, where the record is already written resolved.
+        if (_openInScope.TryGetValue(scope, out var open))
+        {
+            _openInScope[scope] = open - 1;
+        }
+
         foreach (var (key, record) in _records)
         {
             if (record.Id == conflictId)

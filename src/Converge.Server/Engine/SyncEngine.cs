@@ -216,7 +216,7 @@ internal sealed class SyncEngine
                         var outcome = DocumentMerge.ApplyResolution(current, m.Fields, m.Remove, m.Hlc, writer, counter.Next);
                         var revision = Record(outcome, key, counter, documents, changed);
                         var resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = "edited", Revision = counter.Take() };
-                        conflicts.Resolved(conflict.Id);
+                        conflicts.Resolved(conflict.Id, conflict.Scope);
                         await transaction.WriteConflictAsync(resolved, now, null, cancellationToken).ConfigureAwait(false);
                         counter.Conflicts.Add(resolved);
                         (resolvedIds ??= []).Add(conflict.Id);
