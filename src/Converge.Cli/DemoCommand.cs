@@ -85,7 +85,7 @@ internal static partial class DemoCommand
             await using var manager = new WorkManager(options, registry, deviceStateMonitor: device);
             await manager.StartAsync(ct);
 
-            // 1. Unique periodic work with a network constraint, the seed's "dataSyncTask".
+            // 1. Unique periodic work with a network constraint: the background sync task ("dataSyncTask", as in the workmanager Flutter plugin's example).
             AnsiConsole.Write(new Rule("3. Periodic work: \"dataSyncTask\", every second, network required").LeftJustified());
             var sync = new PeriodicWorkRequestBuilder("dataSyncTask", TimeSpan.FromSeconds(1))
                 .SetConstraints(new Constraints(NetworkType.Connected))

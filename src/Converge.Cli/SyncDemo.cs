@@ -7,7 +7,7 @@ using Spectre.Console;
 
 namespace Converge.Cli;
 
-/// <summary>The sync half of `converge demo`: the seed's story on an embedded server and two devices.</summary>
+/// <summary>The sync half of `converge demo`: two devices editing offline, syncing live and settling a conflict, on an embedded server.</summary>
 internal static partial class DemoCommand
 {
     private sealed partial class Demo
