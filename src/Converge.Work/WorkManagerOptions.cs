@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Converge.Work.Storage;
 
 namespace Converge.Work;
 

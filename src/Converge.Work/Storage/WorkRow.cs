@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
 using System.Text.Json;
 
-namespace Converge.Work;
+namespace Converge.Work.Storage;
 
 /// <summary>A work as stored: a mutable row the engine transitions and writes back.</summary>
 internal sealed class WorkRow
@@ -86,6 +86,9 @@ internal sealed class WorkRow
     public bool ReadAsOwnRun { get; set; }
 
     public bool IsPeriodic => Interval > TimeSpan.Zero;
+
+    /// <summary>Gets the constraints the work requires, as the bits a store keeps in its <c>requires</c> column.</summary>
+    public ConstraintBits Requires => Constraints.Required();
 
     /// <summary>Reads a row from the columns every store selects in this order (seq, id, worker_name, … has_dependents).</summary>
     /// <remarks>Flags are read with <see cref="System.Data.Common.DbDataReader.GetBoolean"/>: SQLite's 0/1 integers and PostgreSQL's booleans alike.</remarks>
@@ -213,118 +216,3 @@ internal sealed class WorkRow
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
 internal sealed partial class WorkJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
-
-/// <summary>Constraint requirements as bits, so the due query can filter with one AND.</summary>
-[Flags]
-internal enum ConstraintBits
-{
-    None = 0,
-    NetworkConnected = 1,
-    NetworkUnmetered = 2,
-    NetworkNotRoaming = 4,
-    NetworkMetered = 8,
-    Charging = 16,
-    BatteryNotLow = 32,
-    StorageNotLow = 64,
-    DeviceIdle = 128,
-}
-
-internal static class ConstraintBitsExtensions
-{
-    public static ConstraintBits Required(this Constraints c)
-    {
-        var bits = c.RequiredNetworkType switch
-        {
-            NetworkType.Connected => ConstraintBits.NetworkConnected,
-            NetworkType.Unmetered => ConstraintBits.NetworkUnmetered,
-            NetworkType.NotRoaming => ConstraintBits.NetworkNotRoaming,
-            NetworkType.Metered => ConstraintBits.NetworkMetered,
-            _ => ConstraintBits.None,
-        };
-        if (c.RequiresCharging)
-        {
-            bits |= ConstraintBits.Charging;
-        }
-
-        if (c.RequiresBatteryNotLow)
-        {
-            bits |= ConstraintBits.BatteryNotLow;
-        }
-
-        if (c.RequiresStorageNotLow)
-        {
-            bits |= ConstraintBits.StorageNotLow;
-        }
-
-        if (c.RequiresDeviceIdle)
-        {
-            bits |= ConstraintBits.DeviceIdle;
-        }
-
-        return bits;
-    }
-
-    private static readonly Constraints[] s_constraints = Enumerable.Range(0, 256).Select(b => Build((ConstraintBits)b)).ToArray();
-
-    /// <summary>The constraints a stored bit set stands for; there are only 256, so they are made once.</summary>
-    public static Constraints ToConstraints(this ConstraintBits bits) => (int)bits is >= 0 and < 256 ? s_constraints[(int)bits] : Build(bits);
-
-    private static Constraints Build(ConstraintBits bits) => new(
-        (bits & ConstraintBits.NetworkConnected) != 0 ? NetworkType.Connected
-        : (bits & ConstraintBits.NetworkUnmetered) != 0 ? NetworkType.Unmetered
-        : (bits & ConstraintBits.NetworkNotRoaming) != 0 ? NetworkType.NotRoaming
-        : (bits & ConstraintBits.NetworkMetered) != 0 ? NetworkType.Metered
-        : NetworkType.NotRequired,
-        (bits & ConstraintBits.Charging) != 0,
-        (bits & ConstraintBits.BatteryNotLow) != 0,
-        (bits & ConstraintBits.StorageNotLow) != 0,
-        (bits & ConstraintBits.DeviceIdle) != 0);
-
-    /// <summary>The requirements a device state does not meet.</summary>
-    public static ConstraintBits Unmet(this DeviceState s)
-    {
-        var unmet = ConstraintBits.None;
-        var n = s.Network;
-        if (!n.IsConnected)
-        {
-            unmet |= ConstraintBits.NetworkConnected;
-        }
-
-        if (!n.IsConnected || n.IsMetered)
-        {
-            unmet |= ConstraintBits.NetworkUnmetered;
-        }
-
-        if (!n.IsConnected || n.IsRoaming)
-        {
-            unmet |= ConstraintBits.NetworkNotRoaming;
-        }
-
-        if (!n.IsConnected || !n.IsMetered)
-        {
-            unmet |= ConstraintBits.NetworkMetered;
-        }
-
-        if (!s.IsCharging)
-        {
-            unmet |= ConstraintBits.Charging;
-        }
-
-        if (s.IsBatteryLow)
-        {
-            unmet |= ConstraintBits.BatteryNotLow;
-        }
-
-        if (s.IsStorageLow)
-        {
-            unmet |= ConstraintBits.StorageNotLow;
-        }
-
-        if (!s.IsIdle)
-        {
-            unmet |= ConstraintBits.DeviceIdle;
-        }
-
-        return unmet;
-    }
-}
