@@ -49,7 +49,7 @@ internal sealed partial class PostgreSqlWorkStore
     private object?[] RowValues(WorkRow row) =>
     [
         row.Id, row.WorkerName, (short)row.State, row.InputJson, row.OutputJson, row.ProgressJson, row.TagsJson, row.UniqueName,
-        row.InputMerger, (long)row.Constraints.Required(), (long)row.InitialDelay.TotalMilliseconds, (long)row.Interval.TotalMilliseconds,
+        row.InputMerger, (long)row.Requires, (long)row.InitialDelay.TotalMilliseconds, (long)row.Interval.TotalMilliseconds,
         (long)row.Flex.TotalMilliseconds, (int)row.BackoffPolicy, (long)row.BackoffDelay.TotalMilliseconds, row.Expedited,
         (int)row.OutOfQuotaPolicy, row.LastEnqueueTime, row.RunAttemptCount, row.PeriodCount, row.Generation, (int)row.StopReason,
         Text(row.FailureReason), row.NextRunAt, row.OverrideConstraints, row.HasPrerequisites, row.CreatedAt, BatchTime,

@@ -21,7 +21,7 @@ public sealed class WorkTestDriver
     /// <returns>A task that completes when the change is stored.</returns>
     /// <exception cref="ArgumentException">No unfinished work has that id.</exception>
     public Task SetAllConstraintsMetAsync(Guid id, CancellationToken cancellationToken = default) =>
-        _manager.EditAsync(
+        _manager.EditWorkInStoreAsync(
             id,
             async (store, _) =>
             {
@@ -57,7 +57,7 @@ public sealed class WorkTestDriver
             cancellationToken);
 
     private Task<bool> MakeDueNowAsync(Guid id, Func<WorkRow, bool> applies, Func<WorkRow, string> refusal, CancellationToken cancellationToken) =>
-        _manager.EditAsync(
+        _manager.EditWorkInStoreAsync(
             id,
             async (store, now) =>
             {

@@ -61,7 +61,7 @@ internal sealed class WorkEngine : IOpQueue, IAsyncDisposable
             LoggerFactory = loggerFactory,
             TimeProvider = time,
         };
-        Store = options.Store is { } open ? open(context) : SqliteWorkStore.Open(context);
+        Store = WorkStores.Open(context);
         _metrics = new WorkMetrics(meterFactory);
         Runs = new RunningWorks(_metrics);
         Dependents = new Dependents(Store, Runs, Changes);

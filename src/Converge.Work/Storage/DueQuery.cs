@@ -1,7 +1,10 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace Converge.Work.Storage;
 
 /// <summary>What the scheduler asks a store for when it claims: which due works to read.</summary>
-internal sealed class DueQuery
+[Experimental(WorkStoreContract.DiagnosticId)]
+public sealed class DueQuery
 {
     /// <summary>Gets the batch time, in Unix milliseconds: works due at or before it are due.</summary>
     public required long Now { get; init; }

@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace Converge.Work.Storage;
 
 /// <summary>Where the scheduler keeps its work: a SQLite file (one scheduler process) or a shared database (several nodes).</summary>
@@ -19,7 +21,8 @@ namespace Converge.Work.Storage;
 /// <see cref="MaintainAsync"/>, and takes over the runs of nodes whose lease ran out.
 /// </para>
 /// </remarks>
-internal interface IWorkStore : IAsyncDisposable
+[Experimental(WorkStoreContract.DiagnosticId)]
+public interface IWorkStore : IAsyncDisposable
 {
     /// <summary>Gets what the logs and <see cref="WorkManager.DatabasePath"/> name the store by: a file path or a database.</summary>
     string Path { get; }

@@ -1,7 +1,10 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace Converge.Work.Storage;
 
 /// <summary>The result of a one-time work's run, as stored.</summary>
-internal sealed class OneTimeFinish
+[Experimental(WorkStoreContract.DiagnosticId)]
+public sealed class OneTimeFinish
 {
     /// <summary>Gets the work id.</summary>
     public required Guid Id { get; init; }

@@ -1,9 +1,11 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 
 namespace Converge.Work.Storage;
 
 /// <summary>What a store is opened with.</summary>
-internal sealed class WorkStoreContext
+[Experimental(WorkStoreContract.DiagnosticId)]
+public sealed class WorkStoreContext
 {
     /// <summary>Gets the scheduler's options.</summary>
     public required WorkManagerOptions Options { get; init; }

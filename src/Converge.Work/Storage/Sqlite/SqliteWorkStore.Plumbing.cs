@@ -139,7 +139,7 @@ internal sealed partial class SqliteWorkStore
         p["$tags"].Value = row.TagsJson;
         p["$unique_name"].Value = (object?)row.UniqueName ?? DBNull.Value;
         p["$input_merger"].Value = row.InputMerger;
-        p["$requires"].Value = (long)row.Constraints.Required();
+        p["$requires"].Value = (long)row.Requires;
         p["$initial_delay_ms"].Value = (long)row.InitialDelay.TotalMilliseconds;
         p["$interval_ms"].Value = (long)row.Interval.TotalMilliseconds;
         p["$flex_ms"].Value = (long)row.Flex.TotalMilliseconds;
