@@ -89,7 +89,7 @@ internal sealed class WorkLoop(WorkEngine engine, ILogger logger)
         catch (Exception e)
         {
             // The op's own completion says how it went; this caller is not the one to hear about the loop's failure.
-            Fail(e);
+            RecordCrash(e);
         }
         finally
         {
@@ -127,7 +127,7 @@ internal sealed class WorkLoop(WorkEngine engine, ILogger logger)
         }
         catch (Exception e)
         {
-            Fail(e);
+            RecordCrash(e);
             throw;
         }
         finally
@@ -154,7 +154,8 @@ internal sealed class WorkLoop(WorkEngine engine, ILogger logger)
         }
     }
 
-    private void Fail(Exception e)
+    /// <summary>The loop failed outside any batch's handling: it stops, and every later op fails with this as the cause.</summary>
+    private void RecordCrash(Exception e)
     {
         Log.LoopCrashed(logger, e);
         _crash = e;
