@@ -1,3 +1,5 @@
+using Converge.Work.Storage;
+
 namespace Converge.Work;
 
 /// <summary>Puts Converge.Work's store in PostgreSQL, where several nodes share one queue.</summary>
@@ -31,7 +33,16 @@ public static class PostgreSqlWorkManagerOptionsExtensions
             throw new ArgumentException("Invalid PostgreSqlWorkStoreOptions: " + string.Join(" ", errors), nameof(configure));
         }
 
-        options.Store = context => PostgreSqlWorkStore.Open(connectionString, store, context);
+        options.StoreProvider = new PostgreSqlWorkStoreProvider(connectionString, store);
         return options;
+    }
+
+    /// <summary>Opens the PostgreSQL store for a manager, once the manager has checked the contract version.</summary>
+    private sealed class PostgreSqlWorkStoreProvider(string connectionString, PostgreSqlWorkStoreOptions options) : IWorkStoreProvider
+    {
+        /// <summary>Gets the contract version this package was compiled against: the constant is copied into this assembly at build time.</summary>
+        public int ContractVersion => WorkStoreContract.Version;
+
+        public IWorkStore Open(WorkStoreContext context) => PostgreSqlWorkStore.Open(connectionString, options, context);
     }
 }

@@ -1,3 +1,5 @@
+using Converge.Work.Storage;
+
 namespace Converge.Work.Testing;
 
 /// <summary>WorkManager's <c>TestDriver</c>: tells the scheduler that a work's delay or constraints are met, so tests need not wait.</summary>
@@ -19,13 +21,13 @@ public sealed class WorkTestDriver
     /// <returns>A task that completes when the change is stored.</returns>
     /// <exception cref="ArgumentException">No unfinished work has that id.</exception>
     public Task SetAllConstraintsMetAsync(Guid id, CancellationToken cancellationToken = default) =>
-        _manager.ApplyAsync(
+        _manager.EditWorkInStoreAsync(
             id,
-            (store, _) =>
+            async (store, _) =>
             {
-                var row = Unfinished(store, id);
+                var row = await UnfinishedAsync(store, id).ConfigureAwait(false);
                 row.OverrideConstraints = true;
-                store.Update(row);
+                await store.UpdateAsync(row).ConfigureAwait(false);
                 return true;
             },
             cancellationToken);
@@ -55,25 +57,25 @@ public sealed class WorkTestDriver
             cancellationToken);
 
     private Task<bool> MakeDueNowAsync(Guid id, Func<WorkRow, bool> applies, Func<WorkRow, string> refusal, CancellationToken cancellationToken) =>
-        _manager.ApplyAsync(
+        _manager.EditWorkInStoreAsync(
             id,
-            (store, now) =>
+            async (store, now) =>
             {
-                var row = Unfinished(store, id);
+                var row = await UnfinishedAsync(store, id).ConfigureAwait(false);
                 if (!applies(row))
                 {
                     throw new ArgumentException(refusal(row), nameof(id));
                 }
 
                 row.NextRunAt = now;
-                store.Update(row);
+                await store.UpdateAsync(row).ConfigureAwait(false);
                 return true;
             },
             cancellationToken);
 
-    private static WorkRow Unfinished(IWorkStore store, Guid id)
+    private static async ValueTask<WorkRow> UnfinishedAsync(IWorkStore store, Guid id)
     {
-        var row = store.Get(id) ?? throw new ArgumentException($"There is no work with id {id}.", nameof(id));
+        var row = await store.GetAsync(id).ConfigureAwait(false) ?? throw new ArgumentException($"There is no work with id {id}.", nameof(id));
         if (row.State.IsFinished())
         {
             throw new ArgumentException($"Work {id} is already {row.State}.", nameof(id));

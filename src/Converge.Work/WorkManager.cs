@@ -1,10 +1,8 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
+using Converge.Work.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Converge.Work;
 
@@ -22,35 +20,10 @@ namespace Converge.Work;
 /// scheduler is a node, and a node's work is taken over by another once the node stops renewing its lease.
 /// </para>
 /// </remarks>
-public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDisposable
+public sealed class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDisposable
 {
     private readonly WorkManagerOptions _options;
-    private readonly WorkerRegistry _workers;
-    private readonly IServiceProvider _services;
-    private readonly IDeviceStateMonitor _monitor;
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
-    private readonly WorkMetrics _metrics;
-    private readonly IWorkStore _store;
-    private readonly Channel<Op> _ops = Channel.CreateUnbounded<Op>(new UnboundedChannelOptions { SingleReader = false });
-    private readonly Dictionary<Guid, RunningWork> _running = [];
-    private readonly ConcurrentDictionary<Task, byte> _workerTasks = new();
-    private readonly List<TaskCompletionSource> _idleWaiters = [];
-    private readonly ConcurrentDictionary<ChangeSubscription, byte> _subscriptions = new();
-    private readonly HashSet<Guid> _changed = [];
-    private readonly ITimer _timer;
-    private DeviceState _device;
-    private Task? _loop;
-    private long _runSeq;
-    private readonly Lock _startLock = new();
-    private bool _started;
-    private bool _stopped;
-    private bool _stopping;
-    private bool _claimSaturated;
-    private int _disposed;
-    private Exception? _crash;
-    private bool _needsReconcile;
-    private int _wakePending;
+    private readonly WorkEngine _engine;
 
     /// <summary>Opens the store and prepares the scheduler; call <see cref="StartAsync"/> to begin running work.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -75,20 +48,18 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         ArgumentNullException.ThrowIfNull(workers);
         options.ThrowIfInvalid();
         _options = options;
-        _workers = workers;
-        _services = services ?? EmptyServiceProvider.Instance;
-        _monitor = deviceStateMonitor ?? new FixedDeviceStateMonitor(DeviceState.Unconstrained);
-        _time = timeProvider ?? TimeProvider.System;
-        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Converge.Work");
-        var context = new WorkStoreContext(options, OnStoreWake, loggerFactory ?? NullLoggerFactory.Instance, _time);
-        _store = options.Store is { } open ? open(context) : SqliteWorkStore.Open(context);
-        _metrics = new WorkMetrics(meterFactory);
-        _device = _monitor.Current;
-        _timer = _time.CreateTimer(static s => ((WorkManager)s!).Post(TickOp.Instance), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _engine = new WorkEngine(
+            options,
+            workers,
+            services ?? EmptyServiceProvider.Instance,
+            deviceStateMonitor ?? new FixedDeviceStateMonitor(DeviceState.Unconstrained),
+            timeProvider ?? TimeProvider.System,
+            loggerFactory,
+            meterFactory);
     }
 
     /// <summary>Gets the path of the SQLite store, or the name of the shared database the store is in.</summary>
-    public string DatabasePath => _store.Path;
+    public string DatabasePath => _engine.Store.Path;
 
     /// <summary>Gets whether this instance only enqueues, queries and cancels.</summary>
     public bool IsEnqueueOnly => _options.EnqueueOnly;
@@ -104,117 +75,17 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        EnsureStarted();
-        return Task.CompletedTask;
-    }
-
-    private void EnsureStarted()
-    {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (Volatile.Read(ref _started) && !Volatile.Read(ref _stopped))
-        {
-            return;
-        }
-
-        lock (_startLock)
-        {
-            if (_stopped)
-            {
-                throw new InvalidOperationException("This work manager was stopped; create a new one to start again.");
-            }
-
-            if (_started)
-            {
-                return;
-            }
-
-            if (!_options.EnqueueOnly)
-            {
-                var (recovered, pruned) = Recover();
-                _monitor.Changed += OnDeviceChanged;
-                _device = _monitor.Current;
-                _workers.Freeze();
-                Log.SchedulerStarted(_logger, _store.Path, _options.MaxConcurrency, recovered, pruned);
-            }
-            else
-            {
-                Log.EnqueueOnlyOpened(_logger, _store.Path);
-            }
-
-            _loop = Task.Factory.StartNew(LoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
-            Volatile.Write(ref _started, true);
-            Post(TickOp.Instance);
-        }
+        return _engine.EnsureStartedAsync().AsTask();
     }
 
     /// <summary>Stops running work (it is enqueued again, stop reason <see cref="StopReason.Shutdown"/>) and the loop.</summary>
     /// <param name="cancellationToken">Ends the wait for running workers to observe their stop token.</param>
     /// <returns>A task that completes when the scheduler has stopped.</returns>
-    public async Task StopAsync(CancellationToken cancellationToken = default)
-    {
-        Task? loop;
-        lock (_startLock)
-        {
-            if (!_started || _stopped)
-            {
-                _stopped = true;
-                return;
-            }
-
-            _stopped = true;
-            loop = _loop;
-        }
-
-        _monitor.Changed -= OnDeviceChanged;
-        var shutdown = new ShutdownOp();
-        Post(shutdown);
-        try
-        {
-            await shutdown.Completion.Task.ConfigureAwait(false);
-            await Task.WhenAll(_workerTasks.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // Workers that ignore their stop token are abandoned; their results will be discarded.
-        }
-        catch (InvalidOperationException) when (_crash is not null)
-        {
-            // The loop crashed; it was logged, and there is nothing left to stop.
-        }
-
-        _ops.Writer.TryComplete();
-        try
-        {
-            await loop!.ConfigureAwait(false);
-        }
-        catch (Exception) when (_crash is not null)
-        {
-            // Logged where it happened.
-        }
-    }
+    public Task StopAsync(CancellationToken cancellationToken = default) => _engine.StopAsync(cancellationToken);
 
     /// <summary>Stops the scheduler and closes the store.</summary>
     /// <returns>A task that completes when everything is released.</returns>
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
-
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await StopAsync(cts.Token).ConfigureAwait(false);
-        }
-        finally
-        {
-            _ops.Writer.TryComplete();
-            _timer.Dispose();
-            _store.Dispose();
-            _metrics.Dispose();
-        }
-    }
+    public ValueTask DisposeAsync() => _engine.DisposeAsync();
 
     /// <inheritdoc />
     public Task EnqueueAsync(IEnumerable<WorkRequest> requests, CancellationToken cancellationToken = default)
@@ -226,7 +97,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
             ArgumentNullException.ThrowIfNull(r, nameof(requests));
         }
 
-        return list.Count == 0 ? Task.CompletedTask : Submit(new EnqueueOp(list), cancellationToken);
+        return list.Count == 0 ? Task.CompletedTask : _engine.SubmitAsync(new EnqueueOp(list), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -245,7 +116,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
             throw new ArgumentOutOfRangeException(nameof(policy), policy, "Unknown policy.");
         }
 
-        return Submit(new UniquePeriodicOp(uniqueName, policy, request), cancellationToken);
+        return _engine.SubmitAsync(new UniquePeriodicOp(uniqueName, policy, request), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -264,7 +135,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     }
 
     Task<UniqueWorkOutcome> IChainEnqueuer.EnqueueChainAsync(WorkContinuation continuation, CancellationToken cancellationToken) =>
-        Submit(new ChainOp(continuation), cancellationToken);
+        _engine.SubmitAsync(new ChainOp(continuation), cancellationToken);
 
     /// <inheritdoc />
     public async Task<WorkInfo?> GetWorkInfoAsync(Guid id, CancellationToken cancellationToken = default) =>
@@ -274,15 +145,15 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     public Task<IReadOnlyList<WorkInfo>> GetWorkInfosAsync(WorkQuery query, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(query);
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        ObjectDisposedException.ThrowIf(_engine.IsDisposed, this);
         cancellationToken.ThrowIfCancellationRequested();
-        return Task.FromResult<IReadOnlyList<WorkInfo>>(_store.Query(query));
+        return _engine.QueryAsync(query, cancellationToken);
     }
 
     /// <inheritdoc />
     public async IAsyncEnumerable<WorkInfo?> WatchWorkInfoAsync(Guid id, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await foreach (var infos in WatchAsync(WorkQuery.ForIds(id), id, cancellationToken).ConfigureAwait(false))
+        await foreach (var infos in _engine.Watchers.WatchAsync(WorkQuery.ForIds(id), id, GetWorkInfosAsync, cancellationToken).ConfigureAwait(false))
         {
             yield return infos.Count > 0 ? infos[0] : null;
         }
@@ -292,7 +163,7 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     public IAsyncEnumerable<IReadOnlyList<WorkInfo>> WatchWorkInfosAsync(WorkQuery query, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(query);
-        return WatchAsync(query, null, cancellationToken);
+        return _engine.Watchers.WatchAsync(query, null, GetWorkInfosAsync, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -304,11 +175,11 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
             throw new ArgumentException("Cancel selects by ids, unique names and tags; it always cancels only unfinished work, so states cannot be given.", nameof(query));
         }
 
-        return Submit(new CancelOp(query), cancellationToken);
+        return _engine.SubmitAsync(new CancelOp(query), cancellationToken);
     }
 
     /// <inheritdoc />
-    public Task<int> PruneWorkAsync(CancellationToken cancellationToken = default) => Submit(new PruneOp(), cancellationToken);
+    public Task<int> PruneWorkAsync(CancellationToken cancellationToken = default) => _engine.SubmitAsync(new PruneOp(), cancellationToken);
 
     /// <summary>Completes when nothing is running, nothing is waiting to be written, and no work is due now.</summary>
     /// <param name="cancellationToken">A token to stop waiting.</param>
@@ -317,147 +188,13 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
     public Task WhenIdleAsync(CancellationToken cancellationToken = default)
     {
         var op = new IdleOp();
-        Post(op);
+        _engine.Post(op);
         return op.Completion.Task.WaitAsync(cancellationToken);
     }
 
-    internal Task<T> ApplyAsync<T>(Guid id, Func<IWorkStore, long, T> action, CancellationToken cancellationToken = default) =>
-        Submit(new DelegateOp<T>(id, action), cancellationToken);
-
-    private async IAsyncEnumerable<IReadOnlyList<WorkInfo>> WatchAsync(
-        WorkQuery query, Guid? id, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        var subscription = new ChangeSubscription(id);
-        _subscriptions.TryAdd(subscription, 0);
-        try
-        {
-            string? last = null;
-            while (true)
-            {
-                var infos = await GetWorkInfosAsync(query, cancellationToken).ConfigureAwait(false);
-                var fingerprint = Fingerprint(infos);
-                if (!string.Equals(fingerprint, last, StringComparison.Ordinal))
-                {
-                    last = fingerprint;
-                    yield return infos;
-                }
-
-                await subscription.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            _subscriptions.TryRemove(subscription, out _);
-        }
-    }
-
-    private static string Fingerprint(IReadOnlyList<WorkInfo> infos) => string.Join(
-        ';',
-        infos.Select(i => $"{i.Id}|{i.State}|{i.RunAttemptCount}|{i.Generation}|{i.PeriodCount}|{i.NextScheduleTime?.ToUnixTimeMilliseconds()}|{i.StopReason}|{i.OutputData.ToJson()}|{i.Progress.ToJson()}"));
-
-    private async Task<T> Submit<T>(Op<T> op, CancellationToken cancellationToken)
-    {
-        EnsureStarted();
-        Post(op);
-        if (!cancellationToken.IsCancellationRequested)
-        {
-            // Commits the op on this thread when no batch is in progress and the store is free right now; never waits,
-            // so the caller's token keeps control of the wait below.
-            ProcessInline();
-        }
-
-        return await op.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>When no batch is in progress, commits one batch on this thread instead of waking the loop.</summary>
-    /// <remarks>One batch at most: whatever arrives meanwhile is the loop's, so a caller never drains for others.</remarks>
-    private void ProcessInline()
-    {
-        if (_batchLock.IsHeldByCurrentThread || !_batchLock.TryEnter())
-        {
-            return;
-        }
-
-        try
-        {
-            if (_crash is null && _disposed == 0 && !_ops.Reader.Completion.IsCompleted)
-            {
-                ProcessOneBatch(inline: true);
-            }
-        }
-        catch (Exception e)
-        {
-            // The op's own completion says how it went; this caller is not the one to hear about the loop's failure.
-            Crash(e);
-        }
-        finally
-        {
-            _batchLock.Exit();
-        }
-    }
-
-    private Task Submit(Op<bool> op, CancellationToken cancellationToken) => Submit<bool>(op, cancellationToken);
-
-    private void Post(Op op)
-    {
-        if (!_ops.Writer.TryWrite(op))
-        {
-            op.Fail(_crash is { } crash
-                ? new InvalidOperationException("The work scheduler loop crashed; see the inner exception.", crash)
-                : new ObjectDisposedException(nameof(WorkManager), "The work manager has stopped."));
-        }
-    }
-
-    private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
-
-    private void OnDeviceChanged(object? sender, DeviceState state) => Post(new DeviceOp(state));
-
-    /// <summary>Another process or node committed to the store.</summary>
-    private void OnStoreWake(bool reconcile)
-    {
-        // One wake in the queue at a time covers any number of notices: the op looks at the store as it is when it runs.
-        if (reconcile && !_options.EnqueueOnly && Interlocked.Exchange(ref _wakePending, 1) == 0)
-        {
-            Post(WakeOp.Instance);
-        }
-
-        // Watchers here of work changed there see it now.
-        foreach (var subscription in _subscriptions.Keys)
-        {
-            subscription.Notify();
-        }
-    }
-
-    private (int Recovered, int Pruned) Recover()
-    {
-        var now = Now();
-        _store.Begin();
-        try
-        {
-            var rows = _store.Running();
-            foreach (var row in rows)
-            {
-                row.State = WorkState.Enqueued;
-                row.StopReason = StopReason.ProcessDied;
-                row.ProgressJson = null;
-                // The attempt counts (at-least-once, attempt count kept), but a process death is not the work's
-                // failure, so it is due at once rather than after its backoff.
-                row.LastEnqueueTime = now;
-                row.NextRunAt = now;
-                _store.Update(row);
-            }
-
-            _store.BatchTime = now;
-            var pruned = _store.Prune(now - (long)_options.KeepFinishedWorkFor.TotalMilliseconds).Count;
-            _store.Commit();
-            return (rows.Count, pruned);
-        }
-        catch
-        {
-            _store.Rollback();
-            throw;
-        }
-    }
+    /// <summary>Changes one work in the store inside a batch of the scheduler's loop; watchers of the work are told.</summary>
+    internal Task<T> EditAsync<T>(Guid id, Func<IWorkStore, long, ValueTask<T>> edit, CancellationToken cancellationToken = default) =>
+        _engine.SubmitAsync(new EditOp<T>(id, edit), cancellationToken);
 
     private sealed class EmptyServiceProvider : IServiceProvider, IServiceScopeFactory, IServiceScope
     {
@@ -473,16 +210,5 @@ public sealed partial class WorkManager : IWorkManager, IChainEnqueuer, IAsyncDi
         public void Dispose()
         {
         }
-    }
-
-    private sealed class ChangeSubscription(Guid? id)
-    {
-        private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-
-        public Guid? Id { get; } = id;
-
-        public void Notify() => _signal.Writer.TryWrite(true);
-
-        public async Task WaitAsync(CancellationToken cancellationToken) => await _signal.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
     }
 }

@@ -1,4 +1,6 @@
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.CodeAnalysis;
+using Converge.Work.Storage;
 
 namespace Converge.Work;
 
@@ -61,15 +63,17 @@ public sealed class WorkManagerOptions
     internal bool WakeBySocket { get; set; } = true;
 
     /// <summary>Gets or sets what opens a store other than the SQLite file at <see cref="DatabasePath"/>.</summary>
-    /// <remarks>Set by store packages (<c>UsePostgreSql</c>); the SQLite store is the default.</remarks>
-    internal Func<WorkStoreContext, IWorkStore>? Store { get; set; }
+    /// <value>The default is <see langword="null"/>: the SQLite store.</value>
+    /// <remarks>Set by store packages (<c>UsePostgreSql</c> in Converge.Work.PostgreSql), not by apps.</remarks>
+    [Experimental(WorkStoreContract.DiagnosticId)]
+    public IWorkStoreProvider? StoreProvider { get; set; }
 
     /// <summary>Checks the options and lists what is wrong.</summary>
     /// <returns>The problems found; empty when the options are valid.</returns>
     internal IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
-        if (Store is null && string.IsNullOrWhiteSpace(DatabasePath))
+        if (StoreProvider is null && string.IsNullOrWhiteSpace(DatabasePath))
         {
             errors.Add("DatabasePath is required: the SQLite file that holds the work.");
         }

@@ -1,19 +1,28 @@
-namespace Converge.Work;
+using System.Diagnostics.CodeAnalysis;
+
+namespace Converge.Work.Storage;
 
 /// <summary>Where the scheduler keeps its work: a SQLite file (one scheduler process) or a shared database (several nodes).</summary>
 /// <remarks>
 /// <para>
-/// The engine's loop is the only user of the write side, one batch at a time: <see cref="Begin"/>, the batch's
-/// reads and writes, then <see cref="Commit"/> or <see cref="Rollback"/>. <see cref="Query"/> may run on any thread.
+/// The scheduler's loop is the only user of the write side, one batch at a time: <see cref="BeginAsync"/>, the batch's
+/// reads and writes, then <see cref="CommitAsync"/> or <see cref="RollbackAsync"/>. The write side takes no
+/// cancellation token: a batch carries acknowledged requests, so the loop runs it to its commit or rollback and never
+/// abandons it halfway. <see cref="QueryAsync"/> may run on any thread, at any time, and honours its token.
 /// </para>
 /// <para>
-/// A store shared by several nodes marks the rows a node claims as its own. <see cref="Running"/> returns only this
-/// node's running rows, <see cref="WorkRow.RunningElsewhere"/> marks rows another node runs, and finishing a run
+/// A store whose calls complete at once (a local file) returns completed tasks; a store on a database server waits
+/// for its replies without holding a thread.
+/// </para>
+/// <para>
+/// A store shared by several nodes marks the rows a node claims as its own. <see cref="RunningAsync"/> returns only
+/// this node's running rows, <see cref="WorkRow.RunningElsewhere"/> marks rows another node runs, and finishing a run
 /// changes the row only while this node still owns it. Such a store keeps its claims alive through
-/// <see cref="Maintain"/>, and takes over the runs of nodes whose lease ran out.
+/// <see cref="MaintainAsync"/>, and takes over the runs of nodes whose lease ran out.
 /// </para>
 /// </remarks>
-internal interface IWorkStore : IDisposable
+[Experimental(WorkStoreContract.DiagnosticId)]
+public interface IWorkStore : IAsyncDisposable
 {
     /// <summary>Gets what the logs and <see cref="WorkManager.DatabasePath"/> name the store by: a file path or a database.</summary>
     string Path { get; }
@@ -24,11 +33,7 @@ internal interface IWorkStore : IDisposable
     /// <summary>Gets whether several schedulers (nodes) share the store: claims are leased, and a node runs only work it has a worker for.</summary>
     bool IsShared { get; }
 
-    /// <summary>Gets whether the store's calls wait on the network (a database server), not only on a local file.</summary>
-    /// <remarks>The engine's loop then keeps a thread of its own rather than hold a thread-pool thread through each round trip.</remarks>
-    bool WaitsOnNetwork { get; }
-
-    /// <summary>Gets how many due rows the engine reads at a time, at least: the rows beyond its free slots wait in memory for later batches.</summary>
+    /// <summary>Gets how many due rows the scheduler reads at a time, at least: the rows beyond its free slots wait in memory for later batches.</summary>
     /// <remarks>
     /// A store with one scheduler reads ahead to save a due query per batch. A shared store reads only what it claims:
     /// its due query locks the rows it returns until the claim commits, and rows read ahead would be unlocked by then,
@@ -36,33 +41,39 @@ internal interface IWorkStore : IDisposable
     /// </remarks>
     int DueReadAhead { get; }
 
-    /// <summary>Gets how often <see cref="Maintain"/> must run, or <see langword="null"/> when the store needs no upkeep.</summary>
+    /// <summary>Gets how often <see cref="MaintainAsync"/> must run, or <see langword="null"/> when the store needs no upkeep.</summary>
     TimeSpan? MaintenanceInterval { get; }
 
     /// <summary>Begins the batch's transaction, waiting for the store if another writer holds it.</summary>
-    void Begin();
+    /// <returns>A task that completes when the transaction has begun.</returns>
+    ValueTask BeginAsync();
 
     /// <summary>Begins a transaction only if that never waits; the caller's thread then commits the batch itself.</summary>
-    /// <returns>Whether the transaction began.</returns>
+    /// <returns>Whether the transaction began. A store on a database server always returns <see langword="false"/>.</returns>
     bool TryBeginNow();
 
     /// <summary>Commits the batch.</summary>
-    void Commit();
+    /// <returns>A task that completes when the batch is durable.</returns>
+    ValueTask CommitAsync();
 
     /// <summary>Rolls the batch back; does nothing outside a transaction.</summary>
-    void Rollback();
+    /// <returns>A task that completes when the batch is undone.</returns>
+    ValueTask RollbackAsync();
 
     /// <summary>Marks a point the batch can roll back to, so one op's failure does not undo the others.</summary>
     /// <param name="name">The savepoint's name.</param>
-    void Savepoint(string name);
+    /// <returns>A task that completes when the savepoint is set (or queued, on a store that sends it with the next statement).</returns>
+    ValueTask SavepointAsync(string name);
 
     /// <summary>Forgets a savepoint, keeping what was written since.</summary>
     /// <param name="name">The savepoint's name.</param>
-    void Release(string name);
+    /// <returns>A task that completes when the savepoint is released.</returns>
+    ValueTask ReleaseAsync(string name);
 
     /// <summary>Undoes what was written since a savepoint, and forgets it.</summary>
     /// <param name="name">The savepoint's name.</param>
-    void RollbackTo(string name);
+    /// <returns>A task that completes when the writes are undone.</returns>
+    ValueTask RollbackToAsync(string name);
 
     /// <summary>Whether an exception means the store itself failed (disk full, I/O, lost connection), not one op.</summary>
     /// <param name="e">The exception an op threw.</param>
@@ -79,118 +90,109 @@ internal interface IWorkStore : IDisposable
     /// <summary>Renews this node's claims and takes over the runs of nodes whose lease ran out, inside the batch.</summary>
     /// <param name="now">The batch time, in Unix milliseconds; taken-over work is due then.</param>
     /// <returns>The ids of the works taken over.</returns>
-    IReadOnlyList<Guid> Maintain(long now);
+    ValueTask<IReadOnlyList<Guid>> MaintainAsync(long now);
 
     /// <summary>Inserts a new work and its tags, unique name and prerequisites.</summary>
-    /// <param name="row">The row; its <see cref="WorkRow.Seq"/> is set.</param>
+    /// <param name="row">The row; its <see cref="WorkRow.Seq"/> and <see cref="WorkRow.HasPrerequisites"/> are set.</param>
     /// <param name="prerequisites">The works it waits for.</param>
+    /// <returns>A task that completes when the row is written.</returns>
     /// <exception cref="InvalidOperationException">A work with its id exists.</exception>
-    void Insert(WorkRow row, IReadOnlyCollection<Guid> prerequisites);
+    ValueTask InsertAsync(WorkRow row, IReadOnlyCollection<Guid> prerequisites);
 
     /// <summary>Writes every column of a row back.</summary>
     /// <param name="row">The row, read in this transaction.</param>
-    void Update(WorkRow row);
+    /// <returns>A task that completes when the row is written.</returns>
+    ValueTask UpdateAsync(WorkRow row);
 
     /// <summary>Replaces the stored tags of a row with its current ones.</summary>
     /// <param name="row">The row.</param>
-    void ReplaceTags(WorkRow row);
+    /// <returns>A task that completes when the tags are written.</returns>
+    ValueTask ReplaceTagsAsync(WorkRow row);
 
     /// <summary>The claim: marks due rows running on this node, each if it is still as it was read.</summary>
     /// <param name="rows">The rows, with their attempt counts already raised.</param>
     /// <returns>For each row, whether it is now running here. A shared store does not wait for a row another node has locked: it is not claimed.</returns>
-    bool[] MarkRunning(IReadOnlyList<WorkRow> rows);
+    ValueTask<IReadOnlyList<bool>> MarkRunningAsync(IReadOnlyList<WorkRow> rows);
 
     /// <summary>Finishes a one-time work that this node runs.</summary>
-    /// <param name="id">The work id.</param>
-    /// <param name="state">Succeeded or failed.</param>
-    /// <param name="outputJson">Its output.</param>
-    /// <param name="failureReason">Why it failed, if it did.</param>
+    /// <param name="finish">The result.</param>
     /// <returns>Whether other work depends on it, or <see langword="null"/> when it no longer runs here.</returns>
-    bool? FinishOneTime(Guid id, WorkState state, string outputJson, string? failureReason);
+    ValueTask<bool?> FinishOneTimeAsync(OneTimeFinish finish);
 
     /// <summary>Finishes the one-time works among these that this node runs and that no work depends on.</summary>
     /// <param name="finishes">The results, one per work.</param>
     /// <returns>The ids of the works finished; the others are left as they were.</returns>
-    IReadOnlySet<Guid> FinishOneTimeWithoutDependents(IReadOnlyList<OneTimeFinish> finishes);
+    ValueTask<IReadOnlySet<Guid>> FinishOneTimeWithoutDependentsAsync(IReadOnlyList<OneTimeFinish> finishes);
 
     /// <summary>Deletes finished work that finished at or before a time and that no unfinished work depends on.</summary>
     /// <param name="finishedBefore">The cutoff, in Unix milliseconds.</param>
     /// <returns>The ids deleted.</returns>
-    List<Guid> Prune(long finishedBefore);
+    ValueTask<IReadOnlyList<Guid>> PruneAsync(long finishedBefore);
 
     /// <summary>Stores a running work's progress.</summary>
     /// <param name="id">The work id.</param>
     /// <param name="progressJson">The progress, or <see langword="null"/> to clear it.</param>
-    void SetProgress(Guid id, string? progressJson);
+    /// <returns>A task that completes when the progress is written.</returns>
+    ValueTask SetProgressAsync(Guid id, string? progressJson);
 
     /// <summary>Deletes a work and everything that refers to it.</summary>
     /// <param name="id">The work id.</param>
-    void Delete(Guid id);
+    /// <returns>A task that completes when the work is deleted.</returns>
+    ValueTask DeleteAsync(Guid id);
 
     /// <summary>Reads one row for writing; a shared store locks it until the batch ends.</summary>
     /// <param name="id">The work id.</param>
     /// <returns>The row, or <see langword="null"/>.</returns>
-    WorkRow? Get(Guid id);
+    ValueTask<WorkRow?> GetAsync(Guid id);
 
     /// <summary>Reads the works of a unique name, oldest first; a shared store serializes writers of the same name.</summary>
     /// <param name="name">The unique name.</param>
     /// <returns>The rows.</returns>
-    List<WorkRow> GetByName(string name);
+    ValueTask<IReadOnlyList<WorkRow>> GetByNameAsync(string name);
 
     /// <summary>The works that wait for a work.</summary>
     /// <param name="id">The prerequisite.</param>
     /// <returns>Their ids.</returns>
-    List<Guid> Dependents(Guid id);
+    ValueTask<IReadOnlyList<Guid>> DependentsAsync(Guid id);
 
     /// <summary>Whether any work waits for a work.</summary>
     /// <param name="id">The prerequisite.</param>
     /// <returns><see langword="true"/> if one does.</returns>
-    bool HasDependents(Guid id);
+    ValueTask<bool> HasDependentsAsync(Guid id);
 
     /// <summary>The states of a work's prerequisites.</summary>
     /// <param name="id">The work.</param>
     /// <returns>The states.</returns>
-    List<WorkState> PrerequisiteStates(Guid id);
+    ValueTask<IReadOnlyList<WorkState>> PrerequisiteStatesAsync(Guid id);
 
     /// <summary>The outputs of a work's prerequisites, oldest first.</summary>
     /// <param name="id">The work.</param>
     /// <returns>The outputs, as JSON.</returns>
-    List<string> PrerequisiteOutputs(Guid id);
+    ValueTask<IReadOnlyList<string>> PrerequisiteOutputsAsync(Guid id);
 
     /// <summary>Enqueued works that are due and whose constraints hold, expedited first, then by due time and age.</summary>
-    /// <param name="now">The batch time.</param>
-    /// <param name="unmet">The constraints the device does not meet now.</param>
-    /// <param name="limit">The most rows to return.</param>
-    /// <param name="running">The works this node runs; left out.</param>
-    /// <param name="workers">On a shared store, the worker names this node can run (the rest is left to nodes that can); <see langword="null"/> for any.</param>
-    /// <typeparam name="TRunning">The engine's run type.</typeparam>
+    /// <param name="query">What to read: the time, the unmet constraints, the limit, the works to leave out.</param>
     /// <returns>The rows; a shared store leaves out rows other nodes are claiming.</returns>
-    List<WorkRow> Due<TRunning>(long now, ConstraintBits unmet, int limit, IReadOnlyDictionary<Guid, TRunning> running, IReadOnlyCollection<string>? workers);
+    ValueTask<IReadOnlyList<WorkRow>> DueAsync(DueQuery query);
 
     /// <summary>The earliest due time after a time of enqueued work whose constraints hold.</summary>
-    /// <param name="now">The time.</param>
+    /// <param name="after">The time, in Unix milliseconds.</param>
     /// <param name="unmet">The constraints the device does not meet now.</param>
     /// <returns>The time, or <see langword="null"/> when nothing is waiting.</returns>
-    long? NextDue(long now, ConstraintBits unmet);
+    ValueTask<long?> NextDueAsync(long after, ConstraintBits unmet);
 
     /// <summary>The rows in state RUNNING that this node runs.</summary>
     /// <returns>The rows.</returns>
-    List<WorkRow> Running();
+    ValueTask<IReadOnlyList<WorkRow>> RunningAsync();
 
     /// <summary>The rows a cancel selects, read for writing.</summary>
     /// <param name="query">The query.</param>
     /// <returns>The rows.</returns>
-    List<WorkRow> SelectForWrite(WorkQuery query);
+    ValueTask<IReadOnlyList<WorkRow>> SelectForWriteAsync(WorkQuery query);
 
     /// <summary>Answers a query outside the write transaction; safe on any thread.</summary>
     /// <param name="query">The query.</param>
-    /// <returns>The works.</returns>
-    List<WorkInfo> Query(WorkQuery query);
+    /// <param name="cancellationToken">Stops the query; the task then throws <see cref="OperationCanceledException"/>.</param>
+    /// <returns>The rows, oldest first.</returns>
+    ValueTask<IReadOnlyList<WorkRow>> QueryAsync(WorkQuery query, CancellationToken cancellationToken);
 }
-
-/// <summary>The result of a one-time work's run, as stored.</summary>
-/// <param name="Id">The work id.</param>
-/// <param name="State">Succeeded or failed.</param>
-/// <param name="OutputJson">Its output.</param>
-/// <param name="FailureReason">Why it failed, if it did.</param>
-internal readonly record struct OneTimeFinish(Guid Id, WorkState State, string OutputJson, string? FailureReason);

@@ -1,25 +1,40 @@
 using System.Collections.Immutable;
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 
-namespace Converge.Work;
+namespace Converge.Work.Storage;
 
-/// <summary>A work as stored: a mutable row the engine transitions and writes back.</summary>
-internal sealed class WorkRow
+/// <summary>A work as stored: a mutable row the scheduler transitions and a store writes back, every column a property.</summary>
+/// <remarks>
+/// Times are Unix milliseconds. A store keeps every property (tags as <see cref="TagsJson"/>, constraints as
+/// <see cref="Requires"/>) and reads rows back with <see cref="Read"/>, which expects the columns in the order the
+/// built-in stores select them.
+/// </remarks>
+[Experimental(WorkStoreContract.DiagnosticId)]
+public sealed class WorkRow
 {
+    /// <summary>Gets or sets the store's sequence number of the row: insertion order, and the order of queries. Set by <see cref="IWorkStore.InsertAsync"/>.</summary>
     public long Seq { get; set; }
 
+    /// <summary>Gets the work id.</summary>
     public required Guid Id { get; init; }
 
+    /// <summary>Gets or sets the stable name of the worker that runs the work.</summary>
     public required string WorkerName { get; set; }
 
+    /// <summary>Gets or sets the work's state.</summary>
     public WorkState State { get; set; }
 
+    /// <summary>Gets or sets the input data, as JSON.</summary>
     public required string InputJson { get; set; }
 
+    /// <summary>Gets or sets the output of the last run, as JSON.</summary>
     public string OutputJson { get; set; } = "{}";
 
+    /// <summary>Gets or sets the progress of the current run, as JSON, or <see langword="null"/>.</summary>
     public string? ProgressJson { get; set; }
 
+    /// <summary>Gets or sets the tags, the worker's name among them.</summary>
     public required ImmutableHashSet<string> Tags
     {
         get;
@@ -36,47 +51,67 @@ internal sealed class WorkRow
     /// <summary>Gets the stored form of <see cref="Tags"/>, computed once per change rather than at every write.</summary>
     public string TagsJson { get; private set; } = "[]";
 
+    /// <summary>Gets or sets the unique name the work was enqueued under, if any.</summary>
     public string? UniqueName { get; set; }
 
+    /// <summary>Gets or sets the name of the input merger for the prerequisites' outputs.</summary>
     public required string InputMerger { get; set; }
 
+    /// <summary>Gets or sets the constraints the work requires.</summary>
     public required Constraints Constraints { get; set; }
 
+    /// <summary>Gets or sets the delay before the first run.</summary>
     public TimeSpan InitialDelay { get; set; }
 
+    /// <summary>Gets or sets the repeat interval of periodic work; zero for one-time work.</summary>
     public TimeSpan Interval { get; set; }
 
+    /// <summary>Gets or sets the flex interval of periodic work.</summary>
     public TimeSpan Flex { get; set; }
 
+    /// <summary>Gets or sets how retries back off.</summary>
     public BackoffPolicy BackoffPolicy { get; set; }
 
+    /// <summary>Gets or sets the base backoff delay.</summary>
     public TimeSpan BackoffDelay { get; set; }
 
+    /// <summary>Gets or sets whether the work is expedited: claimed before other due work.</summary>
     public bool Expedited { get; set; }
 
+    /// <summary>Gets or sets what an expedited work does without quota.</summary>
     public OutOfQuotaPolicy OutOfQuotaPolicy { get; set; }
 
+    /// <summary>Gets or sets when the work was last enqueued: the start of its backoff and of its period.</summary>
     public long LastEnqueueTime { get; set; }
 
+    /// <summary>Gets or sets how many runs started in the current period.</summary>
     public int RunAttemptCount { get; set; }
 
+    /// <summary>Gets or sets how many periods of periodic work have ended.</summary>
     public int PeriodCount { get; set; }
 
+    /// <summary>Gets or sets how many times the work's definition was updated.</summary>
     public int Generation { get; set; }
 
+    /// <summary>Gets or sets why the last run stopped.</summary>
     public StopReason StopReason { get; set; }
 
+    /// <summary>Gets or sets why the work failed, if it did.</summary>
     public string? FailureReason { get; set; }
 
+    /// <summary>Gets or sets when the work is next due.</summary>
     public long NextRunAt { get; set; }
 
+    /// <summary>Gets or sets whether the work's constraints count as met until its next run finishes (the test driver's override).</summary>
     public bool OverrideConstraints { get; set; }
 
+    /// <summary>Gets or sets whether the work waits for other works. Set by <see cref="IWorkStore.InsertAsync"/>.</summary>
     public bool HasPrerequisites { get; set; }
 
     /// <summary>Gets or sets whether any work depends on this one; when not, finishing it needs no dependency lookup.</summary>
     public bool HasDependents { get; set; }
 
+    /// <summary>Gets or sets when the work was enqueued first.</summary>
     public long CreatedAt { get; set; }
 
     /// <summary>Gets or sets whether the row is RUNNING on another node of a shared store: this node must not finish or stop it.</summary>
@@ -85,10 +120,22 @@ internal sealed class WorkRow
     /// <summary>Gets or sets whether the row was read as RUNNING on this node of a shared store: written back only while it still is.</summary>
     public bool ReadAsOwnRun { get; set; }
 
+    /// <summary>Gets whether the work is periodic.</summary>
     public bool IsPeriodic => Interval > TimeSpan.Zero;
 
+    /// <summary>Gets the constraints the work requires, as the bits a store keeps in its <c>requires</c> column.</summary>
+    public ConstraintBits Requires => Constraints.Required();
+
     /// <summary>Reads a row from the columns every store selects in this order (seq, id, worker_name, … has_dependents).</summary>
-    /// <remarks>Flags are read with <see cref="System.Data.Common.DbDataReader.GetBoolean"/>: SQLite's 0/1 integers and PostgreSQL's booleans alike.</remarks>
+    /// <param name="r">The reader, on a row.</param>
+    /// <returns>The row.</returns>
+    /// <remarks>
+    /// The columns: seq, id, worker_name, state, input, output, progress, tags, unique_name, input_merger, requires,
+    /// initial_delay_ms, interval_ms, flex_ms, backoff_policy, backoff_delay_ms, expedited, out_of_quota,
+    /// last_enqueue_time, run_attempt_count, period_count, generation, stop_reason, failure_reason, next_run_at,
+    /// override_constraints, has_prerequisites, created_at, has_dependents. Flags are read with
+    /// <see cref="System.Data.Common.DbDataReader.GetBoolean"/>: SQLite's 0/1 integers and PostgreSQL's booleans alike.
+    /// </remarks>
     public static WorkRow Read(System.Data.Common.DbDataReader r) => new()
     {
         Seq = r.GetInt64(0),
@@ -122,10 +169,10 @@ internal sealed class WorkRow
         HasDependents = r.GetBoolean(28),
     };
 
-    public void ComputeNextRunAt() => NextRunAt = WorkSchedule.NextRunTime(
+    internal void ComputeNextRunAt() => NextRunAt = WorkSchedule.NextRunTime(
         IsPeriodic, LastEnqueueTime, RunAttemptCount, PeriodCount, BackoffPolicy, BackoffDelay, InitialDelay, Interval, Flex);
 
-    public static WorkRow FromSpec(WorkRequestSpec spec, WorkManagerOptions options, long now)
+    internal static WorkRow FromSpec(WorkRequestSpec spec, WorkManagerOptions options, long now)
     {
         var row = new WorkRow
         {
@@ -144,7 +191,7 @@ internal sealed class WorkRow
     }
 
     /// <summary>Copies the definition (not the schedule state) of a request, clamped to the scheduler's limits.</summary>
-    public void ApplyDefinition(WorkRequestSpec spec, WorkManagerOptions options)
+    internal void ApplyDefinition(WorkRequestSpec spec, WorkManagerOptions options)
     {
         WorkerName = spec.WorkerName;
         InputJson = spec.Input.ToJson();
@@ -168,7 +215,7 @@ internal sealed class WorkRow
         }
     }
 
-    public WorkInfo ToInfo() => new()
+    internal WorkInfo ToInfo() => new()
     {
         Id = Id,
         WorkerName = WorkerName,
@@ -189,10 +236,10 @@ internal sealed class WorkRow
         IsExpedited = Expedited,
     };
 
-    public static string TagsToJson(ImmutableHashSet<string> tags) => JsonSerializer.Serialize(tags.Order(StringComparer.Ordinal).ToArray(), WorkJsonContext.Default.StringArray);
+    internal static string TagsToJson(ImmutableHashSet<string> tags) => JsonSerializer.Serialize(tags.Order(StringComparer.Ordinal).ToArray(), WorkJsonContext.Default.StringArray);
 
     /// <summary>Reads stored tags; sets repeat across works (most have only their worker's name), so parses are cached.</summary>
-    public static ImmutableHashSet<string> TagsFromJson(string json)
+    internal static ImmutableHashSet<string> TagsFromJson(string json)
     {
         if (s_tagSets.TryGetValue(json, out var tags))
         {
@@ -213,118 +260,3 @@ internal sealed class WorkRow
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
 internal sealed partial class WorkJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
-
-/// <summary>Constraint requirements as bits, so the due query can filter with one AND.</summary>
-[Flags]
-internal enum ConstraintBits
-{
-    None = 0,
-    NetworkConnected = 1,
-    NetworkUnmetered = 2,
-    NetworkNotRoaming = 4,
-    NetworkMetered = 8,
-    Charging = 16,
-    BatteryNotLow = 32,
-    StorageNotLow = 64,
-    DeviceIdle = 128,
-}
-
-internal static class ConstraintBitsExtensions
-{
-    public static ConstraintBits Required(this Constraints c)
-    {
-        var bits = c.RequiredNetworkType switch
-        {
-            NetworkType.Connected => ConstraintBits.NetworkConnected,
-            NetworkType.Unmetered => ConstraintBits.NetworkUnmetered,
-            NetworkType.NotRoaming => ConstraintBits.NetworkNotRoaming,
-            NetworkType.Metered => ConstraintBits.NetworkMetered,
-            _ => ConstraintBits.None,
-        };
-        if (c.RequiresCharging)
-        {
-            bits |= ConstraintBits.Charging;
-        }
-
-        if (c.RequiresBatteryNotLow)
-        {
-            bits |= ConstraintBits.BatteryNotLow;
-        }
-
-        if (c.RequiresStorageNotLow)
-        {
-            bits |= ConstraintBits.StorageNotLow;
-        }
-
-        if (c.RequiresDeviceIdle)
-        {
-            bits |= ConstraintBits.DeviceIdle;
-        }
-
-        return bits;
-    }
-
-    private static readonly Constraints[] s_constraints = Enumerable.Range(0, 256).Select(b => Build((ConstraintBits)b)).ToArray();
-
-    /// <summary>The constraints a stored bit set stands for; there are only 256, so they are made once.</summary>
-    public static Constraints ToConstraints(this ConstraintBits bits) => (int)bits is >= 0 and < 256 ? s_constraints[(int)bits] : Build(bits);
-
-    private static Constraints Build(ConstraintBits bits) => new(
-        (bits & ConstraintBits.NetworkConnected) != 0 ? NetworkType.Connected
-        : (bits & ConstraintBits.NetworkUnmetered) != 0 ? NetworkType.Unmetered
-        : (bits & ConstraintBits.NetworkNotRoaming) != 0 ? NetworkType.NotRoaming
-        : (bits & ConstraintBits.NetworkMetered) != 0 ? NetworkType.Metered
-        : NetworkType.NotRequired,
-        (bits & ConstraintBits.Charging) != 0,
-        (bits & ConstraintBits.BatteryNotLow) != 0,
-        (bits & ConstraintBits.StorageNotLow) != 0,
-        (bits & ConstraintBits.DeviceIdle) != 0);
-
-    /// <summary>The requirements a device state does not meet.</summary>
-    public static ConstraintBits Unmet(this DeviceState s)
-    {
-        var unmet = ConstraintBits.None;
-        var n = s.Network;
-        if (!n.IsConnected)
-        {
-            unmet |= ConstraintBits.NetworkConnected;
-        }
-
-        if (!n.IsConnected || n.IsMetered)
-        {
-            unmet |= ConstraintBits.NetworkUnmetered;
-        }
-
-        if (!n.IsConnected || n.IsRoaming)
-        {
-            unmet |= ConstraintBits.NetworkNotRoaming;
-        }
-
-        if (!n.IsConnected || !n.IsMetered)
-        {
-            unmet |= ConstraintBits.NetworkMetered;
-        }
-
-        if (!s.IsCharging)
-        {
-            unmet |= ConstraintBits.Charging;
-        }
-
-        if (s.IsBatteryLow)
-        {
-            unmet |= ConstraintBits.BatteryNotLow;
-        }
-
-        if (s.IsStorageLow)
-        {
-            unmet |= ConstraintBits.StorageNotLow;
-        }
-
-        if (!s.IsIdle)
-        {
-            unmet |= ConstraintBits.DeviceIdle;
-        }
-
-        return unmet;
-    }
-}

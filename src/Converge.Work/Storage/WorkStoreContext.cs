@@ -1,14 +1,25 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 
-namespace Converge.Work;
+namespace Converge.Work.Storage;
 
 /// <summary>What a store is opened with.</summary>
-/// <param name="Options">The scheduler's options.</param>
-/// <param name="OnWake">
-/// Called on any thread when another process or node committed to the store: with <see langword="true"/> when it
-/// enqueued or cancelled work (look for due work and reconcile runs), <see langword="false"/> when it only ran work
-/// (refresh watchers).
-/// </param>
-/// <param name="LoggerFactory">The logger factory.</param>
-/// <param name="TimeProvider">The clock.</param>
-internal sealed record WorkStoreContext(WorkManagerOptions Options, Action<bool> OnWake, ILoggerFactory LoggerFactory, TimeProvider TimeProvider);
+[Experimental(WorkStoreContract.DiagnosticId)]
+public sealed class WorkStoreContext
+{
+    /// <summary>Gets the scheduler's options.</summary>
+    public required WorkManagerOptions Options { get; init; }
+
+    /// <summary>Gets what a store calls, on any thread, when another process or node committed to it.</summary>
+    /// <remarks>
+    /// With <see langword="true"/> when it enqueued or cancelled work (look for due work and reconcile runs),
+    /// <see langword="false"/> when it only ran work (refresh watchers).
+    /// </remarks>
+    public required Action<bool> OnWake { get; init; }
+
+    /// <summary>Gets the logger factory.</summary>
+    public required ILoggerFactory LoggerFactory { get; init; }
+
+    /// <summary>Gets the clock.</summary>
+    public required TimeProvider TimeProvider { get; init; }
+}

@@ -322,7 +322,7 @@ public class WorkClusterTests
         Assert.Contains("Schema", e.Message, StringComparison.Ordinal);
         Assert.Contains("LeaseDuration", e.Message, StringComparison.Ordinal);
         Assert.Contains("NodeName", e.Message, StringComparison.Ordinal);
-        Assert.Null(options.Store);
+        Assert.Null(options.StoreProvider);
         Assert.Throws<ArgumentException>(() => options.UsePostgreSql(" "));
     }
 

@@ -473,21 +473,32 @@ public sealed class LinuxDeviceStateMonitorTests : IDisposable
     }
 
     [Fact]
-    public void Uevent_socket_opens_on_linux()
+    public void With_the_uevent_socket_open_power_waits_for_uevents_and_without_it_the_timer_polls()
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            return;
-        }
-
+        Assert.True(OperatingSystem.IsLinux(), "The Linux device monitor tests run on Linux.");
+        bool socketOpens;
         try
         {
-            using var socket = UeventSocket.Open();
+            using var probe = UeventSocket.Open();
+            socketOpens = true;
         }
         catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or System.Net.Sockets.SocketException)
         {
-            // Sandboxes and containers may forbid netlink sockets; the monitor falls back to its timer there.
+            socketOpens = false; // sandboxes and containers may forbid netlink sockets
         }
+
+        WriteBattery(50, "Discharging");
+        using var monitor = CreateMonitor(o => o.UseUeventSocket = true);
+        Assert.False(monitor.Current.IsCharging); // the initial state is read from the power supplies folder
+
+        // No uevent announces this change (the folder is not the kernel's): only a poll can see it. With the socket
+        // open, the timer leaves power supplies to uevents; without it, the timer polls them.
+        WriteBattery(50, "Charging");
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(!socketOpens, monitor.Current.IsCharging);
+
+        monitor.Refresh();
+        Assert.True(monitor.Current.IsCharging);
     }
 
     private LinuxDeviceStateMonitorOptions Options() => new()
