@@ -306,15 +306,15 @@ public sealed partial class ConvergeClient
                 tx =>
                 {
                     var replica = Protocol.ReplicaId.NewId();
-                    tx.SetReplicaId(replica);
-                    var last = tx.RenumberOutbox(upTo);
+                    tx.Replica.SetReplicaId(replica);
+                    var last = tx.Outbox.Renumber(upTo);
 
                     // Swapped under the write gate, so every later local write stamps with the new node; undone below if the
                     // transaction fails.
                     var clock = new Protocol.HybridClock(replica, _time, _clock.Last, TimeSpan.MaxValue);
                     _clock = clock;
                     _clientId = Protocol.ReplicaId.Format(replica);
-                    tx.SaveClock(clock.Last);
+                    tx.Replica.SaveClock(clock.Last);
                     return (last, Store.NextMutationId - 1, _clientId);
                 },
                 cancellationToken).ConfigureAwait(false);
@@ -335,7 +335,7 @@ public sealed partial class ConvergeClient
     /// last applied as a retry. The timestamps move with the ids, because the server tells a retry from a reused id by them.
     /// </remarks>
     private Task<int> SetAsideAsync(string scope, CancellationToken cancellationToken) =>
-        Store.WriteAsync(tx => tx.MoveToEnd(scope, Clock.Now), cancellationToken);
+        Store.WriteAsync(tx => tx.Outbox.MoveToEnd(scope, Clock.Now), cancellationToken);
 
     /// <summary>The body of a push: the outbox's mutations spliced in as stored, which is exactly how the protocol writes them.</summary>
     private byte[] PushBody(List<OutboxRow> batch)
@@ -399,8 +399,8 @@ public sealed partial class ConvergeClient
             {
                 // Accepted writes change nothing locally until the pull brings the server's state: their documents only
                 // count one pending mutation less. A rejected write's document is rebuilt below, pending count included.
-                tx.SettlePending(after, batch[^1].Id);
-                tx.RemoveFromOutbox(after, batch[^1].Id);
+                tx.Documents.SettlePending(after, batch[^1].Id);
+                tx.Outbox.Remove(after, batch[^1].Id);
                 var rejected = new HashSet<(string Scope, string Collection, string Id)>();
                 var conflictEvents = new List<ConflictChangedEventArgs>();
                 for (var i = 0; i < results.Count; i++)
@@ -421,7 +421,7 @@ public sealed partial class ConvergeClient
                         {
                             // No new revision: the pull brings nothing for this write (the server kept its values, or had
                             // applied it before), so the document is rebuilt from its server state once the pull is done.
-                            tx.MarkStale(row.Scope, row.Collection, row.DocumentId);
+                            tx.Documents.MarkStale(row.Scope, row.Collection, row.DocumentId);
                             round.MarkedStale = true;
                         }
 
@@ -432,10 +432,10 @@ public sealed partial class ConvergeClient
                     var mutation = JsonSerializer.Deserialize(row.Json, ProtocolJson.Mutation)!;
                     round.Rejected.Add(new RejectedMutation(mutation.Id, mutation.Scope, mutation.Collection, mutation.DocumentId, mutation.Kind, result.Reason));
                     Log.MutationRejected(_logger, mutation.Id, mutation.Kind, mutation.Collection, result.Reason);
-                    if (row.ConflictId is { } conflictId && !PendingLater(batch, i, conflictId) && !tx.HasPendingResolve(conflictId) && tx.GetConflict(conflictId) is { Resolving: true } conflict)
+                    if (row.ConflictId is { } conflictId && !PendingLater(batch, i, conflictId) && !tx.Outbox.HasPendingResolve(conflictId) && tx.Conflicts.Get(conflictId) is { Resolving: true } conflict)
                     {
                         // The resolution was refused: the conflict waits for a person again.
-                        tx.SetConflictResolving(conflictId, false);
+                        tx.Conflicts.SetResolving(conflictId, false);
                         conflictEvents.Add(new ConflictChangedEventArgs(new InboxConflict(conflict.Record, InboxConflictStatus.Open)));
                     }
                 }
@@ -446,7 +446,7 @@ public sealed partial class ConvergeClient
                     Rebuild(tx, scope, collection, id, events);
                 }
 
-                tx.SaveClock(Clock.Last);
+                tx.Replica.SaveClock(Clock.Last);
                 return (events, conflictEvents);
             },
             cancellationToken).ConfigureAwait(false);
@@ -471,18 +471,18 @@ public sealed partial class ConvergeClient
     /// <summary>Rebuilds a document's local value as its stored server state with its still-pending mutations on top.</summary>
     private static void Rebuild(StoreTransaction tx, string scope, string collection, string id, List<StoreChange> events)
     {
-        var row = tx.GetDocument(scope, collection, id);
+        var row = tx.Documents.Get(scope, collection, id);
         if (row is null)
         {
             return;
         }
 
-        var pending = tx.PendingMutations(scope, collection, id);
+        var pending = tx.Outbox.Pending(scope, collection, id);
         var view = LocalView.Rebuild(row.ServerState, pending);
         var json = view.Value?.ToJson();
 
         // With nothing pending, the fields' timestamps are the server state's (no local_hlc), as a pull stores them.
-        tx.PutDocument(scope, collection, id, row.ServerStateJson, row.ServerRevision, json, pending.Count == 0 ? null : view.TimestampsJson(), pending.Count);
+        tx.Documents.Put(scope, collection, id, row.ServerStateJson, row.ServerRevision, json, pending.Count == 0 ? null : view.TimestampsJson(), pending.Count);
         if (Changed(row.LocalValue, json) is { } change)
         {
             events.Add(new StoreChange(scope, collection, id, change, ChangeOrigin.Remote, json));
@@ -505,7 +505,7 @@ public sealed partial class ConvergeClient
             tx =>
             {
                 var events = new List<StoreChange>();
-                var keys = tx.TakeStale(scope);
+                var keys = tx.Documents.TakeStale(scope);
                 foreach (var (collection, id) in keys)
                 {
                     Rebuild(tx, scope, collection, id, events);
@@ -636,19 +636,19 @@ public sealed partial class ConvergeClient
                 var conflictEvents = new List<ConflictChangedEventArgs>();
                 if (reset)
                 {
-                    foreach (var (collection, id, value) in tx.DropSettledDocuments(scope))
+                    foreach (var (collection, id, value) in tx.Documents.DropSettled(scope))
                     {
                         dropped[(collection, id)] = value;
                     }
 
-                    foreach (var conflictId in tx.DropSettledConflicts(scope))
+                    foreach (var conflictId in tx.Conflicts.DropSettled(scope))
                     {
                         conflictEvents.Add(new ConflictChangedEventArgs(conflictId));
                     }
 
                     if (forgetServerStates)
                     {
-                        tx.ForgetServerStates(scope);
+                        tx.Documents.ForgetServerStates(scope);
                     }
 
                     Log.ScopeReset(_logger, scope, dropped.Count);
@@ -668,7 +668,7 @@ public sealed partial class ConvergeClient
                         throw new ConvergeSyncException($"A page of scope '{scope}' holds an invalid document state: {e.Message}", e);
                     }
 
-                    var exists = tx.TryGetDocumentBrief(scope, change.Collection, change.DocumentId, out var storedRevision, out var before, out var pendingCount);
+                    var exists = tx.Documents.TryGetBrief(scope, change.Collection, change.DocumentId, out var storedRevision, out var before, out var pendingCount);
 
                     // A change older than the stored state is a late duplicate (a live message after a pull); a reset page is
                     // the server's word on the scope and applies whatever was stored.
@@ -683,14 +683,14 @@ public sealed partial class ConvergeClient
                     {
                         json = state.LocalValue;
                         // No local_hlc: with nothing pending, the fields' timestamps are the server state's.
-                        tx.PutDocument(scope, change.Collection, change.DocumentId, change.State.Span, state.Revision, json, null, 0);
+                        tx.Documents.Put(scope, change.Collection, change.DocumentId, change.State.Span, state.Revision, json, null, 0);
                     }
                     else
                     {
-                        var pending = tx.PendingMutations(scope, change.Collection, change.DocumentId);
+                        var pending = tx.Outbox.Pending(scope, change.Collection, change.DocumentId);
                         var view = LocalView.Rebuild(JsonSerializer.Deserialize(change.State.Span, ProtocolJson.DocumentState), pending);
                         json = view.Value?.ToJson();
-                        tx.PutDocument(scope, change.Collection, change.DocumentId, change.State.Span, state.Revision, json, view.TimestampsJson(), pending.Count);
+                        tx.Documents.Put(scope, change.Collection, change.DocumentId, change.State.Span, state.Revision, json, view.TimestampsJson(), pending.Count);
                     }
 
                     applied++;
@@ -715,23 +715,23 @@ public sealed partial class ConvergeClient
                     var record = conflicts![i];
                     if (record.Status == ConflictStatus.Resolved)
                     {
-                        if (tx.DeleteConflict(record.Id))
+                        if (tx.Conflicts.Delete(record.Id))
                         {
                             conflictEvents.Add(new ConflictChangedEventArgs(new InboxConflict(record, InboxConflictStatus.Resolved)));
                         }
                     }
                     else
                     {
-                        var resolving = tx.HasPendingResolve(record.Id);
-                        tx.PutConflict(record, resolving, conflictJson is null ? default : conflictJson[i].Span);
+                        var resolving = tx.Outbox.HasPendingResolve(record.Id);
+                        tx.Conflicts.Put(record, resolving, conflictJson is null ? default : conflictJson[i].Span);
                         conflictEvents.Add(new ConflictChangedEventArgs(new InboxConflict(record, resolving ? InboxConflictStatus.Resolving : InboxConflictStatus.Open)));
                     }
 
                     Log.ConflictStored(_logger, record.Id, record.Collection, record.Status == ConflictStatus.Resolved ? "resolved" : "open");
                 }
 
-                tx.SetCursor(scope, cursor, reset, epoch);
-                tx.SaveClock(Clock.Last);
+                tx.Replica.SetCursor(scope, cursor, reset, epoch);
+                tx.Replica.SaveClock(Clock.Last);
                 return (events, conflictEvents, applied);
             },
             cancellationToken).ConfigureAwait(false);

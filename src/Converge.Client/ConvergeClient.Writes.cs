@@ -81,7 +81,7 @@ public sealed partial class ConvergeClient
             return created;
         }
 
-        var row = tx.GetDocument(scope, collection, id);
+        var row = tx.Documents.Get(scope, collection, id);
         var view = row is null ? LocalView.Rebuild(null, []) : LocalView.FromStored(row);
         var deleted = row is not null && view.Value is null;
         switch (kind)
@@ -146,14 +146,14 @@ public sealed partial class ConvergeClient
         }
 
         // A put that found the document has a row keeps the id and timestamp it took.
-        mutation = taken is { } t ? mutation with { Id = t.Id, Hlc = t.Hlc } : mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
+        mutation = taken is { } t ? mutation with { Id = t.Id, Hlc = t.Hlc } : mutation with { Id = tx.Outbox.NextMutationId(), Hlc = Clock.Now() };
         view.Apply(mutation);
 
-        tx.AddToOutbox(mutation);
+        tx.Outbox.Add(mutation);
 
         // A put of a new document: its value is exactly the mutation's fields, already written once for the outbox.
-        var json = row is null && kind == MutationKind.Put ? tx.LastMutationFields() : view.Value?.ToJson();
-        tx.PutDocument(scope, collection, id, row, view, json, (row?.Pending ?? 0) + 1);
+        var json = row is null && kind == MutationKind.Put ? tx.Outbox.LastMutationFields() : view.Value?.ToJson();
+        tx.Documents.Put(scope, collection, id, row, view, json, (row?.Pending ?? 0) + 1);
 
         // The clock is not saved here: the mutation's timestamp is in its outbox row, which the store reads at open.
         return new StoreChange(scope, collection, id, ToChangeKind(kind), ChangeOrigin.Local, json);
@@ -184,16 +184,16 @@ public sealed partial class ConvergeClient
             return null;
         }
 
-        mutation = mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
-        tx.WriteMutation(mutation);
-        if (!tx.TryInsertPut(mutation))
+        mutation = mutation with { Id = tx.Outbox.NextMutationId(), Hlc = Clock.Now() };
+        tx.Outbox.WriteMutation(mutation);
+        if (!tx.Outbox.TryInsertPut(mutation))
         {
             taken = (mutation.Id, mutation.Hlc);
             return null;
         }
 
-        tx.AddPutToOutbox(mutation);
-        return new StoreChange(scope, collection, id, ChangeKind.Put, ChangeOrigin.Local, tx.LastMutationFields());
+        tx.Outbox.AddPut(mutation);
+        return new StoreChange(scope, collection, id, ChangeKind.Put, ChangeOrigin.Local, tx.Outbox.LastMutationFields());
     }
 
     /// <summary>The values the written and removed fields have in the server state the write starts from; a field it lacks is left out.</summary>

@@ -61,7 +61,7 @@ public sealed class PageApplyTests : IDisposable
         await using var client = await _folder.OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
         await docs.PatchAsync("d", new JsonObject { ["title"] = "mine" });
-        await client.Store.WriteAsync(tx => { tx.RemoveFromOutbox(1); return 0; }, default);
+        await client.Store.WriteAsync(tx => { tx.Outbox.Remove(1); return 0; }, default);
 
         await Server.ApplyAsync(client, 3, Server.Change("docs", "d", Server.State("""{"title":"server decided"}""", 3)));
 
