@@ -52,7 +52,7 @@ public sealed partial class SyncWorker : IWorker
                 ("rejected", report.Rejected.Count),
                 ("forbiddenScopes", report.ForbiddenScopes.ToArray())));
         }
-        catch (Exception e) when (e is HttpRequestException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (ConvergeClient.IsNetworkFailure(e))
         {
             LogRetry(_logger, context.RunAttemptCount, e.Message);
             return WorkResult.Retry();

@@ -158,7 +158,7 @@ public sealed class ConflictInbox
                     }
                 }
 
-                var change = _client.Write(tx, record.Scope, record.Collection, record.DocumentId, MutationKind.Resolve, fields, remove.Count > 0 ? remove : null, conflictId);
+                var change = _client.Writes.Write(tx, record.Scope, record.Collection, record.DocumentId, MutationKind.Resolve, fields, remove.Count > 0 ? remove : null, conflictId);
                 tx.Conflicts.SetResolving(conflictId, true);
                 return (change, new ConflictChangedEventArgs(new InboxConflict(record, InboxConflictStatus.Resolving)));
             },
@@ -170,6 +170,6 @@ public sealed class ConflictInbox
         }
 
         _client.ConflictChanges.Publish(conflictChange);
-        _client.OutboxGrew?.Invoke();
+        _client.Writes.OutboxGrew?.Invoke();
     }
 }

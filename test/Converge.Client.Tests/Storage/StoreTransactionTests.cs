@@ -23,7 +23,7 @@ public sealed class StoreTransactionTests : IDisposable
         var error = await Assert.ThrowsAsync<SqliteException>(() => client.Store.WriteAsync(
             tx =>
             {
-                client.Write(tx, "user:alice", "docs", "lost", Protocol.Messages.MutationKind.Put, new Client.Storage.JsonFields { ["n"] = System.Text.Json.JsonDocument.Parse("1").RootElement }, null, null);
+                client.Writes.Write(tx, "user:alice", "docs", "lost", Protocol.Messages.MutationKind.Put, new Client.Storage.JsonFields { ["n"] = System.Text.Json.JsonDocument.Parse("1").RootElement }, null, null);
                 return tx.Execute("INSERT INTO child (p) VALUES (42);");
             },
             default));
