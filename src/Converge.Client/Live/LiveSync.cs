@@ -21,7 +21,8 @@ namespace Converge.Client;
 /// A lost connection is made again with jittered exponential backoff (<see cref="ConvergeClientOptions.LiveReconnectDelay"/>
 /// to <see cref="ConvergeClientOptions.LiveMaxReconnectDelay"/>); a silent one is noticed within
 /// <see cref="ConvergeClientOptions.LiveHeartbeatTimeout"/>. Local writes never wait for the connection.
-/// The periodic sync work (<c>ScheduleDataSyncAsync</c>) stays the safety net for when the app is not running.
+/// The periodic sync work (<c>ScheduleDataSyncAsync</c>, in the Converge.Client.Work package) stays the safety net for
+/// when the app is not running.
 /// </para>
 /// </remarks>
 public sealed class LiveSync
