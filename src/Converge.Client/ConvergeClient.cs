@@ -17,10 +17,6 @@ namespace Converge.Client;
 /// still-pending local writes on top so they never flicker away. One client per database file; thread-safe.
 /// </para>
 /// <para>Open with <see cref="OpenAsync"/> and dispose when done; disposing ends watch streams.</para>
-/// <para>
-/// The client is a facade: its local writes, the application of the server's changes, and sync rounds with their push
-/// and pull are each done by a part of their own, which holds its own state.
-/// </para>
 /// </remarks>
 public sealed class ConvergeClient : IAsyncDisposable
 {
@@ -46,6 +42,7 @@ public sealed class ConvergeClient : IAsyncDisposable
             _http = new SyncHttp(options.ServerUrl, options.BasePath, options.HttpMessageHandler, options.RequestTimeout, options.AccessTokenProvider);
         }
 
+        // The work is done by parts that each hold their own state; the client hands them what they share.
         Writes = new LocalWrites(this, _identity);
         Pages = new PageApplier(this, _identity, _logger);
         Engine = new SyncEngine(
