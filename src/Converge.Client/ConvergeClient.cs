@@ -1,8 +1,8 @@
+using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Converge.Client.Storage;
 using Converge.Client.Sync;
-using Converge.Protocol;
 using Converge.Protocol.Messages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -18,48 +18,44 @@ namespace Converge.Client;
 /// </para>
 /// <para>Open with <see cref="OpenAsync"/> and dispose when done; disposing ends watch streams.</para>
 /// </remarks>
-public sealed partial class ConvergeClient : IAsyncDisposable
+public sealed class ConvergeClient : IAsyncDisposable
 {
     private readonly ILogger _logger;
-    private readonly TimeProvider _time;
     private readonly SyncHttp? _http;
-    private readonly CancellationTokenSource _disposing = new();
-    private readonly SemaphoreSlim _syncGate = new(1, 1);
     private readonly HashSet<string> _scopes;
-    private volatile HybridClock _clock;
-    private volatile string _clientId;
+    private readonly ClientIdentity _identity;
     private int _disposed;
 
     private ConvergeClient(ConvergeClientOptions options, ClientStore store, ILoggerFactory loggerFactory)
     {
         _logger = loggerFactory.CreateLogger("Converge.Client");
-        _time = options.TimeProvider;
         Store = store;
         Limits = options.Limits;
         DocumentOptions = Freeze(options.DocumentSerializerOptions);
-        PushBatchSize = options.PushBatchSize;
-        PullPageSize = options.PullPageSize;
         Scopes = [.. options.Scopes];
         _scopes = new HashSet<string>(Scopes, StringComparer.Ordinal);
-        _clientId = Protocol.ReplicaId.Format(store.ReplicaId);
-
-        // The server is the authority on time: its clock is taken in however far ahead it is. The server defends
-        // itself against this client's clock, not the other way round.
-        _clock = new HybridClock(store.ReplicaId, _time, store.Clock, TimeSpan.MaxValue);
+        _identity = new ClientIdentity(store, options.TimeProvider, _logger);
         Changes = new ChangeHub<StoreChange>(_logger);
         ConflictChanges = new ChangeHub<ConflictChangedEventArgs>(_logger);
-        Conflicts = new ConflictInbox(this);
         if (options.ServerUrl is not null)
         {
             _http = new SyncHttp(options.ServerUrl, options.BasePath, options.HttpMessageHandler, options.RequestTimeout, options.AccessTokenProvider);
         }
 
-        _handler = options.HttpMessageHandler;
-        _requestTimeout = options.RequestTimeout;
-        LiveHeartbeatTimeout = options.LiveHeartbeatTimeout;
-        LiveReconnectDelay = options.LiveReconnectDelay;
-        LiveMaxReconnectDelay = options.LiveMaxReconnectDelay;
-        Live = new LiveSync(this, loggerFactory.CreateLogger("Converge.Client.Live"));
+        // The work is done by parts that each hold their own state; the client hands them what they share.
+        Writes = new LocalWrites(this, _identity);
+        Pages = new PageApplier(this, _identity, _logger);
+        Engine = new SyncEngine(
+            this,
+            _identity,
+            _http,
+            new OutboxPusher(store, _identity, Changes, ConflictChanges, options.PushBatchSize, _logger),
+            new ScopePuller(store, _identity, Pages, options.PullPageSize, _logger),
+            Pages,
+            options.TimeProvider,
+            _logger);
+        Conflicts = new ConflictInbox(this);
+        Live = new LiveSync(this, Engine, _http, options, loggerFactory.CreateLogger("Converge.Client.Live"));
     }
 
     /// <summary>Gets this client's replica id: 16 lowercase hex digits, made when its store was created and kept in it.</summary>
@@ -68,7 +64,7 @@ public sealed partial class ConvergeClient : IAsyncDisposable
     /// already applied (the store was restored from a backup or copied to another device), the client takes a new id
     /// and renumbers its outbox, so the copies go on as two replicas.
     /// </value>
-    public string ClientId => _clientId;
+    public string ClientId => _identity.ClientId;
 
     /// <summary>Gets the scopes this client holds and syncs; the first is the default scope.</summary>
     public IReadOnlyList<string> Scopes { get; }
@@ -79,24 +75,67 @@ public sealed partial class ConvergeClient : IAsyncDisposable
     /// <summary>Gets the inbox of conflicts left for a person to resolve.</summary>
     public ConflictInbox Conflicts { get; }
 
-    internal ClientStore Store { get; }
+    /// <summary>Gets the live connection: <see cref="LiveSync.Start"/> it to receive other devices' changes as they commit and push local writes at once.</summary>
+    public LiveSync Live { get; }
 
-    /// <summary>Gets the client's clock; replaced, with the same last reading and the new node, when the client takes a new replica id.</summary>
-    internal HybridClock Clock => _clock;
+    /// <summary>Raised when <see cref="Status"/> changes, on the thread running the sync round.</summary>
+    public event EventHandler<SyncStatusChangedEventArgs>? StatusChanged
+    {
+        add => Engine.StatusChanged += value;
+        remove => Engine.StatusChanged -= value;
+    }
 
-    internal ProtocolLimits Limits { get; }
+    /// <summary>Gets the sync status: the outcome of the last round, or <see cref="SyncStatus.Syncing"/> while one runs.</summary>
+    /// <value><see cref="SyncStatus.Offline"/> until the first round succeeds. The status never blocks local writes.</value>
+    public SyncStatus Status => Engine.Status;
 
-    internal JsonSerializerOptions DocumentOptions { get; }
+    /// <summary>Gets the failure of the last sync round; <see langword="null"/> once a round succeeds.</summary>
+    public Exception? LastError => Engine.LastError;
 
-    internal int PushBatchSize { get; }
+    /// <summary>Runs one sync round: pushes the outbox, then pulls every scope to the end.</summary>
+    /// <param name="progress">Receives progress after each push batch and each pulled page.</param>
+    /// <param name="cancellationToken">Cancels the round; what was already acknowledged or applied stays.</param>
+    /// <returns>What the round did.</returns>
+    /// <remarks>
+    /// <para>
+    /// Rounds never overlap: a call made while a round runs waits for it to end and then runs a round of its own, so a
+    /// call always pushes the writes made before it.
+    /// </para>
+    /// <para>
+    /// Every step is durable on its own: a pushed batch leaves the outbox when the server answers, and each pulled page
+    /// is applied with its cursor in one transaction, so a round cut short (a crash, a lost connection) resumes where it
+    /// stopped. The server applies each mutation id once, so a batch sent again is harmless.
+    /// </para>
+    /// <para>
+    /// A scope the server refuses (403 <c>scope_forbidden</c>) does not fail the round: its writes are set aside in the
+    /// outbox and sent again next round, the other scopes sync, and the report lists it in
+    /// <see cref="SyncReport.ForbiddenScopes"/>, with <see cref="Status"/> <see cref="SyncStatus.Error"/>. When the server
+    /// answers that this client reuses mutation ids (its store was restored or copied), the client takes a new
+    /// <see cref="ClientId"/>, renumbers its outbox and pushes again in the same round.
+    /// </para>
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">The client has no <see cref="ConvergeClientOptions.ServerUrl"/>.</exception>
+    /// <exception cref="HttpRequestException">The server cannot be reached; <see cref="Status"/> is <see cref="SyncStatus.Offline"/>.</exception>
+    /// <exception cref="TimeoutException">A request timed out; <see cref="Status"/> is <see cref="SyncStatus.Offline"/>.</exception>
+    /// <exception cref="ConvergeSyncException">The server answered with an error (other than refusing some scopes) or broke the protocol; <see cref="Status"/> is <see cref="SyncStatus.Error"/>.</exception>
+    public async Task<SyncReport> SyncAsync(IProgress<SyncProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        return await Engine.SyncAsync(progress, cancellationToken).ConfigureAwait(false);
+    }
 
-    internal int PullPageSize { get; }
-
-    internal ChangeHub<StoreChange> Changes { get; }
-
-    internal ChangeHub<ConflictChangedEventArgs> ConflictChanges { get; }
-
-    internal ILogger Logger => _logger;
+    /// <summary>Gets whether an exception says the server could not be reached: no connection, a timeout, a dropped connection.</summary>
+    /// <param name="exception">An exception thrown by <see cref="SyncAsync"/>.</param>
+    /// <returns>
+    /// <see langword="true"/> for a network failure, after which <see cref="Status"/> is <see cref="SyncStatus.Offline"/>
+    /// and the same round may succeed later unchanged; <see langword="false"/> for any other failure, such as the server's
+    /// refusal (<see cref="ConvergeSyncException"/>).
+    /// </returns>
+    public static bool IsNetworkFailure(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception is HttpRequestException or TimeoutException or SocketException or IOException;
+    }
 
     /// <summary>Opens a client on its local store, creating the store if it does not exist.</summary>
     /// <param name="options">The options; they are checked, and later changes to them have no effect.</param>
@@ -154,7 +193,7 @@ public sealed partial class ConvergeClient : IAsyncDisposable
         ThrowIfDisposed();
         CheckName(name, "collection", nameof(name));
         scope ??= DefaultScope;
-        if (!_scopes.Contains(scope))
+        if (!HasScope(scope))
         {
             throw new ArgumentException($"Scope '{scope}' is not one of this client's scopes ({string.Join(", ", Scopes)}).", nameof(scope));
         }
@@ -173,6 +212,25 @@ public sealed partial class ConvergeClient : IAsyncDisposable
         return Task.FromResult(StoreReads.OutboxCount(connection));
     }
 
+    /// <summary>Commits many local writes, across collections and scopes, in one transaction: each its own outbox mutation, their change events raised after the commit.</summary>
+    /// <param name="build">Adds the writes to the batch, such as <c>b =&gt; b.Put(todos, "t1", todo).Delete(notes, "n1")</c>; it runs before the transaction starts.</param>
+    /// <param name="cancellationToken">Cancels before the transaction starts.</param>
+    /// <returns>The number of writes committed: a delete of a document already deleted writes nothing.</returns>
+    /// <remarks>
+    /// One transaction for many writes costs far less than a transaction per write: use it for imports and for changes
+    /// that belong together. The batch commits whole or not at all.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A write is invalid (<paramref name="build"/> throws it); nothing is written.</exception>
+    /// <exception cref="InvalidOperationException">A write does not fit the stored documents, such as a patch of a deleted document; nothing is written.</exception>
+    public async Task<int> WriteBatchAsync(Action<WriteBatch> build, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(build);
+        ThrowIfDisposed();
+        var batch = new WriteBatch(this);
+        build(batch);
+        return await Writes.WriteBatchAsync(batch.Writes, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Stops sync, ends watch streams and closes the local store.</summary>
     /// <returns>A task that completes when the store is closed.</returns>
     public async ValueTask DisposeAsync()
@@ -183,20 +241,47 @@ public sealed partial class ConvergeClient : IAsyncDisposable
         }
 
         await Live.StopAsync().ConfigureAwait(false);
-        await _disposing.CancelAsync().ConfigureAwait(false);
-        await _syncGate.WaitAsync().ConfigureAwait(false);
-        try
+        await Engine.CloseAsync(() =>
         {
             Changes.Complete();
             ConflictChanges.Complete();
             _http?.Dispose();
             Store.Dispose();
             Log.Closed(_logger, ClientId);
-        }
-        finally
+        }).ConfigureAwait(false);
+    }
+
+    internal ClientStore Store { get; }
+
+    internal ProtocolLimits Limits { get; }
+
+    internal JsonSerializerOptions DocumentOptions { get; }
+
+    internal ChangeHub<StoreChange> Changes { get; }
+
+    internal ChangeHub<ConflictChangedEventArgs> ConflictChanges { get; }
+
+    internal ILogger Logger => _logger;
+
+    /// <summary>Gets the local writes: documents' new values with their outbox mutations.</summary>
+    internal LocalWrites Writes { get; }
+
+    /// <summary>Gets what applies the server's changes to the store.</summary>
+    internal PageApplier Pages { get; }
+
+    /// <summary>Gets what runs sync rounds and the live channel's steps, one at a time.</summary>
+    internal SyncEngine Engine { get; }
+
+    /// <summary>Whether the scope is one of this client's.</summary>
+    internal bool HasScope(string scope) => _scopes.Contains(scope);
+
+    /// <summary>Throws unless the client can sync: not disposed, and with a server.</summary>
+    internal void CheckCanSync()
+    {
+        ThrowIfDisposed();
+        if (_http is null)
         {
-            _syncGate.Release();
-            _disposing.Dispose();
+            throw new InvalidOperationException("This client has no ServerUrl: it works locally only.");
         }
     }
 

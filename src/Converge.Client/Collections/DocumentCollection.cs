@@ -91,7 +91,7 @@ public sealed class DocumentCollection<T>
     public Task PutAsync(string id, T value, CancellationToken cancellationToken = default)
     {
         _client.CheckId(id, nameof(id));
-        return _client.WriteAsync(Scope, Name, id, MutationKind.Put, FieldsOf(value, nameof(value)), cancellationToken);
+        return _client.Writes.WriteAsync(Scope, Name, id, MutationKind.Put, FieldsOf(value, nameof(value)), cancellationToken);
     }
 
     /// <summary>Writes some fields of a document: the top-level properties of <paramref name="changes"/>; the other fields keep their values.</summary>
@@ -110,7 +110,7 @@ public sealed class DocumentCollection<T>
         }
 
         _client.CheckId(id, nameof(id));
-        return _client.WriteAsync(Scope, Name, id, MutationKind.Patch, ChangesOf(changes, nameof(changes)), cancellationToken);
+        return _client.Writes.WriteAsync(Scope, Name, id, MutationKind.Patch, ChangesOf(changes, nameof(changes)), cancellationToken);
     }
 
     /// <summary>Writes some fields of a document: the properties of <paramref name="changes"/>; the other fields keep their values.</summary>
@@ -124,7 +124,7 @@ public sealed class DocumentCollection<T>
     {
         ArgumentNullException.ThrowIfNull(changes);
         _client.CheckId(id, nameof(id));
-        return _client.WriteAsync(Scope, Name, id, MutationKind.Patch, DocumentJson.FieldsOf(changes, nameof(changes)), cancellationToken);
+        return _client.Writes.WriteAsync(Scope, Name, id, MutationKind.Patch, DocumentJson.FieldsOf(changes, nameof(changes)), cancellationToken);
     }
 
     /// <summary>Deletes a document, leaving a tombstone that syncs.</summary>
@@ -136,7 +136,7 @@ public sealed class DocumentCollection<T>
     public Task<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         _client.CheckId(id, nameof(id));
-        return _client.WriteAsync(Scope, Name, id, MutationKind.Delete, null, cancellationToken);
+        return _client.Writes.WriteAsync(Scope, Name, id, MutationKind.Delete, null, cancellationToken);
     }
 
     /// <summary>Adds to a counter field; concurrent increments from several devices all add up and never conflict.</summary>
@@ -292,7 +292,7 @@ public sealed class DocumentCollection<T>
         _client.CheckName(field, "field name", nameof(field));
         using var document = JsonDocument.Parse(amount);
         var fields = new JsonFields { [field] = document.RootElement.Clone() };
-        return _client.WriteAsync(Scope, Name, id, MutationKind.Increment, fields, cancellationToken);
+        return _client.Writes.WriteAsync(Scope, Name, id, MutationKind.Increment, fields, cancellationToken);
     }
 
     private bool Matches(StoreChange change, string? id) =>

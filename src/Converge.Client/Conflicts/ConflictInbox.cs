@@ -121,7 +121,7 @@ public sealed class ConflictInbox
         var (change, conflictChange) = await _client.Store.WriteAsync(
             tx =>
             {
-                var row = tx.GetConflict(conflictId) ?? throw new ArgumentException($"Conflict '{conflictId}' is not in the inbox.", nameof(conflictId));
+                var row = tx.Conflicts.Get(conflictId) ?? throw new ArgumentException($"Conflict '{conflictId}' is not in the inbox.", nameof(conflictId));
                 if (row.Resolving)
                 {
                     throw new InvalidOperationException($"Conflict '{conflictId}' is already resolved on this client; the resolution waits to sync.");
@@ -158,8 +158,8 @@ public sealed class ConflictInbox
                     }
                 }
 
-                var change = _client.Write(tx, record.Scope, record.Collection, record.DocumentId, MutationKind.Resolve, fields, remove.Count > 0 ? remove : null, conflictId);
-                tx.SetConflictResolving(conflictId, true);
+                var change = _client.Writes.Write(tx, record.Scope, record.Collection, record.DocumentId, MutationKind.Resolve, fields, remove.Count > 0 ? remove : null, conflictId);
+                tx.Conflicts.SetResolving(conflictId, true);
                 return (change, new ConflictChangedEventArgs(new InboxConflict(record, InboxConflictStatus.Resolving)));
             },
             cancellationToken).ConfigureAwait(false);
@@ -170,6 +170,6 @@ public sealed class ConflictInbox
         }
 
         _client.ConflictChanges.Publish(conflictChange);
-        _client.OutboxGrew?.Invoke();
+        _client.Writes.OutboxGrew?.Invoke();
     }
 }

@@ -1,5 +1,7 @@
 using System.Threading.Channels;
 using Converge.Client.Live;
+using Converge.Client.Sync;
+using Converge.Protocol.Messages;
 using Microsoft.Extensions.Logging;
 
 namespace Converge.Client;
@@ -19,12 +21,21 @@ namespace Converge.Client;
 /// A lost connection is made again with jittered exponential backoff (<see cref="ConvergeClientOptions.LiveReconnectDelay"/>
 /// to <see cref="ConvergeClientOptions.LiveMaxReconnectDelay"/>); a silent one is noticed within
 /// <see cref="ConvergeClientOptions.LiveHeartbeatTimeout"/>. Local writes never wait for the connection.
-/// The periodic sync work (<c>ScheduleDataSyncAsync</c>) stays the safety net for when the app is not running.
+/// The periodic sync work (<c>ScheduleDataSyncAsync</c>, in the Converge.Client.Work package) stays the safety net for
+/// when the app is not running.
 /// </para>
 /// </remarks>
 public sealed class LiveSync
 {
     private readonly ConvergeClient _client;
+    private readonly SyncEngine _engine;
+    private readonly SyncHttp? _http;
+    private readonly HttpMessageHandler? _handler;
+    private readonly TimeSpan _requestTimeout;
+    private readonly TimeSpan _heartbeatTimeout;
+    private readonly TimeSpan _reconnectDelay;
+    private readonly TimeSpan _maxReconnectDelay;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
@@ -35,9 +46,17 @@ public sealed class LiveSync
     private Exception? _lastError;
     private int _outboxDirty;
 
-    internal LiveSync(ConvergeClient client, ILogger logger)
+    internal LiveSync(ConvergeClient client, SyncEngine engine, SyncHttp? http, ConvergeClientOptions options, ILogger logger)
     {
         _client = client;
+        _engine = engine;
+        _http = http;
+        _handler = options.HttpMessageHandler;
+        _requestTimeout = options.RequestTimeout;
+        _heartbeatTimeout = options.LiveHeartbeatTimeout;
+        _reconnectDelay = options.LiveReconnectDelay;
+        _maxReconnectDelay = options.LiveMaxReconnectDelay;
+        _time = options.TimeProvider;
         _logger = logger;
     }
 
@@ -84,7 +103,7 @@ public sealed class LiveSync
 
             _stop = new CancellationTokenSource();
             var token = _stop.Token;
-            _client.OutboxGrew = OnOutboxGrew;
+            _client.Writes.OutboxGrew = OnOutboxGrew;
             args = SetStatusLocked(LiveStatus.Connecting, null);
             _run = Task.Run(() => RunAsync(token), CancellationToken.None);
         }
@@ -110,7 +129,7 @@ public sealed class LiveSync
             return;
         }
 
-        _client.OutboxGrew = null;
+        _client.Writes.OutboxGrew = null;
         await stop.CancelAsync().ConfigureAwait(false);
         await run.ConfigureAwait(false);
         stop.Dispose();
@@ -153,7 +172,7 @@ public sealed class LiveSync
             Exception? error = null;
             try
             {
-                var socket = await _client.ConnectLiveAsync(Wake, cancellationToken).ConfigureAwait(false);
+                var socket = await ConnectAsync(cancellationToken).ConfigureAwait(false);
                 await using (socket.ConfigureAwait(false))
                 {
                     // Caught up before live: the outbox pushed, every scope pulled from its cursor. Changes committed
@@ -185,13 +204,29 @@ public sealed class LiveSync
             Log.LiveLost(_logger, error, delay);
             try
             {
-                await Task.Delay(delay, _client.TimeProvider, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
         }
+    }
+
+    /// <summary>Opens the live channel for the client's scopes, with its access token.</summary>
+    private async Task<LiveSocket> ConnectAsync(CancellationToken cancellationToken)
+    {
+        _client.CheckCanSync();
+        var http = _http!;
+        // The base address ends with "v1/", the channel's version.
+        var builder = new UriBuilder(new Uri(http.BaseAddress, "live"))
+        {
+            Scheme = http.BaseAddress.Scheme == Uri.UriSchemeHttps ? "wss" : "ws",
+            Query = string.Join('&', _client.Scopes.Select(s => LiveProtocol.ScopeParameter + "=" + Uri.EscapeDataString(s))),
+        };
+        var token = await http.TokenAsync(cancellationToken).ConfigureAwait(false);
+        var timeout = _requestTimeout == Timeout.InfiniteTimeSpan || _requestTimeout > TimeSpan.FromSeconds(15) ? TimeSpan.FromSeconds(15) : _requestTimeout;
+        return await LiveSocket.ConnectAsync(builder.Uri, token, _handler, _heartbeatTimeout, timeout, Wake, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Applies what the socket brings and pushes what the app writes, until the socket ends.</summary>
@@ -203,7 +238,7 @@ public sealed class LiveSync
             {
                 using (notice)
                 {
-                    await _client.ApplyLiveAsync(notice, cancellationToken).ConfigureAwait(false);
+                    await _engine.ApplyLiveAsync(notice, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -211,7 +246,7 @@ public sealed class LiveSync
             {
                 foreach (var scope in missed)
                 {
-                    await _client.PullLiveAsync(scope, cancellationToken).ConfigureAwait(false);
+                    await _engine.PullLiveAsync(scope, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -222,7 +257,7 @@ public sealed class LiveSync
 
             if (Interlocked.Exchange(ref _outboxDirty, 0) == 1)
             {
-                await _client.PushLiveAsync(socket.PushAsync, cancellationToken).ConfigureAwait(false);
+                await _engine.PushLiveAsync(socket.PushAsync, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -233,8 +268,8 @@ public sealed class LiveSync
     /// <summary>The delay before the next attempt: exponential from the first delay to the maximum, with "equal jitter" (half fixed, half random) so that clients of a restarted server do not all come back at once.</summary>
     private TimeSpan Backoff(int failures)
     {
-        var first = _client.LiveReconnectDelay;
-        var max = _client.LiveMaxReconnectDelay;
+        var first = _reconnectDelay;
+        var max = _maxReconnectDelay;
         var ceiling = Math.Min(max.TotalMilliseconds, first.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 30)));
         return TimeSpan.FromMilliseconds((ceiling / 2) + (Random.Shared.NextDouble() * ceiling / 2));
     }

@@ -148,4 +148,7 @@ public sealed class ConvergeSyncException : Exception
 
     /// <summary>Gets the scope the error names, such as the refused scope of a <c>scope_forbidden</c> error; <see langword="null"/> when it names none.</summary>
     public string? Scope { get; }
+
+    /// <summary>Gets whether the server refused a scope to the caller (403 <c>scope_forbidden</c>).</summary>
+    internal bool IsScopeForbidden => StatusCode == HttpStatusCode.Forbidden && ErrorCode == ProtocolErrorCodes.ScopeForbidden;
 }

@@ -192,7 +192,7 @@ public sealed class CollectionTests : IDisposable
             var docs = client.Collection<JsonObject>("docs");
             await docs.PutAsync("a", new JsonObject { ["x"] = 1 });
             await docs.PutAsync("b", new JsonObject { ["x"] = 1 });
-            await client.Store.WriteAsync(tx => { tx.RemoveFromOutbox(1); tx.RemoveFromOutbox(2); return 0; }, default);
+            await client.Store.WriteAsync(tx => { tx.Outbox.Remove(1); tx.Outbox.Remove(2); return 0; }, default);
         }
 
         await using (var client = await _folder.OpenAsync())

@@ -15,7 +15,7 @@ public sealed class ConflictInboxTests : IDisposable
     {
         var client = await folder.OpenAsync();
         var record = Server.Conflict("c1", "user:alice", "docs", "d", 6, ("title", "\"server title\"", "\"my title\""), ("note", "\"server note\"", "\"my note\""));
-        await client.ApplyPageAsync(
+        await client.Pages.ApplyAsync(
             "user:alice",
             [Server.Change("docs", "d", Server.State("""{"title":"server title","note":"server note","n":1}""", 5))],
             [record],
@@ -97,7 +97,7 @@ public sealed class ConflictInboxTests : IDisposable
         await client.Conflicts.ResolveAsync("c1", ConflictChoice.Mine);
         var record = (await client.Conflicts.ListAsync())[0].Record;
 
-        await client.ApplyPageAsync(
+        await client.Pages.ApplyAsync(
             "user:alice",
             [Server.Change("docs", "d", Server.State("""{"title":"server title","note":"server note","n":2}""", 7))],
             [record with { Revision = 8 }],

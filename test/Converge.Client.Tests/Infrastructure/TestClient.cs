@@ -166,7 +166,7 @@ public static class Server
 
     /// <summary>Applies a page as a pull would.</summary>
     public static Task ApplyAsync(ConvergeClient client, long cursor, params DocumentChange[] changes) =>
-        client.ApplyPageAsync(client.DefaultScope, changes, null, cursor, reset: false, CancellationToken.None);
+        client.Pages.ApplyAsync(client.DefaultScope, changes, null, cursor, reset: false, CancellationToken.None);
 }
 
 /// <summary>Awaits with a bound, so a missing event fails the test instead of hanging it.</summary>

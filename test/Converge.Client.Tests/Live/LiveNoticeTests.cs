@@ -17,13 +17,13 @@ public sealed class LiveNoticeTests : FakeServerTests
     public async Task A_page_that_follows_the_cursor_is_applied_with_its_cursor_and_raises_remote_events()
     {
         await using var client = await Folder.OpenAsync(FakeServer.Url);
-        await client.ApplyPageAsync(Scope, [Server.Change("docs", "a", Server.State("""{"v":1}""", 5))], null, 5, false, default);
+        await client.Pages.ApplyAsync(Scope, [Server.Change("docs", "a", Server.State("""{"v":1}""", 5))], null, 5, false, default);
         var events = new List<(string Id, ChangeOrigin Origin)>();
         client.Collection<JsonObject>("docs").Changed += (_, e) => events.Add((e.Id, e.Origin));
 
         using (var notice = Notice(after: 5, Page(7, Server.Change("docs", "b", Server.State("""{"v":2}""", 6)), Server.Change("docs", "a", Server.State("""{"v":3}""", 7)))))
         {
-            await client.ApplyLiveAsync(notice, default);
+            await client.Engine.ApplyLiveAsync(notice, default);
         }
 
         Assert.Equal(7, Inspect.Cursor(client, Scope));
@@ -36,12 +36,12 @@ public sealed class LiveNoticeTests : FakeServerTests
     public async Task A_page_held_already_is_skipped_and_a_gap_or_a_poke_pulls_the_scope_from_its_cursor()
     {
         await using var client = await Folder.OpenAsync(FakeServer.Url);
-        await client.ApplyPageAsync(Scope, [Server.Change("docs", "a", Server.State("""{"v":1}""", 9))], null, 9, false, default);
+        await client.Pages.ApplyAsync(Scope, [Server.Change("docs", "a", Server.State("""{"v":1}""", 9))], null, 9, false, default);
 
         // Held: a page up to 8 when the cursor is 9 (the resync pull brought it first).
         using (var held = Notice(after: 7, Page(8, Server.Change("docs", "a", Server.State("""{"v":0}""", 8)))))
         {
-            await client.ApplyLiveAsync(held, default);
+            await client.Engine.ApplyLiveAsync(held, default);
         }
 
         Assert.Equal(1, (await client.Collection<JsonObject>("docs").GetAsync("a"))!["v"]!.GetValue<int>());
@@ -51,7 +51,7 @@ public sealed class LiveNoticeTests : FakeServerTests
         FakeServer.OnPull = (_, after, _) => Task.FromResult(FakeSyncServer.Json(FakeServer.Page(Scope, 14, changes: [Server.Change("docs", "c", Server.State("""{"v":4}""", 14))])));
         using (var gap = Notice(after: 12, Page(14, Server.Change("docs", "c", Server.State("""{"v":4}""", 14)))))
         {
-            await client.ApplyLiveAsync(gap, default);
+            await client.Engine.ApplyLiveAsync(gap, default);
         }
 
         Assert.Equal((Scope, 9L), (FakeServer.Pulls.Single().Scope, FakeServer.Pulls.Single().After));
@@ -59,7 +59,7 @@ public sealed class LiveNoticeTests : FakeServerTests
 
         using (var poke = new LiveNotice(Scope, 0, null))
         {
-            await client.ApplyLiveAsync(poke, default);
+            await client.Engine.ApplyLiveAsync(poke, default);
         }
 
         Assert.Equal(2, FakeServer.Pulls.Count);
@@ -73,7 +73,7 @@ public sealed class LiveNoticeTests : FakeServerTests
         var page = FakeServer.Page("team:other", 3, changes: [Server.Change("docs", "x", Server.State("{}", 3))]);
         using var notice = new LiveNotice("team:other", 0, Parse(page));
 
-        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.ApplyLiveAsync(notice, default));
+        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.Engine.ApplyLiveAsync(notice, default));
         Assert.Equal(0, Inspect.Count(client, "documents"));
     }
 

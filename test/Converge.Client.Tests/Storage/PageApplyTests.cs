@@ -61,7 +61,7 @@ public sealed class PageApplyTests : IDisposable
         await using var client = await _folder.OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
         await docs.PatchAsync("d", new JsonObject { ["title"] = "mine" });
-        await client.Store.WriteAsync(tx => { tx.RemoveFromOutbox(1); return 0; }, default);
+        await client.Store.WriteAsync(tx => { tx.Outbox.Remove(1); return 0; }, default);
 
         await Server.ApplyAsync(client, 3, Server.Change("docs", "d", Server.State("""{"title":"server decided"}""", 3)));
 
@@ -93,7 +93,7 @@ public sealed class PageApplyTests : IDisposable
         await Server.ApplyAsync(client, 6);
         Assert.Equal(9, Inspect.Cursor(client, "user:alice"));
 
-        await client.ApplyPageAsync("user:alice", [], null, 4, reset: true, default);
+        await client.Pages.ApplyAsync("user:alice", [], null, 4, reset: true, default);
         Assert.Equal(4, Inspect.Cursor(client, "user:alice"));
     }
 
@@ -126,7 +126,7 @@ public sealed class PageApplyTests : IDisposable
             }
         };
 
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "edited", Server.State("""{"a":9}""", 50))], null, 50, reset: true, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "edited", Server.State("""{"a":9}""", 50))], null, 50, reset: true, default);
 
         Assert.Null(Inspect.LocalJson(client, "docs", "settled"));
         Assert.Equal(["settled"], deletes);
@@ -145,14 +145,14 @@ public sealed class PageApplyTests : IDisposable
         var changes = new List<ConflictChangedEventArgs>();
         client.Conflicts.Changed += (_, e) => changes.Add(e);
 
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"server"}""", 3))], [record], 4, false, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"server"}""", 3))], [record], 4, false, default);
 
         var listed = Assert.Single(await client.Conflicts.ListAsync());
         Assert.Equal(("c1", "docs", "d", InboxConflictStatus.Open), (listed.Id, listed.Collection, listed.DocumentId, listed.Status));
         Assert.Equal("client", listed.Fields[0].Client.Value.GetString());
         Assert.Equal(record.CreatedAt, listed.CreatedAt);
 
-        await client.ApplyPageAsync("user:alice", [], [record with { Status = ConflictStatus.Resolved, Revision = 5, Resolution = "server" }], 5, false, default);
+        await client.Pages.ApplyAsync("user:alice", [], [record with { Status = ConflictStatus.Resolved, Revision = 5, Resolution = "server" }], 5, false, default);
 
         Assert.Empty(await client.Conflicts.ListAsync());
         Assert.Equal([InboxConflictStatus.Open, InboxConflictStatus.Resolved], changes.Select(c => c.Status));
@@ -164,9 +164,9 @@ public sealed class PageApplyTests : IDisposable
     {
         await using var client = await _folder.OpenAsync();
 
-        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.ApplyPageAsync("user:bob", [], null, 1, false, default));
-        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.ApplyPageAsync("user:alice", [Server.Change("docs", "ok", Server.State("{}", 1)), Server.Change("", "bad", Server.State("{}", 2))], null, 2, false, default));
-        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.ApplyPageAsync("user:alice", [], [Server.Conflict("c", "team:42", "docs", "d", 1, ("a", "1", "2"))], 2, false, default));
+        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.Pages.ApplyAsync("user:bob", [], null, 1, false, default));
+        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "ok", Server.State("{}", 1)), Server.Change("", "bad", Server.State("{}", 2))], null, 2, false, default));
+        await Assert.ThrowsAsync<ConvergeSyncException>(() => client.Pages.ApplyAsync("user:alice", [], [Server.Conflict("c", "team:42", "docs", "d", 1, ("a", "1", "2"))], 2, false, default));
 
         Assert.Equal(0, Inspect.Count(client, "documents"));
         Assert.Equal(0, Inspect.Cursor(client, "user:alice"));

@@ -23,7 +23,7 @@ public sealed class StoreTransactionTests : IDisposable
         var error = await Assert.ThrowsAsync<SqliteException>(() => client.Store.WriteAsync(
             tx =>
             {
-                client.Write(tx, "user:alice", "docs", "lost", Protocol.Messages.MutationKind.Put, new Client.Storage.JsonFields { ["n"] = System.Text.Json.JsonDocument.Parse("1").RootElement }, null, null);
+                client.Writes.Write(tx, "user:alice", "docs", "lost", Protocol.Messages.MutationKind.Put, new Client.Storage.JsonFields { ["n"] = System.Text.Json.JsonDocument.Parse("1").RootElement }, null, null);
                 return tx.Execute("INSERT INTO child (p) VALUES (42);");
             },
             default));
@@ -123,7 +123,7 @@ public sealed class StoreTransactionTests : IDisposable
         await docs.PutAsync("b", new JsonObject { ["k"] = 3 });
         Assert.Equal(3, await client.GetPendingCountAsync());
         Assert.Equal(["1|put", "2|patch", "3|put"], Inspect.Query(client, "SELECT id, json_extract(coalesce(mutation, '{\"op\":\"put\"}'), '$.op') FROM outbox ORDER BY id;"));
-        var pending = await client.Store.WriteAsync(tx => tx.PendingMutations("user:alice", "docs", "a"), default);
+        var pending = await client.Store.WriteAsync(tx => tx.Outbox.Pending("user:alice", "docs", "a"), default);
         Assert.Equal([1L, 2L], pending.Select(m => m.Id));
     }
 
@@ -134,11 +134,11 @@ public sealed class StoreTransactionTests : IDisposable
         var docs = client.Collection<JsonObject>("docs");
         await docs.PutAsync("a", new JsonObject { ["n"] = 1 });
         Assert.Equal(["1|NULL"], Inspect.Query(client, "SELECT id, mutation FROM outbox;"));
-        var put = Assert.Single(await client.Store.WriteAsync(tx => tx.PendingMutations("user:alice", "docs", "a"), default));
+        var put = Assert.Single(await client.Store.WriteAsync(tx => tx.Outbox.Pending("user:alice", "docs", "a"), default));
         Assert.Equal(1, put.Fields!["n"].GetInt32());
 
         await docs.PatchAsync("a", new JsonObject { ["n"] = 2 });
-        var pending = await client.Store.WriteAsync(tx => tx.PendingMutations("user:alice", "docs", "a"), default);
+        var pending = await client.Store.WriteAsync(tx => tx.Outbox.Pending("user:alice", "docs", "a"), default);
         Assert.Equal([1L, 2L], pending.Select(m => m.Id));
         Assert.Equal(1, pending[0].Fields!["n"].GetInt32());
         Assert.Equal(put.Hlc, pending[0].Hlc);

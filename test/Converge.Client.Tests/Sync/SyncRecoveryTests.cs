@@ -31,7 +31,7 @@ public sealed class SyncRecoveryTests : FakeServerTests
         var docs = client.Collection<JsonObject>("docs");
 
         // The client holds B's value (pulled while its own write waited in the outbox) with its write laid on top.
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"from B","n":1}""", 2))], null, 2, false, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"from B","n":1}""", 2))], null, 2, false, default);
         await docs.PatchAsync("d", new JsonObject { ["title"] = "from A" });
         Assert.Equal("""{"title":"from A","n":1}""", Inspect.LocalJson(client, "docs", "d"));
         var remote = new List<string?>();
@@ -58,7 +58,7 @@ public sealed class SyncRecoveryTests : FakeServerTests
     {
         await using var client = await OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"count":"not a number"}""", 1))], null, 1, false, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"count":"not a number"}""", 1))], null, 1, false, default);
         await docs.PatchAsync("d", new JsonObject { ["count"] = 3 });
 
         // The first push was rejected but its response lost; the retry is answered duplicate.
@@ -73,7 +73,7 @@ public sealed class SyncRecoveryTests : FakeServerTests
     {
         await using var client = await OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"old"}""", 1))], null, 1, false, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"old"}""", 1))], null, 1, false, default);
         await docs.PatchAsync("d", new JsonObject { ["title"] = "mine" });
         var remote = new List<string?>();
         docs.Changed += (_, e) => remote.Add(e.Json?.GetRawText());
@@ -95,7 +95,7 @@ public sealed class SyncRecoveryTests : FakeServerTests
         await using (var client = await OpenAsync())
         {
             var docs = client.Collection<JsonObject>("docs");
-            await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"from B"}""", 2))], null, 2, false, default);
+            await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"title":"from B"}""", 2))], null, 2, false, default);
             await docs.PatchAsync("d", new JsonObject { ["title"] = "from A" });
             FakeServer.OnPush = Answer(FakeServer, MutationStatus.Merged);
             FakeServer.OnPull = (_, _, _) => Task.FromResult(Microsoft.AspNetCore.Http.Results.StatusCode(503));

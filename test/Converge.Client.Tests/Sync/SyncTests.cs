@@ -73,7 +73,7 @@ public sealed class SyncTests : FakeServerTests
     {
         await using var client = await OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "kept", Server.State("""{"v":"server"}""", 1))], null, 1, false, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "kept", Server.State("""{"v":"server"}""", 1))], null, 1, false, default);
         await docs.PutAsync("applied", new JsonObject { ["v"] = 1 });
         await docs.PutAsync("merged", new JsonObject { ["v"] = 1 });
         await docs.PutAsync("conflict", new JsonObject { ["v"] = 1 });
@@ -162,7 +162,7 @@ public sealed class SyncTests : FakeServerTests
     {
         await using var client = await OpenAsync();
         var docs = client.Collection<JsonObject>("docs");
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "old", Server.State("""{"a":1}""", 4)), Server.Change("docs", "mine", Server.State("""{"a":1}""", 5))], null, 5, false, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "old", Server.State("""{"a":1}""", 4)), Server.Change("docs", "mine", Server.State("""{"a":1}""", 5))], null, 5, false, default);
         await docs.PutAsync("pushed", new JsonObject { ["p"] = 1 });
         FakeServer.OnPush = async request =>
         {
@@ -361,7 +361,7 @@ public sealed class SyncTests : FakeServerTests
     public async Task A_rejected_resolution_reopens_the_conflict()
     {
         await using var client = await OpenAsync();
-        await client.ApplyPageAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"t":"s"}""", 1))], [Server.Conflict("c1", "user:alice", "docs", "d", 2, ("t", "\"s\"", "\"c\""))], 2, false, default);
+        await client.Pages.ApplyAsync("user:alice", [Server.Change("docs", "d", Server.State("""{"t":"s"}""", 1))], [Server.Conflict("c1", "user:alice", "docs", "d", 2, ("t", "\"s\"", "\"c\""))], 2, false, default);
         await client.Conflicts.ResolveAsync("c1", ConflictChoice.Mine);
         FakeServer.OnPush = request => Task.FromResult(FakeSyncServer.Json(new PushResponse
         {

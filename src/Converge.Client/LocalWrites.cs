@@ -1,54 +1,45 @@
-using Converge.Protocol.Documents;
 using System.Text.Json;
 using Converge.Client.Storage;
+using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
 
 namespace Converge.Client;
 
-public sealed partial class ConvergeClient
+/// <summary>The local writes of a client: each commits its new local value and its outbox mutation in one transaction, then raises its change event.</summary>
+internal sealed class LocalWrites(ConvergeClient client, ClientIdentity identity)
 {
+    private readonly ConvergeClient _client = client;
+    private readonly ClientIdentity _identity = identity;
+
     /// <summary>Called after a local write commits a mutation to the outbox (the live channel pushes it at once).</summary>
-    internal Action? OutboxGrew { get; set; }
+    public Action? OutboxGrew { get; set; }
 
     /// <summary>Commits a local write: the new local value and its outbox mutation in one transaction, then raises its change event.</summary>
     /// <returns>Whether anything was written (a delete of a deleted document writes nothing).</returns>
-    internal async Task<bool> WriteAsync(string scope, string collection, string id, MutationKind kind, JsonFields? fields, CancellationToken cancellationToken)
+    public async Task<bool> WriteAsync(string scope, string collection, string id, MutationKind kind, JsonFields? fields, CancellationToken cancellationToken)
     {
-        ThrowIfDisposed();
-        var change = await Store.WriteAsync(tx => Write(tx, scope, collection, id, kind, fields, null, null), cancellationToken).ConfigureAwait(false);
+        _client.ThrowIfDisposed();
+        var change = await _client.Store.WriteAsync(tx => Write(tx, scope, collection, id, kind, fields, null, null), cancellationToken).ConfigureAwait(false);
         if (change is null)
         {
             return false;
         }
 
-        Changes.Publish(change);
+        _client.Changes.Publish(change);
         OutboxGrew?.Invoke();
         return true;
     }
 
-    /// <summary>Commits many local writes, across collections and scopes, in one transaction: each its own outbox mutation, their change events raised after the commit.</summary>
-    /// <param name="build">Adds the writes to the batch, such as <c>b =&gt; b.Put(todos, "t1", todo).Delete(notes, "n1")</c>; it runs before the transaction starts.</param>
-    /// <param name="cancellationToken">Cancels before the transaction starts.</param>
+    /// <summary>Commits many local writes in one transaction: each its own outbox mutation, their change events raised after the commit.</summary>
     /// <returns>The number of writes committed: a delete of a document already deleted writes nothing.</returns>
-    /// <remarks>
-    /// One transaction for many writes costs far less than a transaction per write: use it for imports and for changes
-    /// that belong together. The batch commits whole or not at all.
-    /// </remarks>
-    /// <exception cref="ArgumentException">A write is invalid (<paramref name="build"/> throws it); nothing is written.</exception>
-    /// <exception cref="InvalidOperationException">A write does not fit the stored documents, such as a patch of a deleted document; nothing is written.</exception>
-    public async Task<int> WriteBatchAsync(Action<WriteBatch> build, CancellationToken cancellationToken = default)
+    public async Task<int> WriteBatchAsync(IReadOnlyList<BatchWrite> writes, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(build);
-        ThrowIfDisposed();
-        var batch = new WriteBatch(this);
-        build(batch);
-        var writes = batch.Writes;
         if (writes.Count == 0)
         {
             return 0;
         }
 
-        var changes = await Store.WriteAsync(
+        var changes = await _client.Store.WriteAsync(
             tx =>
             {
                 var changes = new List<StoreChange>(writes.Count);
@@ -63,7 +54,7 @@ public sealed partial class ConvergeClient
                 return changes;
             },
             cancellationToken).ConfigureAwait(false);
-        Changes.Publish(changes);
+        _client.Changes.Publish(changes);
         if (changes.Count > 0)
         {
             OutboxGrew?.Invoke();
@@ -73,7 +64,7 @@ public sealed partial class ConvergeClient
     }
 
     /// <summary>Writes one local mutation inside a transaction; throws, changing nothing, when the write is invalid.</summary>
-    internal StoreChange? Write(StoreTransaction tx, string scope, string collection, string id, MutationKind kind, JsonFields? fields, IReadOnlyList<string>? remove, string? conflictId)
+    public StoreChange? Write(StoreTransaction tx, string scope, string collection, string id, MutationKind kind, JsonFields? fields, IReadOnlyList<string>? remove, string? conflictId)
     {
         (long Id, Protocol.HybridTimestamp Hlc)? taken = null;
         if (kind == MutationKind.Put && conflictId is null && fields is { Count: > 0 } && TryWriteNewPut(tx, scope, collection, id, fields, out taken) is { } created)
@@ -81,7 +72,7 @@ public sealed partial class ConvergeClient
             return created;
         }
 
-        var row = tx.GetDocument(scope, collection, id);
+        var row = tx.Documents.Get(scope, collection, id);
         var view = row is null ? LocalView.Rebuild(null, []) : LocalView.FromStored(row);
         var deleted = row is not null && view.Value is null;
         switch (kind)
@@ -133,27 +124,27 @@ public sealed partial class ConvergeClient
             Collection = collection,
             DocumentId = id,
             Kind = kind,
-            Hlc = Clock.Last,
+            Hlc = _identity.Clock.Last,
             BaseRevision = row?.ServerRevision ?? 0,
             Fields = kind == MutationKind.Delete ? null : fields,
             Remove = remove,
             BaseValues = kind == MutationKind.Delete ? null : BaseValues(row, fields, remove),
             ConflictId = conflictId,
         };
-        if (Limits.Check(mutation) is { } error)
+        if (_client.Limits.Check(mutation) is { } error)
         {
             throw new ArgumentException(error.Message);
         }
 
         // A put that found the document has a row keeps the id and timestamp it took.
-        mutation = taken is { } t ? mutation with { Id = t.Id, Hlc = t.Hlc } : mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
+        mutation = taken is { } t ? mutation with { Id = t.Id, Hlc = t.Hlc } : mutation with { Id = tx.Outbox.NextMutationId(), Hlc = _identity.Clock.Now() };
         view.Apply(mutation);
 
-        tx.AddToOutbox(mutation);
+        tx.Outbox.Add(mutation);
 
         // A put of a new document: its value is exactly the mutation's fields, already written once for the outbox.
-        var json = row is null && kind == MutationKind.Put ? tx.LastMutationFields() : view.Value?.ToJson();
-        tx.PutDocument(scope, collection, id, row, view, json, (row?.Pending ?? 0) + 1);
+        var json = row is null && kind == MutationKind.Put ? tx.Outbox.LastMutationFields() : view.Value?.ToJson();
+        tx.Documents.Put(scope, collection, id, row, view, json, (row?.Pending ?? 0) + 1);
 
         // The clock is not saved here: the mutation's timestamp is in its outbox row, which the store reads at open.
         return new StoreChange(scope, collection, id, ToChangeKind(kind), ChangeOrigin.Local, json);
@@ -175,25 +166,25 @@ public sealed partial class ConvergeClient
             Collection = collection,
             DocumentId = id,
             Kind = MutationKind.Put,
-            Hlc = Clock.Last,
+            Hlc = _identity.Clock.Last,
             BaseRevision = 0,
             Fields = fields,
         };
-        if (Limits.Check(mutation) is not null)
+        if (_client.Limits.Check(mutation) is not null)
         {
             return null;
         }
 
-        mutation = mutation with { Id = tx.NextMutationId(), Hlc = Clock.Now() };
-        tx.WriteMutation(mutation);
-        if (!tx.TryInsertPut(mutation))
+        mutation = mutation with { Id = tx.Outbox.NextMutationId(), Hlc = _identity.Clock.Now() };
+        tx.Outbox.WriteMutation(mutation);
+        if (!tx.Outbox.TryInsertPut(mutation))
         {
             taken = (mutation.Id, mutation.Hlc);
             return null;
         }
 
-        tx.AddPutToOutbox(mutation);
-        return new StoreChange(scope, collection, id, ChangeKind.Put, ChangeOrigin.Local, tx.LastMutationFields());
+        tx.Outbox.AddPut(mutation);
+        return new StoreChange(scope, collection, id, ChangeKind.Put, ChangeOrigin.Local, tx.Outbox.LastMutationFields());
     }
 
     /// <summary>The values the written and removed fields have in the server state the write starts from; a field it lacks is left out.</summary>

@@ -5,7 +5,7 @@ namespace Converge.Client;
 /// <summary>Schedules the background sync: the unique periodic work "dataSyncTask".</summary>
 public static class DataSyncWork
 {
-    /// <summary>The unique name of the periodic sync work.</summary>
+    /// <summary>The unique name of the periodic sync work, also the stable name of its worker (<see cref="SyncWorker.Name"/>).</summary>
     public const string UniqueName = "dataSyncTask";
 
     /// <summary>The default interval between background syncs: 15 minutes, WorkManager's minimum.</summary>

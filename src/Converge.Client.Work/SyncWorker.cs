@@ -22,8 +22,9 @@ namespace Converge.Client;
 [WorkerName(Name)]
 public sealed partial class SyncWorker : IWorker
 {
-    /// <summary>The worker's stable name: the seed scenario's task name, also the unique name of the periodic work.</summary>
-    public const string Name = "dataSyncTask";
+    /// <summary>The worker's stable name, the same as the unique name of the periodic work: <see cref="DataSyncWork.UniqueName"/>.</summary>
+    /// <remarks>Stored with every run of the work, so it never changes.</remarks>
+    public const string Name = DataSyncWork.UniqueName;
 
     private readonly ConvergeClient _client;
     private readonly ILogger _logger;
@@ -52,7 +53,7 @@ public sealed partial class SyncWorker : IWorker
                 ("rejected", report.Rejected.Count),
                 ("forbiddenScopes", report.ForbiddenScopes.ToArray())));
         }
-        catch (Exception e) when (e is HttpRequestException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (ConvergeClient.IsNetworkFailure(e))
         {
             LogRetry(_logger, context.RunAttemptCount, e.Message);
             return WorkResult.Retry();
