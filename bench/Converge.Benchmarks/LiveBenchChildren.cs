@@ -69,6 +69,13 @@ internal static class LiveBenchChildren
             null,
             LogLevel.Warning,
             ct,
+            // Every connection of the fan-out (thousands) uses the one benchmark key, where a real deployment has one
+            // principal per user: the per-principal caps would refuse all but a few, so they are lifted here.
+            configure: options =>
+            {
+                options.MaxLiveConnectionsPerPrincipal = int.MaxValue;
+                options.MaxConcurrentRequestsPerPrincipal = int.MaxValue;
+            },
             settings: new Dictionary<string, string?> { ["Logging:Console:LogToStandardErrorThreshold"] = "Trace" },
             postgres: postgres);
         await using (app)
