@@ -1,5 +1,5 @@
 // Peer-scheduler benchmark: runs Quartz.NET or Hangfire on SQLite with the workloads Converge.Work
-// is measured on, so `converge bench work` can report a fair ratio.
+// is measured on, so the `work` benchmark (bench/Converge.Benchmarks) can report a fair ratio.
 //
 //   Converge.Bench.Peers <quartz|hangfire> <throughput|latency> --n N --workers W --dir DIR
 //                        [--timeout-s S] [--poll-ms P]

@@ -3,6 +3,7 @@ using System.Diagnostics;
 namespace Converge.Cli;
 
 /// <summary>Starts this same program as a child process, and reads its output line by line.</summary>
+/// <remarks>The demo and the benchmarks (bench/Converge.Benchmarks, which compiles this file too) start their child processes with it.</remarks>
 internal sealed class ChildProcess : IDisposable
 {
     private readonly Process _process;
@@ -32,7 +33,7 @@ internal sealed class ChildProcess : IDisposable
         return info;
     }
 
-    /// <summary>The command that runs this program: its apphost, or `dotnet converge.dll` when started through dotnet.</summary>
+    /// <summary>The command that runs this program: its apphost, or `dotnet` and its dll when started through dotnet.</summary>
     public static (string File, string[] Prefix) SelfCommand()
     {
         var processPath = Environment.ProcessPath ?? "dotnet";

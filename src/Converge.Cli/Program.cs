@@ -6,5 +6,4 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(ClientCommands.Create());
 root.Subcommands.Add(WorkCommands.Create());
-root.Subcommands.Add(BenchCommands.Create());
 return await root.Parse(args).InvokeAsync();

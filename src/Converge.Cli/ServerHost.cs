@@ -14,7 +14,7 @@ namespace Converge.Cli;
 /// <summary>A development API key of the server: the principal's name (logged and stored), the secret clients send (never logged or stored), and its scopes.</summary>
 internal sealed record ApiKeySetting(string Name, string Secret, string[] Scopes);
 
-/// <summary>Starts a Converge sync server on Kestrel: for `converge serve`, the demo and the benchmarks.</summary>
+/// <summary>Starts a Converge sync server on Kestrel: for `converge serve`, the demo and the benchmarks (bench/Converge.Benchmarks compiles this file too).</summary>
 internal static class ServerHost
 {
     /// <summary>Builds and starts a server on a SQLite file, or on a PostgreSQL database when <paramref name="postgres"/> is given; returns it with the address it listens on.</summary>

@@ -7,7 +7,7 @@ namespace Converge.Tests.Shared;
 /// once per test process from the machine's PostgreSQL binaries, stopped and deleted when the process exits.
 /// </summary>
 /// <remarks>
-/// Compiled into each test project that needs it (a linked file, with src/Shared/PostgreSql/PrivatePostgres.cs, which
+/// Compiled into each test project that needs it (a linked file, with test/Shared/PrivatePostgres.cs, which
 /// runs the private server). Tests take a fresh database each with <see cref="CreateDatabaseAsync"/>. Without a server
 /// to use the tests fail, saying what to install: they never skip.
 /// </remarks>

@@ -4,10 +4,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>
-/// `converge bench fanout`: one writer's changes streamed by one server to many live connections following one scope,
+/// `fanout`: one writer's changes streamed by one server to many live connections following one scope,
 /// and many idle live connections held by one server, with their memory.
 /// </summary>
 internal static class FanoutBench
@@ -123,7 +123,7 @@ internal static class FanoutBench
     {
         await using var server = await StartServerAsync(directory, "fanout", s, ct);
         var url = await server.WaitForAsync("READY", TimeSpan.FromMinutes(1));
-        await using var writer = BenchChild.Start("bench", "live", "device");
+        await using var writer = BenchChild.Start("live", "device");
         await writer.SendAsync($"open w {Path.Combine(directory, "writer.db")} {url} {Scope}");
         await writer.SendAsync("live w");
 
@@ -245,8 +245,8 @@ internal static class FanoutBench
     /// <summary>A server child on a SQLite file, or on a fresh PostgreSQL database when the bench runs on PostgreSQL.</summary>
     private static async Task<BenchChild> StartServerAsync(string directory, string name, Settings s, CancellationToken ct) =>
         s.Server is null
-            ? BenchChild.Start("bench", "fanout", "server", "--db", Path.Combine(directory, name + ".db"))
-            : BenchChild.Start("bench", "fanout", "server", "--db", Path.Combine(directory, name + ".db"), "--postgres", await s.Server.CreateDatabaseAsync(name, ct));
+            ? BenchChild.Start("fanout", "server", "--db", Path.Combine(directory, name + ".db"))
+            : BenchChild.Start("fanout", "server", "--db", Path.Combine(directory, name + ".db"), "--postgres", await s.Server.CreateDatabaseAsync(name, ct));
 
     // ---- idle connections ----
 
@@ -254,7 +254,7 @@ internal static class FanoutBench
     {
         await using var server = await StartServerAsync(directory, "idle", s, ct);
         var url = await server.WaitForAsync("READY", TimeSpan.FromMinutes(1));
-        await using var writer = BenchChild.Start("bench", "live", "device");
+        await using var writer = BenchChild.Start("live", "device");
         await writer.SendAsync($"open w {Path.Combine(directory, "idle-writer.db")} {url} {IdleScope}");
         await writer.SendAsync("live w");
 
@@ -374,7 +374,7 @@ internal static class FanoutBench
         Environment.SetEnvironmentVariable(InlineCompletions, "1");
         try
         {
-            return [.. Enumerable.Range(0, processes).Select(_ => BenchChild.Start("bench", "fanout", "listeners"))];
+            return [.. Enumerable.Range(0, processes).Select(_ => BenchChild.Start("fanout", "listeners"))];
         }
         finally
         {

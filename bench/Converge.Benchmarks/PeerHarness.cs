@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Converge.Cli;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>Runs bench/Converge.Bench.Peers (Quartz.NET and Hangfire on SQLite) as child processes, same machine, same run.</summary>
 internal sealed class PeerHarness(string project)

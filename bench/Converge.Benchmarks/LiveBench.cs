@@ -4,10 +4,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>
-/// `converge bench live`: the latency of a write on device A to device B's change event, through the server's live
+/// `live`: the latency of a write on device A to device B's change event, through the server's live
 /// channel, with the server and the two devices in their own processes. With <c>--nodes 2</c> (on PostgreSQL), A is a
 /// client of one server node and B of another: the change goes from node to node through the database.
 /// </summary>
@@ -39,7 +39,7 @@ internal static class LiveBench
         };
         var quickJit = new Option<bool>("--quick-jit")
         {
-            Description = "Run the server and devices with the runtime's default quick JIT (DOTNET_TC_QuickJit=1), as an application that does not turn it off the way the converge tool does: methods start unoptimized and are compiled again, optimized, in the background once hot.",
+            Description = "Run the server and devices with the runtime's default quick JIT (DOTNET_TC_QuickJit=1), as an application that does not turn it off the way these benchmarks do: methods start unoptimized and are compiled again, optimized, in the background once hot.",
         };
         var settleOption = new Option<bool>("--settle") { Description = "After the warm-up writes, go on writing, in untimed rounds of 50, until a round in which no process compiled a method." };
         var breakdown = new Option<bool>("--breakdown")
@@ -60,7 +60,7 @@ internal static class LiveBench
             new Settings(
                 parse.GetValue(samples),
                 parse.GetValue(warmup),
-                parse.GetValue(untiered) ? JitMode.Untiered : parse.GetValue(quickJit) ? JitMode.QuickJit : JitMode.Tool,
+                parse.GetValue(untiered) ? JitMode.Untiered : parse.GetValue(quickJit) ? JitMode.QuickJit : JitMode.QuickJitOff,
                 parse.GetValue(settleOption),
                 parse.GetValue(breakdown),
                 parse.GetValue(nodes),
@@ -78,8 +78,8 @@ internal static class LiveBench
     /// <summary>How the server and devices compile.</summary>
     private enum JitMode
     {
-        /// <summary>The converge tool's setting: tiered, quick JIT off (only precompiled framework code starts unoptimized).</summary>
-        Tool,
+        /// <summary>The benchmarks' own setting: tiered, quick JIT off (only precompiled framework code starts unoptimized).</summary>
+        QuickJitOff,
 
         /// <summary>The runtime's default: quick JIT on.</summary>
         QuickJit,
@@ -160,15 +160,15 @@ internal static class LiveBench
             {
                 var server = BenchChild.Start(
                     runtime,
-                    ["bench", "live", "server", "--db", Path.Combine(directory, "server.db"), .. database is null ? Array.Empty<string>() : ["--postgres", database]]);
+                    ["live", "server", "--db", Path.Combine(directory, "server.db"), .. database is null ? Array.Empty<string>() : ["--postgres", database]]);
                 servers.Add(server);
                 urls.Add(await server.WaitForAsync("READY", TimeSpan.FromMinutes(1)));
             }
 
             // A is a client of the first node, B of the last.
             string urlA = urls[0], urlB = urls[^1];
-            await using var a = BenchChild.Start(runtime, "bench", "live", "device");
-            await using var b = BenchChild.Start(runtime, "bench", "live", "device");
+            await using var a = BenchChild.Start(runtime, "live", "device");
+            await using var b = BenchChild.Start(runtime, "live", "device");
             await a.SendAsync($"open a {Path.Combine(directory, "a.db")} {urlA} {Scope}");
             await b.SendAsync($"open b {Path.Combine(directory, "b.db")} {urlB} {Scope}");
             await a.SendAsync("live a");
@@ -385,7 +385,7 @@ internal static class LiveBench
     {
         JitMode.QuickJit => "tiered compilation with quick JIT on (the runtime's default)",
         JitMode.Untiered => "tiered compilation off",
-        _ => "tiered compilation with quick JIT off (the converge tool's setting)",
+        _ => "tiered compilation with quick JIT off (the benchmarks' setting)",
     };
 
     internal static async Task<long> JitAsync(params BenchChild[] children)

@@ -3,12 +3,13 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Converge.Cli;
 using Converge.Work;
 using Spectre.Console;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
-/// <summary>`converge bench work`: the Converge.Work workloads and the same workloads on Quartz.NET and Hangfire.</summary>
+/// <summary>`work`: the Converge.Work workloads and the same workloads on Quartz.NET and Hangfire.</summary>
 internal static class WorkBench
 {
     public static Command Create()
@@ -356,7 +357,7 @@ internal static class WorkBench
 
     private static async Task<(double OpenSeconds, double RssMb)> RunRestartChildAsync(string db, CancellationToken ct)
     {
-        using var child = ChildProcess.StartSelf("bench", "work", "restart-child", "--db", db);
+        using var child = ChildProcess.StartSelf("work", "restart-child", "--db", db);
         var line = await child.WaitForLineAsync("RESULT", TimeSpan.FromMinutes(2));
         await child.Process.WaitForExitAsync(ct);
         var parts = line.Split(' ');

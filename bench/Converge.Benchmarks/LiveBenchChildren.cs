@@ -7,12 +7,13 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Converge.Cli;
 using Converge.Client;
 using Converge.Protocol;
 using Converge.Protocol.Messages;
 using Microsoft.Extensions.Logging;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>The document the live workloads write: a sequence number, the writer's <see cref="Stopwatch"/> timestamp taken just before the write, and a 40-character title.</summary>
 internal sealed record LiveDoc(long Seq, long T, string Title)
@@ -26,7 +27,7 @@ internal sealed record LiveDoc(long Seq, long T, string Title)
 internal sealed partial class LiveBenchJson : JsonSerializerContext;
 
 /// <summary>
-/// The child processes of `converge bench live` and `converge bench fanout`: a device (a full <see cref="ConvergeClient"/>
+/// The child processes of `live` and `fanout`: a device (a full <see cref="ConvergeClient"/>
 /// with its live connection, driven line by line over stdin), and listeners (many bare WebSockets speaking the live
 /// protocol, for the fan-out and the idle connections).
 /// </summary>
@@ -46,7 +47,7 @@ internal static class LiveBenchChildren
         return command;
     }
 
-    /// <summary>A sync server like `bench sync server`'s (same host, API key and logging; on SQLite, or on PostgreSQL with --postgres), which also answers "jit", and "memory" (and "gc": a full, compacting collection first) with its managed heap and resident memory.</summary>
+    /// <summary>A sync server like `sync server`'s (same host, API key and logging; on SQLite, or on PostgreSQL with --postgres), which also answers "jit", and "memory" (and "gc": a full, compacting collection first) with its managed heap and resident memory.</summary>
     public static Command CreateServer()
     {
         var db = new Option<FileInfo>("--db") { Required = true };
@@ -68,6 +69,13 @@ internal static class LiveBenchChildren
             null,
             LogLevel.Warning,
             ct,
+            // Every connection of the fan-out (thousands) uses the one benchmark key, where a real deployment has one
+            // principal per user: the per-principal caps would refuse all but a few, so they are lifted here.
+            configure: options =>
+            {
+                options.MaxLiveConnectionsPerPrincipal = int.MaxValue;
+                options.MaxConcurrentRequestsPerPrincipal = int.MaxValue;
+            },
             settings: new Dictionary<string, string?> { ["Logging:Console:LogToStandardErrorThreshold"] = "Trace" },
             postgres: postgres);
         await using (app)

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>Incremental pull of the sync benchmark: 10 changes pulled by a device that holds a scope of 1,000 documents, and one that holds a scope of 1,000,000.</summary>
 /// <remarks>
@@ -40,12 +40,12 @@ internal static class SyncBenchIncremental
     public static async Task<Figures> RunAsync(string directory, int largeScope, CancellationToken ct)
     {
         Directory.CreateDirectory(directory);
-        await using var small = BenchChild.Start("bench", "sync", "server", "--db", Path.Combine(directory, "small.db"));
-        await using var large = BenchChild.Start("bench", "sync", "server", "--db", Path.Combine(directory, "large.db"));
+        await using var small = BenchChild.Start("sync", "server", "--db", Path.Combine(directory, "small.db"));
+        await using var large = BenchChild.Start("sync", "server", "--db", Path.Combine(directory, "large.db"));
         var smallUrl = await small.WaitForAsync("READY", TimeSpan.FromMinutes(1));
         var largeUrl = await large.WaitForAsync("READY", TimeSpan.FromMinutes(1));
-        await using var writer = BenchChild.Start("bench", "sync", "device");
-        await using var reader = BenchChild.Start("bench", "sync", "device");
+        await using var writer = BenchChild.Start("sync", "device");
+        await using var reader = BenchChild.Start("sync", "device");
         await writer.SendAsync($"open small {Path.Combine(directory, "w-small.db")} {smallUrl} inc");
         await writer.SendAsync($"open large {Path.Combine(directory, "w-large.db")} {largeUrl} inc");
         await reader.SendAsync($"open small {Path.Combine(directory, "r-small.db")} {smallUrl} inc");

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Converge.Cli;
 using Converge.Client;
 using Converge.PostgreSql;
 using Converge.Protocol.Documents;
@@ -11,7 +12,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Spectre.Console;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>The document every sync workload writes: a 40-character title, a bool, an int and three short tags.</summary>
 internal sealed record BenchDoc(string Title, bool Done, int Priority, string[] Tags)
@@ -29,7 +30,7 @@ internal sealed record BenchDoc(string Title, bool Done, int Priority, string[] 
 [JsonSerializable(typeof(JsonObject))]
 internal sealed partial class SyncBenchJson : JsonSerializerContext;
 
-/// <summary>The child processes of `converge bench sync`: the server, and the devices driven line by line over stdin.</summary>
+/// <summary>The child processes of `sync`: the server, and the devices driven line by line over stdin.</summary>
 internal static class SyncBenchChildren
 {
     public const string ApiKey = "bench-key";

@@ -6,14 +6,14 @@ using System.Text.Json.Nodes;
 using Converge.Work;
 using Spectre.Console;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>
-/// `converge bench work --postgres`: N no-op works drained by two scheduler nodes (two processes) sharing one queue in
+/// `work --postgres`: N no-op works drained by two scheduler nodes (two processes) sharing one queue in
 /// PostgreSQL, and for context the same N drained by one node on PostgreSQL and by one scheduler on SQLite, in the same run.
 /// </summary>
 /// <remarks>
-/// Each drain runs in child processes (`bench work node`) that first warm up on a store of their own, then open the
+/// Each drain runs in child processes (`work node`) that first warm up on a store of their own, then open the
 /// store of the measurement and wait; the parent says "go" to all of them at once, so opening, migrating and the JIT
 /// are outside the timing. The drain ends when every work is SUCCEEDED and committed: the parent polls the nodes' run
 /// counts, then asks each to wait until idle (its last results committed). Then it checks exactly once: the nodes'
@@ -167,7 +167,7 @@ internal static class WorkBenchPostgres
             foreach (var name in names)
             {
                 children.Add(BenchChild.Start([
-                    "bench", "work", "node", .. store.Args, "--workers", workers.ToString(CultureInfo.InvariantCulture), "--name", name]));
+                    "work", "node", .. store.Args, "--workers", workers.ToString(CultureInfo.InvariantCulture), "--name", name]));
             }
 
             var rounds = new List<string>();

@@ -8,6 +8,7 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Converge.Cli;
 using Converge.Protocol;
 using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
@@ -15,10 +16,10 @@ using Converge.Server;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>
-/// `converge bench tenants`: an honest tenant's push latency while another tenant sends the largest pushes the server
+/// `tenants`: an honest tenant's push latency while another tenant sends the largest pushes the server
 /// allows and holds stalled uploads open, on one server over a SQLite file.
 /// </summary>
 /// <remarks>

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using Converge.Client;
 using Microsoft.Data.Sqlite;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
 /// <summary>Local writes of the sync benchmark, against raw Microsoft.Data.Sqlite inserts of the same rows in the same run.</summary>
 /// <remarks>

@@ -8,9 +8,9 @@ using Microsoft.Data.Sqlite;
 using Npgsql;
 using Spectre.Console;
 
-namespace Converge.Cli;
+namespace Converge.Benchmarks;
 
-/// <summary>`converge bench sync`: bulk sync, conflict storm, local writes and incremental pull, with a server and two devices in separate processes.</summary>
+/// <summary>`sync`: bulk sync, conflict storm, local writes and incremental pull, with a server and two devices in separate processes.</summary>
 internal static class SyncBench
 {
     private const int LargeN = 100_000;
@@ -322,12 +322,12 @@ internal static class SyncBench
             var trios = new List<(BenchChild Server, BenchChild A, BenchChild B)>();
             foreach (var backend in backends)
             {
-                var server = BenchChild.Start(["bench", "sync", "server", .. backend.ServerArgs]);
+                var server = BenchChild.Start(["sync", "server", .. backend.ServerArgs]);
                 children.Add(server);
                 var url = await server.WaitForAsync("READY", TimeSpan.FromMinutes(1));
-                var a = BenchChild.Start("bench", "sync", "device");
+                var a = BenchChild.Start("sync", "device");
                 children.Add(a);
-                var b = BenchChild.Start("bench", "sync", "device");
+                var b = BenchChild.Start("sync", "device");
                 children.Add(b);
                 await a.SendAsync($"open a {Path.Combine(directory, backend.Name + "-a.db")} {url} bulk");
                 await b.SendAsync($"open b {Path.Combine(directory, backend.Name + "-b.db")} {url} bulk");
@@ -433,10 +433,10 @@ internal static class SyncBench
     private static async Task<List<Storm>> StormAsync(string directory, Backend backend, CancellationToken ct)
     {
         Directory.CreateDirectory(directory);
-        await using var server = BenchChild.Start(["bench", "sync", "server", .. backend.ServerArgs]);
+        await using var server = BenchChild.Start(["sync", "server", .. backend.ServerArgs]);
         var url = await server.WaitForAsync("READY", TimeSpan.FromMinutes(1));
-        await using var a = BenchChild.Start("bench", "sync", "device");
-        await using var b = BenchChild.Start("bench", "sync", "device");
+        await using var a = BenchChild.Start("sync", "device");
+        await using var b = BenchChild.Start("sync", "device");
         var runs = new List<Storm>();
 
         // A warm-up storm of each policy, then each policy in turn, three times over; every storm on a scope and clients
