@@ -292,7 +292,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         var writer = commands.StateWriter;
         buffer.ResetWrittenCount();
         writer.Reset(buffer);
-        StateWriter.Write(writer, state);
+        DocumentStateJson.Write(writer, state);
         writer.Flush();
         var statement = commands.WriteDocument
             .Text(0, key.Scope)
