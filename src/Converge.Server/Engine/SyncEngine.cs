@@ -60,6 +60,8 @@ internal sealed class SyncEngine
                 return;
             }
 
+            // Before the store does anything: a store built for another Converge.Server is refused with a clear message.
+            StoreContractCheck.Verify(_store);
             await _store.InitializeAsync(cancellationToken).ConfigureAwait(false);
             var last = await _store.ReadClockAsync(cancellationToken).ConfigureAwait(false);
             // A node id of its own for each server process: several nodes over one store never stamp the same
@@ -278,7 +280,7 @@ internal sealed class SyncEngine
                 {
                     if (counter.Dirty)
                     {
-                        await feed.AnnounceAsync(transaction, new CommitNotice(NodeId, scope, counter.Start, counter.Revision), cancellationToken).ConfigureAwait(false);
+                        await feed.AnnounceAsync(transaction, new CommitNotice { Node = NodeId, Scope = scope, After = counter.Start, Cursor = counter.Revision }, cancellationToken).ConfigureAwait(false);
                     }
                 }
             }
@@ -576,7 +578,7 @@ internal sealed class SyncEngine
             await transaction.WriteClockAsync(stamp, cancellationToken).ConfigureAwait(false);
             if (_store is ICommitFeed feed)
             {
-                await feed.AnnounceAsync(transaction, new CommitNotice(NodeId, scope, before, revision), cancellationToken).ConfigureAwait(false);
+                await feed.AnnounceAsync(transaction, new CommitNotice { Node = NodeId, Scope = scope, After = before, Cursor = revision }, cancellationToken).ConfigureAwait(false);
             }
 
             await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);

@@ -64,7 +64,7 @@ public static class ConvergeServerServiceCollectionExtensions
             sp.GetRequiredService<ServerMetrics>(),
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server.Live")));
         services.TryAddSingleton(sp => new SyncEngine(
-            sp.GetRequiredService<ISyncStore>(),
+            StoreContractCheck.Resolve(sp),
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"),
@@ -108,7 +108,7 @@ public static class ConvergeServerServiceCollectionExtensions
             sp => new ConvergeServerLifetime(sp.GetRequiredService<SyncEngine>(), (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LiveFeedService>(
             sp => new LiveFeedService(
-                sp.GetRequiredService<ISyncStore>(),
+                StoreContractCheck.Resolve(sp),
                 sp.GetRequiredService<SyncEngine>(),
                 sp.GetRequiredService<LiveHub>(),
                 sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,

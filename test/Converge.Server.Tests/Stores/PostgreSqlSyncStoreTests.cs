@@ -89,7 +89,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
     /// <summary>The documents of a pull page, whether the store gave their states as stored JSON or built.</summary>
     private static IEnumerable<(string Id, DocumentState State)> Documents(PullPage page) =>
         page.Raw is { } raw
-            ? raw.Documents.Select(d => (d.Id, JsonSerializer.Deserialize(d.State, ProtocolJson.DocumentState)!))
+            ? raw.Documents.Select(d => (d.Id, JsonSerializer.Deserialize(d.State.Span, ProtocolJson.DocumentState)!))
             : page.Documents!.Select(d => (d.DocumentId, d.State));
 
     [Fact]

@@ -1,4 +1,5 @@
 using Converge.Sqlite;
+using Converge.Storage;
 using System.Globalization;
 using System.Text.Json;
 using Converge.Protocol;
@@ -45,6 +46,8 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
 
     /// <summary>Gets the full path of the database file.</summary>
     public string DatabasePath => _path;
+
+    public int ContractVersion => SyncStoreContract.Version;
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
@@ -358,7 +361,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             {
                 Collection = document.Collection,
                 DocumentId = document.Id,
-                State = JsonSerializer.Deserialize(document.State, ProtocolJson.DocumentState)
+                State = JsonSerializer.Deserialize(document.State.Span, ProtocolJson.DocumentState)
                     ?? throw new InvalidOperationException("A stored document state is null."),
             });
         }
@@ -366,11 +369,18 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         var conflicts = new List<ConflictRecord>(page.Conflicts.Count);
         foreach (var conflict in page.Conflicts)
         {
-            conflicts.Add(JsonSerializer.Deserialize(conflict.Record, ProtocolJson.ConflictRecord)
+            conflicts.Add(JsonSerializer.Deserialize(conflict.Record.Span, ProtocolJson.ConflictRecord)
                 ?? throw new InvalidOperationException("A stored conflict record is null."));
         }
 
-        return Task.FromResult(new ChangePage(documents, conflicts, page.HasMore, page.ScopeRevision, page.MinValidCursor));
+        return Task.FromResult(new ChangePage
+        {
+            Documents = documents,
+            Conflicts = conflicts,
+            HasMore = page.HasMore,
+            ScopeRevision = page.ScopeRevision,
+            MinValidCursor = page.MinValidCursor,
+        });
     }
 
     public ValueTask<RawChangePage> ReadRawChangesAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken) =>
@@ -409,7 +419,9 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
         conflictsCommand.Parameters.AddWithValue("$after", after);
         conflictsCommand.Parameters.AddWithValue("$limit", limit + 1);
 
-        var page = new RawChangePage();
+        var documents = new List<RawDocument>();
+        var conflicts = new List<RawConflict>();
+        var hasMore = false;
         using (var documentRows = documentsCommand.ExecuteReader())
         using (var conflictRows = conflictsCommand.ExecuteReader())
         {
@@ -429,7 +441,13 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                     }
 
                     // The blob as one array (sqlite3_column_blob); GetBytes would open a blob handle per call.
-                    page.Documents.Add(new RawDocument(documentRows.GetInt64(0), documentRows.GetString(1), documentRows.GetString(2), documentRows.GetFieldValue<byte[]>(4)));
+                    documents.Add(new RawDocument
+                    {
+                        Revision = documentRows.GetInt64(0),
+                        Collection = documentRows.GetString(1),
+                        Id = documentRows.GetString(2),
+                        State = documentRows.GetFieldValue<byte[]>(4),
+                    });
                     hasDocument = documentRows.Read();
                     bytes += length;
                 }
@@ -441,7 +459,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                         break;
                     }
 
-                    page.Conflicts.Add(new RawConflict(conflictRows.GetInt64(0), conflictRows.GetFieldValue<byte[]>(2)));
+                    conflicts.Add(new RawConflict { Revision = conflictRows.GetInt64(0), Record = conflictRows.GetFieldValue<byte[]>(2) });
                     hasConflict = conflictRows.Read();
                     bytes += length;
                 }
@@ -449,12 +467,17 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
                 taken++;
             }
 
-            page.HasMore = hasDocument || hasConflict;
+            hasMore = hasDocument || hasConflict;
         }
 
-        page.ScopeRevision = scopeRevision;
-        page.MinValidCursor = minValid;
-        return page;
+        return new RawChangePage
+        {
+            Documents = documents,
+            Conflicts = conflicts,
+            HasMore = hasMore,
+            ScopeRevision = scopeRevision,
+            MinValidCursor = minValid,
+        };
     }
 
     public Task<ConflictPage> ReadOpenConflictsAsync(string scope, long after, int limit, int maxBytes, CancellationToken cancellationToken)
@@ -486,7 +509,7 @@ internal sealed partial class SqliteSyncStore : ISyncStore, IRawChangeReader, ID
             bytes += length;
         }
 
-        return Task.FromResult(new ConflictPage(records, more));
+        return Task.FromResult(new ConflictPage { Conflicts = records, HasMore = more });
     }
 
     public Task<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken)
