@@ -44,6 +44,30 @@ public class HostingTests
     }
 
     [Fact]
+    public async Task A_store_registered_after_the_server_replaces_the_embedded_one_which_then_needs_no_database_path()
+    {
+        var directory = Directory.CreateTempSubdirectory("converge-server-store-").FullName;
+        var path = Path.Combine(directory, "own.db");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.AddConvergeServer(o => o.AddApiKey(TestServer.AliceKey, "alice", "user:alice"));
+        builder.Services.AddSingleton<ISyncStore>(_ => new TestStore(new SqliteSyncStore(path, SynchronousMode.Normal)));
+        await using (var app = builder.Build())
+        {
+            app.MapConverge();
+            await app.StartAsync();
+
+            Assert.IsType<TestStore>(app.Services.GetRequiredService<ISyncStore>());
+            Assert.True(File.Exists(path));
+            await app.StopAsync();
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
     public async Task Mapping_without_the_services_says_what_to_call()
     {
         var builder = WebApplication.CreateSlimBuilder();
