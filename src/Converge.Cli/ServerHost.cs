@@ -44,13 +44,7 @@ internal static class ServerHost
         }
 
         builder.WebHost.UseUrls(url);
-        if (postgres is not null)
-        {
-            // Every node started on the same database is one cluster: nothing else to set.
-            builder.Services.AddConvergePostgreSql(postgres);
-        }
-
-        builder.Services.AddConvergeServer(options =>
+        var server = builder.Services.AddConvergeServer(options =>
         {
             if (postgres is null)
             {
@@ -69,6 +63,12 @@ internal static class ServerHost
 
             configure?.Invoke(options);
         });
+        if (postgres is not null)
+        {
+            // Every node started on the same database is one cluster: nothing else to set.
+            server.UsePostgreSql(postgres);
+        }
+
         // JWT bearer tokens, when configured: the standard "Authentication:Schemes:Bearer" section (Authority,
         // ValidAudiences, ValidIssuer, SigningKeys), from appsettings.json, environment variables or serve's --jwt-* options.
         if (builder.Configuration.GetSection("Authentication:Schemes:Bearer").Exists())

@@ -7,16 +7,14 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <summary>Registers Converge's PostgreSQL store with a service collection.</summary>
 public static class ConvergePostgreSqlServiceCollectionExtensions
 {
-    /// <summary>Keeps the sync server's data in a PostgreSQL database: registers a <see cref="PostgreSqlSyncStore"/> as the <see cref="ISyncStore"/>. Call it before <c>AddConvergeServer</c>.</summary>
-    /// <param name="services">The services.</param>
+    /// <summary>Keeps the sync server's data in a PostgreSQL database instead of the embedded SQLite file: <c>services.AddConvergeServer(…).UsePostgreSql(connectionString)</c>.</summary>
+    /// <param name="builder">The server's builder, from <c>AddConvergeServer</c>.</param>
     /// <param name="connectionString">The Npgsql connection string of the database; its user needs to create a schema and tables there, the first time.</param>
-    /// <returns>The services.</returns>
+    /// <returns>The builder.</returns>
     /// <remarks>
     /// <para>
-    /// The order matters: <c>AddConvergeServer</c> keeps an <see cref="ISyncStore"/> registered before it (and then does
-    /// not require <c>DatabasePath</c>), but registers its embedded SQLite store when none is. Calling this method after
-    /// <c>AddConvergeServer</c> therefore throws, rather than leave the server on SQLite. Calling it again with the same
-    /// connection string changes nothing.
+    /// Registers a <see cref="PostgreSqlSyncStore"/> as the server's store, which then does not need
+    /// <c>DatabasePath</c>. Calling it again with the same connection string changes nothing.
     /// </para>
     /// <para>
     /// Several server nodes may use the same database: the first to start creates the schema, in the <c>converge</c> schema
@@ -24,7 +22,25 @@ public static class ConvergePostgreSqlServiceCollectionExtensions
     /// <c>Max Auto Prepare</c>. <see cref="ILoggerFactory"/> is taken from the container when registered there.
     /// </para>
     /// </remarks>
-    /// <exception cref="InvalidOperationException">Another store is registered already, or this method was called with another connection string.</exception>
+    /// <exception cref="InvalidOperationException">The PostgreSQL store was registered already, with another connection string.</exception>
+    public static IConvergeServerBuilder UsePostgreSql(this IConvergeServerBuilder builder, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddConvergePostgreSql(connectionString);
+        return builder;
+    }
+
+    /// <summary>Keeps the sync server's data in a PostgreSQL database: registers a <see cref="PostgreSqlSyncStore"/> as the server's store, before or after <c>AddConvergeServer</c>.</summary>
+    /// <param name="services">The services.</param>
+    /// <param name="connectionString">The Npgsql connection string of the database; its user needs to create a schema and tables there, the first time.</param>
+    /// <returns>The services.</returns>
+    /// <remarks>
+    /// The same as <see cref="UsePostgreSql"/>, for code that registers the store apart from the server. The order does
+    /// not matter: the store registered last is the server's, and the embedded SQLite store, which <c>AddConvergeServer</c>
+    /// registers when it finds no store, is then never opened. Calling it again with the same connection string changes
+    /// nothing.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">This method was called already, with another connection string.</exception>
     public static IServiceCollection AddConvergePostgreSql(this IServiceCollection services, string connectionString)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -33,13 +49,7 @@ public static class ConvergePostgreSqlServiceCollectionExtensions
         {
             return registered.ConnectionString == connectionString
                 ? services
-                : throw new InvalidOperationException("AddConvergePostgreSql was called already, with another connection string.");
-        }
-
-        if (services.Any(d => d.ServiceType == typeof(ISyncStore)))
-        {
-            throw new InvalidOperationException(
-                "Another ISyncStore is registered already. Call AddConvergePostgreSql before AddConvergeServer, which registers the embedded SQLite store when no store is registered.");
+                : throw new InvalidOperationException("The Converge PostgreSQL store was registered already, with another connection string.");
         }
 
         services.AddSingleton(new PostgreSqlStoreRegistration(connectionString));

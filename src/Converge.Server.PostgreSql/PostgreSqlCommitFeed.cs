@@ -90,7 +90,7 @@ public sealed partial class PostgreSqlSyncStore
             return false;
         }
 
-        notice = new CommitNotice(parts[0], parts[3], after, cursor);
+        notice = new CommitNotice { Node = parts[0], Scope = parts[3], After = after, Cursor = cursor };
         return true;
     }
 }

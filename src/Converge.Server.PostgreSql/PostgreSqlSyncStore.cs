@@ -7,6 +7,7 @@ using Converge.Server.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Converge.PostgreSql;
+using Converge.Storage;
 using Npgsql;
 
 namespace Converge.Server.PostgreSql;
@@ -74,6 +75,9 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
 
         return new PostgreSqlSyncStore(builder.Build(), loggerFactory?.CreateLogger("Converge.Server.PostgreSql"), ownsDataSource: true);
     }
+
+    /// <inheritdoc/>
+    public int ContractVersion => SyncStoreContract.Version;
 
     /// <inheritdoc/>
     public async Task InitializeAsync(CancellationToken cancellationToken)
@@ -216,16 +220,23 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
         var documents = new List<DocumentChange>(page.Documents.Count);
         foreach (var document in page.Documents)
         {
-            documents.Add(new DocumentChange { Collection = document.Collection, DocumentId = document.Id, State = Deserialize(document.State, ProtocolJson.DocumentState) });
+            documents.Add(new DocumentChange { Collection = document.Collection, DocumentId = document.Id, State = Deserialize(document.State.Span, ProtocolJson.DocumentState) });
         }
 
         var conflicts = new List<ConflictRecord>(page.Conflicts.Count);
         foreach (var conflict in page.Conflicts)
         {
-            conflicts.Add(Deserialize(conflict.Record, ProtocolJson.ConflictRecord));
+            conflicts.Add(Deserialize(conflict.Record.Span, ProtocolJson.ConflictRecord));
         }
 
-        return new ChangePage(documents, conflicts, page.HasMore, page.ScopeRevision, page.MinValidCursor);
+        return new ChangePage
+        {
+            Documents = documents,
+            Conflicts = conflicts,
+            HasMore = page.HasMore,
+            ScopeRevision = page.ScopeRevision,
+            MinValidCursor = page.MinValidCursor,
+        };
     }
 
     /// <summary>Reads a page of a scope's changes with each document's state as the JSON it is stored as, so a pull sends it without building it.</summary>
@@ -238,9 +249,9 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         ThrowIfNotInitialized();
-        var page = new RawChangePage();
-        var documents = page.Documents;
-        var conflicts = page.Conflicts;
+        var documents = new List<RawDocument>();
+        var conflicts = new List<RawConflict>();
+        long scopeRevision = 0, minValidCursor = 0;
         long documentsRead = 0, conflictsRead = 0;
         using (var command = _dataSource.CreateCommand(Sql.ReadChanges).Bind(scope).Bind(after).Bind(limit + 1L).Bind((long)maxBytes))
         {
@@ -252,15 +263,21 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
                     switch (reader.GetInt32(0))
                     {
                         case 0:
-                            page.ScopeRevision = reader.GetInt64(1);
-                            page.MinValidCursor = reader.GetInt64(2);
+                            scopeRevision = reader.GetInt64(1);
+                            minValidCursor = reader.GetInt64(2);
                             break;
                         case 1:
-                            documents.Add(new RawDocument(reader.GetInt64(1), reader.GetString(3), reader.GetString(4), reader.GetFieldValue<byte[]>(5)));
+                            documents.Add(new RawDocument
+                            {
+                                Revision = reader.GetInt64(1),
+                                Collection = reader.GetString(3),
+                                Id = reader.GetString(4),
+                                State = reader.GetFieldValue<byte[]>(5),
+                            });
                             documentsRead = reader.GetInt64(2);
                             break;
                         default:
-                            conflicts.Add(new RawConflict(reader.GetInt64(1), reader.GetFieldValue<byte[]>(5)));
+                            conflicts.Add(new RawConflict { Revision = reader.GetInt64(1), Record = reader.GetFieldValue<byte[]>(5) });
                             conflictsRead = reader.GetInt64(2);
                             break;
                     }
@@ -288,10 +305,17 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
             _ = isDocument ? d++ : c++;
         }
 
-        page.HasMore = d < documents.Count || c < conflicts.Count || documentsRead > documents.Count || conflictsRead > conflicts.Count;
+        var hasMore = d < documents.Count || c < conflicts.Count || documentsRead > documents.Count || conflictsRead > conflicts.Count;
         documents.RemoveRange(d, documents.Count - d);
         conflicts.RemoveRange(c, conflicts.Count - c);
-        return page;
+        return new RawChangePage
+        {
+            Documents = documents,
+            Conflicts = conflicts,
+            HasMore = hasMore,
+            ScopeRevision = scopeRevision,
+            MinValidCursor = minValidCursor,
+        };
     }
 
     /// <inheritdoc/>
@@ -314,7 +338,7 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
             }
         }
 
-        return new ConflictPage(records, read > records.Count);
+        return new ConflictPage { Conflicts = records, HasMore = read > records.Count };
     }
 
     /// <inheritdoc/>
@@ -521,7 +545,7 @@ public sealed partial class PostgreSqlSyncStore : ISyncStore, IRawChangeReader, 
         }
     }
 
-    internal static T Deserialize<T>(byte[] json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo) =>
+    internal static T Deserialize<T>(ReadOnlySpan<byte> json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo) =>
         JsonSerializer.Deserialize(json, typeInfo) ?? throw new InvalidOperationException($"A stored {typeof(T).Name} is null.");
 
     private void ThrowIfNotInitialized()

@@ -6,7 +6,6 @@ using Converge.Protocol;
 using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
 using Converge.Server.Storage;
-using Converge.Server.Storage.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -164,7 +163,7 @@ internal sealed class PostgreSqlSyncTransaction(NpgsqlConnection connection) : I
         buffer.ResetWrittenCount();
         var writer = _stateWriter ??= new Utf8JsonWriter(buffer);
         writer.Reset(buffer);
-        StateWriter.Write(writer, state);
+        DocumentStateJson.Write(writer, state);
         writer.Flush();
         _documents[key] = new PendingDocument(key, state.Revision, state.Deleted, at, buffer.WrittenSpan.ToArray());
         return ValueTask.CompletedTask;

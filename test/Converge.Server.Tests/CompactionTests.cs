@@ -27,7 +27,7 @@ public class CompactionTests
         var result = await server.Services.GetRequiredService<ConvergeCompactor>().CompactAsync();
 
         // d2 and d5 go; the 7 documents below them that stay move above the new min valid cursor (12), to 15..21.
-        Assert.Equal(new Storage.CompactionResult(2, 0, 1, 7), result);
+        Assert.Equal(new Storage.CompactionResult { TombstonesRemoved = 2, ConflictsRemoved = 0, ScopesAffected = 1, ItemsMoved = 7 }, result);
         string[] remaining = ["d10", "d7", "d0", "d1", "d3", "d4", "d6", "d8", "d9"];
         // A client that saw the deletions goes on without a reset; it gets the moved documents again, unchanged.
         var upToDate = await server.Alice.PullAllAsync(Scope, currentCursor);
@@ -46,7 +46,7 @@ public class CompactionTests
         Assert.All(fresh, p => Assert.False(p.Reset));
         Assert.Equal(remaining, fresh.SelectMany(p => p.Changes).Select(c => c.DocumentId));
         // Compacting again finds nothing new: the last tombstone is younger than the retention.
-        Assert.Equal(new Storage.CompactionResult(0, 0, 0, 0), await server.Services.GetRequiredService<ConvergeCompactor>().CompactAsync());
+        Assert.Equal(new Storage.CompactionResult { TombstonesRemoved = 0, ConflictsRemoved = 0, ScopesAffected = 0, ItemsMoved = 0 }, await server.Services.GetRequiredService<ConvergeCompactor>().CompactAsync());
         // Writes go on above the moved documents.
         var next = await server.Alice.PushAsync(device.Batch(device.Patch(Scope, "docs", "d0", 15, """{"i":100}""")));
         Assert.Equal(MutationStatus.Applied, next.Results[0].Status);
@@ -115,7 +115,7 @@ public class CompactionTests
 
         var result = await server.Services.GetRequiredService<ConvergeCompactor>().CompactAsync();
 
-        Assert.Equal(new Storage.CompactionResult(0, 1, 1, 3), result); // n1, n2 and the open conflict move above it
+        Assert.Equal(new Storage.CompactionResult { TombstonesRemoved = 0, ConflictsRemoved = 1, ScopesAffected = 1, ItemsMoved = 3 }, result); // n1, n2 and the open conflict move above it
         var open = Assert.Single(await server.Bob.ConflictsAsync(Scope));
         Assert.Equal(conflicts.Results[1].ConflictId, open.Id);
         Assert.True((await server.Bob.PullAsync(Scope, 1)).Reset);

@@ -44,6 +44,30 @@ public class HostingTests
     }
 
     [Fact]
+    public async Task A_store_registered_after_the_server_replaces_the_embedded_one_which_then_needs_no_database_path()
+    {
+        var directory = Directory.CreateTempSubdirectory("converge-server-store-").FullName;
+        var path = Path.Combine(directory, "own.db");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.AddConvergeServer(o => o.AddApiKey(TestServer.AliceKey, "alice", "user:alice"));
+        builder.Services.AddSingleton<ISyncStore>(_ => new TestStore(new SqliteSyncStore(path, SynchronousMode.Normal)));
+        await using (var app = builder.Build())
+        {
+            app.MapConverge();
+            await app.StartAsync();
+
+            Assert.IsType<TestStore>(app.Services.GetRequiredService<ISyncStore>());
+            Assert.True(File.Exists(path));
+            await app.StopAsync();
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
     public async Task Mapping_without_the_services_says_what_to_call()
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -104,6 +128,40 @@ public class HostingTests
         Directory.Delete(directory, recursive: true);
     }
 
+    [Theory]
+    [InlineData(-1, "Update Converge.Server.Tests to the version of Converge.Server.")]
+    [InlineData(1, "Update Converge.Server to the version of Converge.Server.Tests.")]
+    public async Task A_store_built_for_another_store_contract_stops_the_host_at_start_naming_the_package_to_update(int offset, string advice)
+    {
+        var time = Times.NewFake();
+        var directory = Directory.CreateTempSubdirectory("converge-server-contract-").FullName;
+        var version = SyncStoreContract.Version + offset;
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServer.StartAsync(time, directory: directory, build: b => b.Services.AddSingleton<ISyncStore>(sp =>
+            new TestStore(new SqliteSyncStore(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value.DatabasePath, SynchronousMode.Normal)) { ContractVersion = version })));
+
+        Assert.Contains($"TestStore (Converge.Server.Tests ", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"implements version {version} of the store contract", e.Message, StringComparison.Ordinal);
+        Assert.Contains(advice, e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(directory, "sync.db")), "The store is refused before it opens anything.");
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_store_that_cannot_load_against_this_server_stops_the_host_at_start_naming_the_package_to_update()
+    {
+        var time = Times.NewFake();
+        var directory = Directory.CreateTempSubdirectory("converge-server-contract-").FullName;
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => TestServer.StartAsync(time, directory: directory, build: b => b.Services.AddSingleton<ISyncStore>(
+            _ => throw new TypeLoadException("Method 'ReadChangesAsync' in type 'PostgreSqlSyncStore' does not have an implementation."))));
+
+        Assert.Contains("cannot be loaded by Converge.Server ", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Update the store's package (for example Converge.Server.PostgreSql)", e.Message, StringComparison.Ordinal);
+        Assert.IsType<TypeLoadException>(e.InnerException);
+        Directory.Delete(directory, recursive: true);
+    }
+
     [Fact]
     public async Task The_base_path_is_configurable()
     {
@@ -136,7 +194,7 @@ public class HostingTests
     {
         var time = Times.NewFake();
         await using var server = await TestServer.StartAsync(time, build: b => b.Services.AddSingleton<ISyncStore>(sp =>
-            new FailingHealthStore(new SqliteSyncStore(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value.DatabasePath, SynchronousMode.Normal))));
+            new TestStore(new SqliteSyncStore(sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value.DatabasePath, SynchronousMode.Normal)) { HealthFails = true }));
 
         using var health = await server.Anonymous.GetAsync("v1/health");
 
@@ -217,8 +275,13 @@ public class HostingTests
             ValueTask.FromResult(scope.StartsWith("public:", StringComparison.Ordinal) && access == ScopeAccess.Read);
     }
 
-    private sealed class FailingHealthStore(SqliteSyncStore inner) : ISyncStore, IDisposable
+    /// <summary>The SQLite store behind the contract, with a contract version and a health check the test chooses.</summary>
+    private sealed class TestStore(SqliteSyncStore inner) : ISyncStore, IDisposable
     {
+        public int ContractVersion { get; init; } = SyncStoreContract.Version;
+
+        public bool HealthFails { get; init; }
+
         public Task InitializeAsync(CancellationToken cancellationToken) => inner.InitializeAsync(cancellationToken);
 
         public Task<Protocol.HybridTimestamp?> ReadClockAsync(CancellationToken cancellationToken) => inner.ReadClockAsync(cancellationToken);
@@ -238,7 +301,7 @@ public class HostingTests
         public Task<CompactionResult> CompactAsync(DateTimeOffset removeBefore, DateTimeOffset clientsUnusedBefore, CancellationToken cancellationToken) =>
             inner.CompactAsync(removeBefore, clientsUnusedBefore, cancellationToken);
 
-        public Task CheckHealthAsync(CancellationToken cancellationToken) => throw new IOException("disk gone");
+        public Task CheckHealthAsync(CancellationToken cancellationToken) => HealthFails ? throw new IOException("disk gone") : inner.CheckHealthAsync(cancellationToken);
 
         public void Dispose() => inner.Dispose();
     }

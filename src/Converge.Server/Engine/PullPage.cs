@@ -197,7 +197,7 @@ internal sealed class PullPage
             writer.WriteString("collection"u8, document.Collection);
             writer.WriteString("id"u8, document.Id);
             writer.WritePropertyName("state"u8);
-            writer.WriteRawValue(document.State, skipInputValidation: true);
+            writer.WriteRawValue(document.State.Span, skipInputValidation: true);
         }
         else
         {
@@ -219,7 +219,7 @@ internal sealed class PullPage
             writer.WriteStartArray("conflicts"u8);
             foreach (var conflict in rawPage.Conflicts)
             {
-                writer.WriteRawValue(conflict.Record, skipInputValidation: true);
+                writer.WriteRawValue(conflict.Record.Span, skipInputValidation: true);
             }
 
             writer.WriteEndArray();

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Converge.Protocol;
-using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
 using Converge.Server.Live;
 using Converge.Server.Storage;
@@ -11,19 +10,21 @@ namespace Converge.Server.Engine;
 /// <summary>The sync logic: applies checked pushes, answers pulls with cursors and resets, resolves conflicts, compacts.</summary>
 /// <remarks>
 /// Works with any <see cref="ISyncStore"/>: the store only reads and writes, while the merge rules, the clock defence,
-/// idempotency and revision allocation live here, so another store gets the same behaviour.
+/// idempotency and revision allocation live here, so another store gets the same behaviour. The engine opens the store
+/// and owns the server's clock and the store's epoch; pushes (<see cref="PushApplier"/>), pulls (<see cref="PullReader"/>)
+/// and resolutions (<see cref="ConflictResolver"/>) are each done by a class of their own.
 /// </remarks>
 internal sealed class SyncEngine
 {
-    private const string UnknownConflict = "The conflict to resolve does not exist in this document.";
-
     private readonly ISyncStore _store;
     private readonly ConvergeServerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ServerMetrics _metrics;
     private readonly SemaphoreSlim _initLock = new(1, 1);
-    private readonly LiveHub? _live;
+    private readonly PushApplier _push;
+    private readonly PullReader _pull;
+    private readonly ConflictResolver _resolver;
     private volatile HybridClock? _clock;
     private string? _epoch;
 
@@ -34,7 +35,9 @@ internal sealed class SyncEngine
         _time = time;
         _logger = logger;
         _metrics = metrics;
-        _live = live;
+        _push = new PushApplier(store, options, time, logger, metrics, live, NodeId);
+        _pull = new PullReader(store, options, logger, metrics);
+        _resolver = new ConflictResolver(store, time, logger, metrics, live, NodeId);
     }
 
     /// <summary>Gets the id of this server process among the nodes that share its store: its commits' notices carry it.</summary>
@@ -60,6 +63,8 @@ internal sealed class SyncEngine
                 return;
             }
 
+            // Before the store does anything: a store built for another Converge.Server is refused with a clear message.
+            StoreContractCheck.Verify(_store);
             await _store.InitializeAsync(cancellationToken).ConfigureAwait(false);
             var last = await _store.ReadClockAsync(cancellationToken).ConfigureAwait(false);
             // A node id of its own for each server process: several nodes over one store never stamp the same
@@ -111,375 +116,20 @@ internal sealed class SyncEngine
     public async Task<PushResponse> PushAsync(PushRequest request, string principal, IReadOnlyList<string> formerPrincipals, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var clock = Clock;
-        if (!ReplicaId.TryParse(request.ClientId, out var writer))
-        {
-            throw new ArgumentException("The client id is not a replica id.", nameof(request));
-        }
-
-        var mutations = request.Mutations;
-        var results = new MutationResult[mutations.Count];
-        var counts = new int[ServerMetrics.StatusCount];
-        var restamped = 0;
-        var now = _time.GetUtcNow();
-        IReadOnlyList<ConflictRecord> opened = [];
-        List<string>? resolvedIds = null;
-        PushResponse response;
-        var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
-        await using (transaction.ConfigureAwait(false))
-        {
-            var progress = await transaction.ReadClientProgressAsync(principal, request.ClientId, cancellationToken).ConfigureAwait(false);
-            if (progress.LastMutationId == 0 && formerPrincipals.Count > 0)
-            {
-                // A store from before keys had namespaces: the device's progress may still be under its old key, and a
-                // push whose answer was lost across the upgrade must stay a duplicate. It is written under the new key below.
-                progress = await transaction.ReadFormerClientProgressAsync(formerPrincipals, request.ClientId, cancellationToken).ConfigureAwait(false);
-            }
-
-            var last = progress.LastMutationId;
-            foreach (var m in mutations)
-            {
-                if (m.Id <= last && !IsRetry(progress, m))
-                {
-                    // A retry carries the timestamp it had; a newer one under an applied id is another write reusing it.
-                    throw new ClientIdReusedException(
-                        $"Mutation {m.Id} reuses an id this client already used, with another timestamp: the client's store was restored or copied. Take a new client id and push again.");
-                }
-            }
-
-            // Every scope's counter first, in name order. On a store where a counter is a locked row, pushes to the same
-            // scope commit one after the other in revision order, and two pushes never wait for each other crosswise.
-            var scopes = new Dictionary<string, ScopeCounter>(StringComparer.Ordinal);
-            foreach (var scope in mutations.Where(m => m.Id > last).Select(m => m.Scope).Distinct().Order(StringComparer.Ordinal))
-            {
-                scopes.Add(scope, new ScopeCounter(await transaction.ReadScopeRevisionAsync(scope, cancellationToken).ConfigureAwait(false)));
-            }
-
-            var keys = new List<DocumentKey>(mutations.Count);
-            var seen = new HashSet<DocumentKey>(mutations.Count);
-            foreach (var m in mutations)
-            {
-                var key = new DocumentKey(m.Scope, m.Collection, m.DocumentId);
-                if (m.Id > last && seen.Add(key))
-                {
-                    keys.Add(key);
-                }
-            }
-
-            var documents = new Dictionary<DocumentKey, DocumentState>(keys.Count);
-            if (keys.Count > 0)
-            {
-                await transaction.ReadDocumentsAsync(keys, documents, cancellationToken).ConfigureAwait(false);
-            }
-
-            // Only the final state of each document is written, once, at the end of the batch.
-            var changed = new HashSet<DocumentKey>();
-            var conflicts = new PushConflicts(transaction, _options, principal, request.ClientId);
-            var applied = progress;
-            List<AppliedMutation>? appliedNow = null;
-            clock.TryReceive(request.Clock, out _);
-            for (var i = 0; i < mutations.Count; i++)
-            {
-                var m = mutations[i];
-                if (m.Id <= last)
-                {
-                    results[i] = new MutationResult { Id = m.Id, Status = MutationStatus.Duplicate };
-                    counts[(int)MutationStatus.Duplicate]++;
-                    continue;
-                }
-
-                applied = new ClientProgress(m.Id, m.Hlc);
-                (appliedNow ??= []).Add(new AppliedMutation(m.Id, m.Hlc));
-                HybridTimestamp? restamp = null;
-                if (!clock.TryReceive(m.Hlc, out _))
-                {
-                    // A device whose clock runs ahead must not win every later conflict: its write takes the server's time.
-                    restamp = clock.Now();
-                    m = m with { Hlc = restamp.Value };
-                    restamped++;
-                }
-
-                var key = new DocumentKey(m.Scope, m.Collection, m.DocumentId);
-                var counter = scopes[m.Scope];
-
-                documents.TryGetValue(key, out var current);
-                MutationResult result;
-                if (m.Kind == MutationKind.Resolve)
-                {
-                    var conflict = conflicts.Pending(m.ConflictId!) ?? await transaction.ReadConflictAsync(m.ConflictId!, cancellationToken).ConfigureAwait(false);
-                    if (conflict is null || conflict.Scope != m.Scope || conflict.Collection != m.Collection || conflict.DocumentId != m.DocumentId)
-                    {
-                        result = new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = UnknownConflict };
-                    }
-                    else if (conflict.Status == ConflictStatus.Open)
-                    {
-                        var outcome = DocumentMerge.ApplyResolution(current, m.Fields, m.Remove, m.Hlc, writer, counter.Next);
-                        var revision = Record(outcome, key, counter, documents, changed);
-                        var resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = "edited", Revision = counter.Take() };
-                        conflicts.Resolved(conflict.Id, conflict.Scope);
-                        await transaction.WriteConflictAsync(resolved, now, null, cancellationToken).ConfigureAwait(false);
-                        counter.Conflicts.Add(resolved);
-                        (resolvedIds ??= []).Add(conflict.Id);
-                        result = new MutationResult { Id = m.Id, Status = outcome.Status, Revision = revision, Reason = outcome.Reason };
-                    }
-                    else
-                    {
-                        // Someone resolved it first: the values still count, as an ordinary edit under the collection's rules.
-                        result = m.Fields is { Count: > 0 } || m.Remove is { Count: > 0 }
-                            ? await ApplyAsync(m with { Kind = MutationKind.Patch, ConflictId = null }, current, key, writer, counter, documents, changed, conflicts, now, cancellationToken).ConfigureAwait(false)
-                            : new MutationResult { Id = m.Id, Status = MutationStatus.Applied };
-                    }
-                }
-                else
-                {
-                    result = await ApplyAsync(m, current, key, writer, counter, documents, changed, conflicts, now, cancellationToken).ConfigureAwait(false);
-                }
-
-                results[i] = restamp is null ? result : result with { Restamped = restamp };
-                counts[(int)result.Status]++;
-            }
-
-            opened = conflicts.Opened;
-            foreach (var record in conflicts.Records)
-            {
-                await transaction.WriteConflictAsync(record, null, principal, cancellationToken).ConfigureAwait(false);
-                scopes[record.Scope].Conflicts.Add(record);
-            }
-
-            foreach (var key in changed)
-            {
-                var state = documents[key];
-                await transaction.WriteDocumentAsync(key, state, state.Deleted ? now : null, cancellationToken).ConfigureAwait(false);
-            }
-
-            foreach (var (scope, counter) in scopes)
-            {
-                if (counter.Dirty)
-                {
-                    await transaction.WriteScopeRevisionAsync(scope, counter.Revision, cancellationToken).ConfigureAwait(false);
-                }
-            }
-
-            // Only this push's mutations: a retry resends the push whose answer was lost, so the window never has to grow
-            // with the client's history, and a one-mutation push writes one entry. A push of duplicates only still marks
-            // the record used, so compaction keeps it while the client is around.
-            await transaction.WriteClientProgressAsync(
-                principal,
-                request.ClientId,
-                applied.LastMutationId > last ? applied with { Recent = appliedNow! } : progress,
-                now,
-                cancellationToken).ConfigureAwait(false);
-
-            response = new PushResponse { Clock = clock.Now(), Results = results };
-            await transaction.WriteClockAsync(response.Clock, cancellationToken).ConfigureAwait(false);
-            if (_store is ICommitFeed feed)
-            {
-                foreach (var (scope, counter) in scopes)
-                {
-                    if (counter.Dirty)
-                    {
-                        await feed.AnnounceAsync(transaction, new CommitNotice(NodeId, scope, counter.Start, counter.Revision), cancellationToken).ConfigureAwait(false);
-                    }
-                }
-            }
-
-            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-
-            // Still inside the transaction's turn, so live clients get commits in commit order.
-            PublishPush(scopes, changed, documents, response.Clock);
-        }
-
-        _metrics.Pushes.Add(1);
-        _metrics.RecordMutations(counts);
-        foreach (var (id, collection, scope) in opened.Select(r => (r.Id, r.Collection, r.Scope)))
-        {
-            Log.ConflictOpened(_logger, id, collection, scope);
-        }
-
-        foreach (var id in resolvedIds ?? [])
-        {
-            _metrics.ConflictsResolved.Add(1);
-            Log.ConflictResolved(_logger, id, "edited");
-        }
-
-        if (restamped > 0)
-        {
-            Log.MutationsRestamped(_logger, request.ClientId, restamped, clock.MaxDrift);
-        }
-
-        Log.PushApplied(
-            _logger,
-            request.ClientId,
-            mutations.Count,
-            counts[(int)MutationStatus.Applied],
-            counts[(int)MutationStatus.Merged],
-            counts[(int)MutationStatus.Conflict],
-            counts[(int)MutationStatus.Rejected],
-            counts[(int)MutationStatus.Duplicate]);
-        return response;
+        return await _push.ApplyAsync(request, principal, formerPrincipals, Clock, _epoch, cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask<MutationResult> ApplyAsync(
-        Mutation m,
-        DocumentState? current,
-        DocumentKey key,
-        ulong writer,
-        ScopeCounter counter,
-        Dictionary<DocumentKey, DocumentState> documents,
-        HashSet<DocumentKey> changed,
-        PushConflicts conflicts,
-        DateTimeOffset now,
-        CancellationToken cancellationToken)
-    {
-        var rules = _options.GetRules(m.Collection);
-        MergeOutcome outcome;
-        try
-        {
-            outcome = DocumentMerge.Apply(current, m, writer, counter.Next, rules);
-        }
-        catch (Exception e) when (rules.Policy == ConflictPolicy.Custom && e is not OperationCanceledException)
-        {
-            // A resolver that throws must not make the push fail forever: the client would retry it without end.
-            Log.ResolverFailed(_logger, e, m.Collection);
-            return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = "The collection's custom conflict resolver failed." };
-        }
-
-        if (outcome.Status == MutationStatus.Rejected)
-        {
-            return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = outcome.Reason };
-        }
-
-        // Each mutation is bounded, but a document could still grow without end one field at a time.
-        if (outcome.Changed && _options.Limits.CheckState(outcome.State) is { } tooLarge)
-        {
-            return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = tooLarge.Message };
-        }
-
-        ConflictRecord? joined = null;
-        var contested = outcome.ConflictFields is { Count: > 0 };
-        if (contested)
-        {
-            // Before anything of the mutation applies: past a cap on open conflicts, none of it does.
-            (joined, var refusal) = await conflicts.PrepareAsync(key, cancellationToken).ConfigureAwait(false);
-            if (refusal is not null)
-            {
-                return new MutationResult { Id = m.Id, Status = MutationStatus.Rejected, Reason = refusal };
-            }
-        }
-
-        var revision = Record(outcome, key, counter, documents, changed);
-        string? conflictId = null;
-        if (contested)
-        {
-            conflictId = conflicts.Add(key, joined, outcome.ConflictFields!, m.Id, counter.Take, now).Id;
-        }
-
-        return new MutationResult { Id = m.Id, Status = outcome.Status, Revision = revision, ConflictId = conflictId, Reason = outcome.Reason };
-    }
-
-    /// <summary>Takes the revision the outcome was computed with when the document changed.</summary>
-    /// <returns>The document's new revision, or 0 when it did not change.</returns>
-    private static long Record(MergeOutcome outcome, DocumentKey key, ScopeCounter counter, Dictionary<DocumentKey, DocumentState> documents, HashSet<DocumentKey> changed)
-    {
-        if (!outcome.Changed)
-        {
-            return 0;
-        }
-
-        var revision = counter.Take();
-        documents[key] = outcome.State;
-        changed.Add(key);
-        return revision;
-    }
-
-    /// <summary>Reads a page of a scope's changes after a cursor.</summary>
+    /// <summary>Reads a page of a scope's changes after a cursor; a cursor that no longer holds answers a reset (<see cref="PullReader.ReadAsync"/>).</summary>
     /// <param name="scope">The scope, already authorized.</param>
     /// <param name="after">The client's cursor: 0 to start, or the cursor of its last page.</param>
     /// <param name="limit">The most changes to return.</param>
     /// <param name="cancellationToken">Stops the read.</param>
     /// <returns>The page.</returns>
-    /// <remarks>
-    /// A cursor below the scope's min valid cursor (the client may have missed a deletion that compaction has since
-    /// removed), or past the scope's revision (the store was restored from an older copy), answers a reset: the page
-    /// starts from the beginning of the scope. Compaction keeps every item above the min valid cursor, so the cursors of
-    /// a download from the start are never reset again.
-    /// </remarks>
     public async Task<PullPage> PullAsync(string scope, long after, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(after);
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var page = await ReadAsync(after).ConfigureAwait(false);
-        var reset = after > 0 && (after < page.MinValidCursor || after > page.ScopeRevision);
-        if (reset)
-        {
-            Log.PullReset(_logger, scope, after, page.MinValidCursor, page.ScopeRevision);
-            page = await ReadAsync(0).ConfigureAwait(false);
-        }
-
-        var fromStart = after == 0 || reset;
-        var empty = page.Count == 0 && page.ConflictCount == 0;
-        long cursor;
-        if (empty)
-        {
-            cursor = fromStart ? page.MinValidCursor : after;
-        }
-        else
-        {
-            cursor = Math.Max(
-                page.Count > 0 ? page.LastRevision : 0,
-                page.ConflictCount > 0 ? page.LastConflictRevision : 0);
-            if (fromStart && !page.HasMore)
-            {
-                // Nothing above the page in this snapshot, so nothing between it and the min valid cursor either.
-                cursor = Math.Max(cursor, page.MinValidCursor);
-            }
-        }
-
-        _metrics.Pulls.Add(1);
-        _metrics.DocumentsPulled.Add(page.Count);
-        Log.Pulled(_logger, scope, after, page.Count, page.ConflictCount, cursor);
-        return new PullPage
-        {
-            Scope = scope,
-            Cursor = cursor,
-            HasMore = page.HasMore,
-            Reset = reset,
-            Clock = Clock.Now(),
-            Epoch = await _store.ReadEpochAsync(cancellationToken).ConfigureAwait(false),
-            Documents = page.Typed?.Documents,
-            Raw = page.Raw,
-            Conflicts = page.Typed?.Conflicts,
-        };
-
-        // A store that can give the states as stored JSON (the SQLite and PostgreSQL stores) has them sent without
-        // building them; another store's page is used as it is.
-        async Task<StorePage> ReadAsync(long from)
-        {
-            if (_store is IRawChangeReader raw)
-            {
-                return new StorePage(null, await raw.ReadRawChangesAsync(scope, from, limit, _options.MaxPageBytes, cancellationToken).ConfigureAwait(false));
-            }
-
-            return new StorePage(await _store.ReadChangesAsync(scope, from, limit, _options.MaxPageBytes, cancellationToken).ConfigureAwait(false), null);
-        }
-    }
-
-    /// <summary>A page as a store read it: built, or with its states as stored JSON.</summary>
-    private readonly record struct StorePage(ChangePage? Typed, RawChangePage? Raw)
-    {
-        public int Count => Raw?.Documents.Count ?? Typed!.Documents.Count;
-
-        public long LastRevision => Raw is { } raw ? raw.Documents[^1].Revision : Typed!.Documents[^1].State.Revision;
-
-        public int ConflictCount => Raw?.Conflicts.Count ?? Typed!.Conflicts.Count;
-
-        public long LastConflictRevision => Raw is { } raw ? raw.Conflicts[^1].Revision : Typed!.Conflicts[^1].Revision;
-
-        public bool HasMore => Raw?.HasMore ?? Typed!.HasMore;
-
-        public long ScopeRevision => Raw?.ScopeRevision ?? Typed!.ScopeRevision;
-
-        public long MinValidCursor => Raw?.MinValidCursor ?? Typed!.MinValidCursor;
+        return await _pull.ReadAsync(scope, after, limit, Clock, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads a page of the open conflicts of a scope, within <see cref="ConvergeServerOptions.MaxPageBytes"/>.</summary>
@@ -506,86 +156,7 @@ internal sealed class SyncEngine
     public async Task<ConflictRecord?> ResolveAsync(string id, string scope, ResolveChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var clock = Clock;
-        var now = _time.GetUtcNow();
-        ConflictRecord resolved;
-        var transaction = await _store.BeginAsync(cancellationToken).ConfigureAwait(false);
-        await using (transaction.ConfigureAwait(false))
-        {
-            var conflict = await transaction.ReadConflictAsync(id, cancellationToken).ConfigureAwait(false);
-            if (conflict is null || conflict.Scope != scope)
-            {
-                return null;
-            }
-
-            if (conflict.Status == ConflictStatus.Resolved)
-            {
-                // The first resolution stands; asking again changes nothing.
-                return conflict;
-            }
-
-            var revision = await transaction.ReadScopeRevisionAsync(scope, cancellationToken).ConfigureAwait(false);
-            var before = revision;
-            DocumentChange? change = null;
-            if (choice != ResolveChoice.Server)
-            {
-                var key = new DocumentKey(conflict.Scope, conflict.Collection, conflict.DocumentId);
-                var found = new Dictionary<DocumentKey, DocumentState>(1);
-                await transaction.ReadDocumentsAsync([key], found, cancellationToken).ConfigureAwait(false);
-                found.TryGetValue(key, out var current);
-                IReadOnlyDictionary<string, JsonElement>? values = fields;
-                List<string>? remove = null;
-                if (choice == ResolveChoice.Client)
-                {
-                    var clientValues = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
-                    foreach (var field in conflict.Fields)
-                    {
-                        if (field.Client.Removed)
-                        {
-                            (remove ??= []).Add(field.Name);
-                        }
-                        else
-                        {
-                            clientValues[field.Name] = field.Client.Value;
-                        }
-                    }
-
-                    values = clientValues;
-                }
-
-                var outcome = DocumentMerge.ApplyResolution(current, values, remove, clock.Now(), clock.Node, revision + 1);
-                if (outcome.Changed)
-                {
-                    revision++;
-                    await transaction.WriteDocumentAsync(key, outcome.State, null, cancellationToken).ConfigureAwait(false);
-                    change = new DocumentChange { Collection = key.Collection, DocumentId = key.Id, State = outcome.State };
-                }
-            }
-
-            revision++;
-            var resolution = choice switch
-            {
-                ResolveChoice.Server => "server",
-                ResolveChoice.Client => "client",
-                _ => "edited",
-            };
-            resolved = conflict with { Status = ConflictStatus.Resolved, Resolution = resolution, Revision = revision };
-            await transaction.WriteConflictAsync(resolved, now, null, cancellationToken).ConfigureAwait(false);
-            await transaction.WriteScopeRevisionAsync(scope, revision, cancellationToken).ConfigureAwait(false);
-            var stamp = clock.Now();
-            await transaction.WriteClockAsync(stamp, cancellationToken).ConfigureAwait(false);
-            if (_store is ICommitFeed feed)
-            {
-                await feed.AnnounceAsync(transaction, new CommitNotice(NodeId, scope, before, revision), cancellationToken).ConfigureAwait(false);
-            }
-
-            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-            _live?.Publish(scope, before, revision, change is null ? [] : [change], [resolved], stamp, _epoch);
-        }
-
-        _metrics.ConflictsResolved.Add(1);
-        Log.ConflictResolved(_logger, id, resolved.Resolution!);
-        return resolved;
+        return await _resolver.ResolveAsync(id, scope, choice, fields, Clock, _epoch, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Removes tombstones and resolved conflicts older than the retention, and client progress records unused for longer than the client retention.</summary>
@@ -608,99 +179,4 @@ internal sealed class SyncEngine
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         await _store.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    /// <summary>Whether a mutation whose id was applied already is that same mutation sent again.</summary>
-    /// <remarks>Within the window of recent mutations its timestamp must be the one applied under its id; older ones must not be newer than the last applied.</remarks>
-    private static bool IsRetry(ClientProgress progress, Mutation m)
-    {
-        var recent = progress.Recent;
-        if (recent.Count > 0 && m.Id >= recent[0].Id)
-        {
-            var lo = 0;
-            var hi = recent.Count - 1;
-            while (lo <= hi)
-            {
-                var mid = (lo + hi) >>> 1;
-                if (recent[mid].Id == m.Id)
-                {
-                    return recent[mid].Hlc == m.Hlc;
-                }
-
-                if (recent[mid].Id < m.Id)
-                {
-                    lo = mid + 1;
-                }
-                else
-                {
-                    hi = mid - 1;
-                }
-            }
-
-            return false; // an id inside the window that was never applied: not a retry of anything
-        }
-
-        return m.Hlc <= progress.LastHlc;
-    }
-
-    /// <summary>Hands a committed push's changes, scope by scope, to the live connections that follow them.</summary>
-    private void PublishPush(Dictionary<string, ScopeCounter> scopes, HashSet<DocumentKey> changed, Dictionary<DocumentKey, DocumentState> documents, HybridTimestamp clock)
-    {
-        if (_live is not { } live)
-        {
-            return;
-        }
-
-        foreach (var (scope, counter) in scopes)
-        {
-            if (!counter.Dirty || !live.IsFollowed(scope))
-            {
-                continue;
-            }
-
-            var changes = new List<DocumentChange>();
-            foreach (var key in changed)
-            {
-                if (key.Scope == scope)
-                {
-                    changes.Add(new DocumentChange { Collection = key.Collection, DocumentId = key.Id, State = documents[key] });
-                }
-            }
-
-            live.Publish(scope, counter.Start, counter.Revision, changes, counter.Conflicts, clock, _epoch);
-        }
-    }
-
-    /// <summary>A scope's revision counter during one push.</summary>
-    private sealed class ScopeCounter(long revision)
-    {
-        /// <summary>Gets the scope's revision before the push.</summary>
-        public long Start { get; } = revision;
-
-        /// <summary>Gets the conflict records the push opened or resolved in the scope.</summary>
-        public List<ConflictRecord> Conflicts { get; } = [];
-
-        public long Revision { get; private set; } = revision;
-
-        public bool Dirty { get; private set; }
-
-        /// <summary>Gets the revision the next change would take.</summary>
-        public long Next => Revision + 1;
-
-        public long Take()
-        {
-            Dirty = true;
-            return ++Revision;
-        }
-    }
 }
-
-/// <summary>The choice of a conflict resolution.</summary>
-internal enum ResolveChoice
-{
-    Server,
-    Client,
-    Edited,
-}
-
-/// <summary>A push reuses mutation ids the server already applied for its client, with other timestamps.</summary>
-internal sealed class ClientIdReusedException(string message) : Exception(message);

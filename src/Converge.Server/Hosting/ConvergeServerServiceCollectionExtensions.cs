@@ -25,46 +25,55 @@ public static class ConvergeServerServiceCollectionExtensions
 {
     /// <summary>Adds the sync server: its options, store, engine, API key authentication, authorization policy, scope authorizer and background compaction. Calling it again only adds configuration.</summary>
     /// <param name="services">The services.</param>
-    /// <param name="configure">Configures the options; <see cref="ConvergeServerOptions.DatabasePath"/> is required.</param>
-    /// <returns>The services.</returns>
+    /// <param name="configure">Configures the options; <see cref="ConvergeServerOptions.DatabasePath"/> is required on the embedded SQLite store.</param>
+    /// <returns>The server's builder, for a store of another package (<c>.UsePostgreSql(connectionString)</c>).</returns>
     /// <remarks>
     /// <para>
     /// <see cref="TimeProvider"/>, <see cref="ILoggerFactory"/> and <see cref="IMeterFactory"/> are taken from the container
-    /// when registered there. An <see cref="ISyncStore"/> or <see cref="IScopeAuthorizer"/> registered before this call
-    /// replaces the SQLite store or the claims-based authorizer. Options are validated when the host starts.
+    /// when registered there. An <see cref="ISyncStore"/> or <see cref="IScopeAuthorizer"/> registered before or after this
+    /// call replaces the SQLite store or the claims-based authorizer; without another store, the server keeps its data in
+    /// the SQLite file at <see cref="ConvergeServerOptions.DatabasePath"/>. Options are validated when the host starts.
     /// </para>
     /// <para>
     /// To accept JWTs as well as API keys, add JWT bearer authentication
     /// (<c>services.AddAuthentication().AddJwtBearer(...)</c>): the endpoints' policy accepts every JWT bearer scheme.
     /// </para>
     /// </remarks>
-    public static IServiceCollection AddConvergeServer(this IServiceCollection services, Action<ConvergeServerOptions> configure)
+    public static IConvergeServerBuilder AddConvergeServer(this IServiceCollection services, Action<ConvergeServerOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
         services.Configure(configure);
+        var builder = new ConvergeServerBuilder(services);
         if (services.Any(d => d.ServiceType == typeof(ConvergeServerMarker)))
         {
-            return services;
+            return builder;
         }
 
-        services.AddSingleton<ConvergeServerMarker>();
-        services.AddOptions<ConvergeServerOptions>().ValidateOnStart();
-        // A store registered before this call replaces the SQLite store, which alone needs DatabasePath.
-        var embeddedStore = !services.Any(d => d.ServiceType == typeof(ISyncStore));
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConvergeServerOptions>>(new ConvergeServerOptionsValidator(embeddedStore)));
-        services.TryAddSingleton(sp => new ServerMetrics(sp.GetService<IMeterFactory>()));
-        services.TryAddSingleton<ISyncStore>(sp =>
+        // The embedded SQLite store, unless a store is registered already; one registered later replaces it, since the
+        // last registration is the one resolved. The marker tells which it is when the options are validated.
+        ServiceDescriptor? embeddedStore = null;
+        if (!services.Any(d => d.ServiceType == typeof(ISyncStore) && !d.IsKeyedService))
         {
-            var options = sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value;
-            return new SqliteSyncStore(options.DatabasePath, options.Synchronous);
-        });
+            embeddedStore = ServiceDescriptor.Singleton<ISyncStore>(sp =>
+            {
+                var options = sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value;
+                return new SqliteSyncStore(options.DatabasePath, options.Synchronous);
+            });
+            services.Add(embeddedStore);
+        }
+
+        var marker = new ConvergeServerMarker(services, embeddedStore);
+        services.AddSingleton(marker);
+        services.AddOptions<ConvergeServerOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConvergeServerOptions>>(new ConvergeServerOptionsValidator(marker)));
+        services.TryAddSingleton(sp => new ServerMetrics(sp.GetService<IMeterFactory>()));
         services.TryAddSingleton(sp => new LiveHub(
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
             sp.GetRequiredService<ServerMetrics>(),
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server.Live")));
         services.TryAddSingleton(sp => new SyncEngine(
-            sp.GetRequiredService<ISyncStore>(),
+            StoreContractCheck.Resolve(sp),
             sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"),
@@ -108,7 +117,7 @@ public static class ConvergeServerServiceCollectionExtensions
             sp => new ConvergeServerLifetime(sp.GetRequiredService<SyncEngine>(), (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LiveFeedService>(
             sp => new LiveFeedService(
-                sp.GetRequiredService<ISyncStore>(),
+                StoreContractCheck.Resolve(sp),
                 sp.GetRequiredService<SyncEngine>(),
                 sp.GetRequiredService<LiveHub>(),
                 sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
@@ -120,7 +129,7 @@ public static class ConvergeServerServiceCollectionExtensions
                 sp.GetRequiredService<IOptions<ConvergeServerOptions>>().Value,
                 sp.GetService<TimeProvider>() ?? TimeProvider.System,
                 (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger("Converge.Server"))));
-        return services;
+        return builder;
     }
 
     private sealed class WebSocketsStartupFilter : IStartupFilter
@@ -133,11 +142,12 @@ public static class ConvergeServerServiceCollectionExtensions
         };
     }
 
-    private sealed class ConvergeServerOptionsValidator(bool embeddedStore) : IValidateOptions<ConvergeServerOptions>
+    private sealed class ConvergeServerOptionsValidator(ConvergeServerMarker marker) : IValidateOptions<ConvergeServerOptions>
     {
         public ValidateOptionsResult Validate(string? name, ConvergeServerOptions options)
         {
-            var errors = options.Validate(embeddedStore);
+            // Only the embedded SQLite store needs DatabasePath.
+            var errors = options.Validate(marker.UsesEmbeddedStore);
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors.Select(e => "ConvergeServerOptions." + e));
         }
     }

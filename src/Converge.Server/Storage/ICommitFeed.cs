@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace Converge.Server.Storage;
 
 /// <summary>
@@ -9,6 +11,7 @@ namespace Converge.Server.Storage;
 /// scope its clients follow, it reads the changes after <see cref="CommitNotice.After"/> as a pull would and streams them.
 /// A notice carries only what a node needs to fetch the change, never documents.
 /// </remarks>
+[Experimental(SyncStoreContract.DiagnosticId)]
 public interface ICommitFeed
 {
     /// <summary>Announces a commit's changes of one scope; called inside the transaction, before it commits.</summary>
@@ -28,14 +31,23 @@ public interface ICommitFeed
 }
 
 /// <summary>A commit's changes of one scope: the scope's revisions after <see cref="After"/> up to <see cref="Cursor"/>.</summary>
-/// <param name="Node">The id of the server node that committed it.</param>
-/// <param name="Scope">The scope.</param>
-/// <param name="After">The scope's revision before the commit.</param>
-/// <param name="Cursor">The scope's revision after it.</param>
-public readonly record struct CommitNotice(string Node, string Scope, long After, long Cursor)
+[Experimental(SyncStoreContract.DiagnosticId)]
+public readonly record struct CommitNotice
 {
     /// <summary>Gets a notice that commits may have been missed (the feed's connection was lost).</summary>
-    public static CommitNotice Lost { get; } = new("", "", 0, 0) { Missed = true };
+    public static CommitNotice Lost { get; } = new() { Node = "", Scope = "", After = 0, Cursor = 0, Missed = true };
+
+    /// <summary>Gets the id of the server node that committed it.</summary>
+    public required string Node { get; init; }
+
+    /// <summary>Gets the scope.</summary>
+    public required string Scope { get; init; }
+
+    /// <summary>Gets the scope's revision before the commit.</summary>
+    public required long After { get; init; }
+
+    /// <summary>Gets the scope's revision after it.</summary>
+    public required long Cursor { get; init; }
 
     /// <summary>Gets whether this notice stands for commits that may have been missed, rather than for one commit.</summary>
     public bool Missed { get; init; }

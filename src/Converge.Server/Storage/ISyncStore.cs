@@ -1,5 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
 using Converge.Protocol;
-using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
 
 namespace Converge.Server.Storage;
@@ -12,10 +12,25 @@ namespace Converge.Server.Storage;
 /// commit order equals revision order, so a reader never passes a revision that commits later (the SQLite store has a
 /// single writer; a PostgreSQL store would lock the scope's row).
 /// </para>
-/// <para>Register another implementation as a singleton <see cref="ISyncStore"/> before calling <c>AddConvergeServer</c>.</para>
+/// <para>
+/// Register another implementation as a singleton <see cref="ISyncStore"/>, before or after <c>AddConvergeServer</c>: the
+/// last one registered is the server's store. The contract is experimental (<c>CONVERGE0002</c>): implementing a store
+/// is supported, but the contract may change in a minor version, and <see cref="ContractVersion"/> then tells the server
+/// at start that the store was built for another one.
+/// </para>
 /// </remarks>
+[Experimental(SyncStoreContract.DiagnosticId)]
 public interface ISyncStore
 {
+    /// <summary>Gets the version of the store contract the store implements: <see cref="SyncStoreContract.Version"/> as it was when the store was built.</summary>
+    /// <value>Return <see cref="SyncStoreContract.Version"/>: a constant, so the compiler copies its value into the store's own assembly.</value>
+    /// <remarks>
+    /// The server compares it with its own <see cref="SyncStoreContract.Version"/> before it initializes the store, and
+    /// refuses to start when they differ, with a message that names the packages to update: a store built for another
+    /// version of Converge.Server would otherwise fail later, in the middle of a push.
+    /// </remarks>
+    int ContractVersion { get; }
+
     /// <summary>Creates or checks the schema; called once, before any other member.</summary>
     /// <param name="cancellationToken">Stops the wait.</param>
     /// <returns>A task that completes when the store is ready.</returns>
@@ -88,169 +103,3 @@ public interface ISyncStore
     /// <returns>A task that fails when the store does not answer.</returns>
     Task CheckHealthAsync(CancellationToken cancellationToken);
 }
-
-/// <summary>One write transaction of an <see cref="ISyncStore"/>.</summary>
-/// <remarks>Not thread-safe: one caller uses it at a time. Disposing without committing rolls everything back.</remarks>
-public interface ISyncTransaction : IAsyncDisposable
-{
-    /// <summary>Reads how far a client of a principal got: the id and timestamp of the last mutation applied for it.</summary>
-    /// <param name="principal">The principal's stable key, so one principal cannot spend another's mutation ids.</param>
-    /// <param name="clientId">The client's replica id.</param>
-    /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The progress; <see cref="ClientProgress.None"/> when nothing was applied.</returns>
-    ValueTask<ClientProgress> ReadClientProgressAsync(string principal, string clientId, CancellationToken cancellationToken);
-
-    /// <summary>Reads how far a client got under keys its principal had before, without creating or locking anything: the record with the highest mutation id among them.</summary>
-    /// <param name="formerPrincipals">The keys, as a store migrated them (records of an earlier key scheme are never written again).</param>
-    /// <param name="clientId">The client's replica id.</param>
-    /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The progress; <see cref="ClientProgress.None"/> when there is none.</returns>
-    /// <remarks>
-    /// The server calls it when a client has no progress under its principal's key, and writes what it found under that
-    /// key, so a device that upgraded with a push whose answer was lost still gets <c>duplicate</c> for it.
-    /// </remarks>
-    ValueTask<ClientProgress> ReadFormerClientProgressAsync(IReadOnlyList<string> formerPrincipals, string clientId, CancellationToken cancellationToken);
-
-    /// <summary>Writes how far a client of a principal got, and when it was last used.</summary>
-    /// <param name="principal">The principal's stable key.</param>
-    /// <param name="clientId">The client's replica id.</param>
-    /// <param name="progress">The id and timestamp of the last mutation applied.</param>
-    /// <param name="usedAt">When the client pushed; compaction removes records unused for longer than the client retention.</param>
-    /// <param name="cancellationToken">Stops the write.</param>
-    /// <returns>A task that completes when written.</returns>
-    ValueTask WriteClientProgressAsync(string principal, string clientId, ClientProgress progress, DateTimeOffset usedAt, CancellationToken cancellationToken);
-
-    /// <summary>Reads a scope's revision counter: the revision of its latest change, 0 for a new scope.</summary>
-    /// <param name="scope">The scope.</param>
-    /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The counter.</returns>
-    ValueTask<long> ReadScopeRevisionAsync(string scope, CancellationToken cancellationToken);
-
-    /// <summary>Writes a scope's revision counter.</summary>
-    /// <param name="scope">The scope.</param>
-    /// <param name="revision">The revision of its latest change.</param>
-    /// <param name="cancellationToken">Stops the write.</param>
-    /// <returns>A task that completes when written.</returns>
-    ValueTask WriteScopeRevisionAsync(string scope, long revision, CancellationToken cancellationToken);
-
-    /// <summary>Reads the documents that exist among the given keys.</summary>
-    /// <param name="keys">The keys, without repeats.</param>
-    /// <param name="found">Receives each document found.</param>
-    /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>A task that completes when read.</returns>
-    ValueTask ReadDocumentsAsync(IReadOnlyList<DocumentKey> keys, IDictionary<DocumentKey, DocumentState> found, CancellationToken cancellationToken);
-
-    /// <summary>Inserts or replaces a document.</summary>
-    /// <param name="key">The document's key.</param>
-    /// <param name="state">Its state; <see cref="DocumentState.Revision"/> is its place in the scope's order.</param>
-    /// <param name="deletedAt">When it was deleted, for a tombstone.</param>
-    /// <param name="cancellationToken">Stops the write.</param>
-    /// <returns>A task that completes when written.</returns>
-    ValueTask WriteDocumentAsync(DocumentKey key, DocumentState state, DateTimeOffset? deletedAt, CancellationToken cancellationToken);
-
-    /// <summary>Reads one conflict record.</summary>
-    /// <param name="id">The conflict's id.</param>
-    /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The record, or <see langword="null"/>.</returns>
-    ValueTask<ConflictRecord?> ReadConflictAsync(string id, CancellationToken cancellationToken);
-
-    /// <summary>Reads the open conflict record that one device of one principal has on a document.</summary>
-    /// <param name="key">The document's key.</param>
-    /// <param name="principal">The principal's stable key, as given to <see cref="WriteConflictAsync"/> as the record's owner.</param>
-    /// <param name="clientId">The device's replica id (<see cref="ConflictRecord.ClientId"/>).</param>
-    /// <param name="cancellationToken">Stops the read.</param>
-    /// <returns>The record, or <see langword="null"/> when the device has none open there.</returns>
-    ValueTask<ConflictRecord?> ReadOpenConflictAsync(DocumentKey key, string principal, string clientId, CancellationToken cancellationToken);
-
-    /// <summary>Counts the open conflict records of a document.</summary>
-    /// <param name="key">The document's key.</param>
-    /// <param name="cancellationToken">Stops the count.</param>
-    /// <returns>The number of open records.</returns>
-    ValueTask<int> CountOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken);
-
-    /// <summary>Counts the open conflict records of a scope.</summary>
-    /// <param name="scope">The scope.</param>
-    /// <param name="cancellationToken">Stops the count.</param>
-    /// <returns>The number of open records.</returns>
-    ValueTask<int> CountOpenConflictsAsync(string scope, CancellationToken cancellationToken);
-
-    /// <summary>Inserts or replaces a conflict record.</summary>
-    /// <param name="record">The record; <see cref="ConflictRecord.Revision"/> is its place in the scope's order.</param>
-    /// <param name="resolvedAt">When it was resolved, for a resolved record.</param>
-    /// <param name="owner">The stable key of the principal whose device opened the record, kept with it and never sent; <see langword="null"/> keeps the owner a stored record has.</param>
-    /// <param name="cancellationToken">Stops the write.</param>
-    /// <returns>A task that completes when written.</returns>
-    ValueTask WriteConflictAsync(ConflictRecord record, DateTimeOffset? resolvedAt, string? owner, CancellationToken cancellationToken);
-
-    /// <summary>Writes the last timestamp of the server's hybrid clock.</summary>
-    /// <param name="last">The timestamp.</param>
-    /// <param name="cancellationToken">Stops the write.</param>
-    /// <returns>A task that completes when written.</returns>
-    ValueTask WriteClockAsync(HybridTimestamp last, CancellationToken cancellationToken);
-
-    /// <summary>Commits every write of the transaction at once.</summary>
-    /// <param name="cancellationToken">Stops the wait; a commit that started completes.</param>
-    /// <returns>A task that completes when the writes are durable to the store's setting.</returns>
-    ValueTask CommitAsync(CancellationToken cancellationToken);
-}
-
-/// <summary>The key of a document: scope, collection and id.</summary>
-/// <param name="Scope">The scope.</param>
-/// <param name="Collection">The collection.</param>
-/// <param name="Id">The document's id.</param>
-public readonly record struct DocumentKey(string Scope, string Collection, string Id);
-
-/// <summary>How far a client got: the id of the last mutation applied for it, the timestamp that mutation carried, and the timestamps of the mutations its last push applied.</summary>
-/// <param name="LastMutationId">The id; 0 when none was applied.</param>
-/// <param name="LastHlc">The timestamp the client stamped that mutation with (before any re-stamp).</param>
-/// <remarks>
-/// A retried push carries each mutation with the id and timestamp it had. A mutation whose id was applied already but
-/// whose timestamp differs from the one applied under that id (<see cref="Recent"/>), or, beyond that window, is newer
-/// than <see cref="LastHlc"/>, is not a retry: the client reuses ids (its store was restored from a backup, or copied
-/// to another device), and the server refuses it rather than drop it as a duplicate.
-/// </remarks>
-public readonly record struct ClientProgress(long LastMutationId, HybridTimestamp LastHlc)
-{
-    /// <summary>Gets the progress of a client nothing was applied for.</summary>
-    public static ClientProgress None => default;
-
-    /// <summary>Gets the ids and timestamps of the mutations the client's last push applied, ids increasing.</summary>
-    public IReadOnlyList<AppliedMutation> Recent
-    {
-        get => _recent ?? [];
-        init => _recent = value;
-    }
-
-    private readonly IReadOnlyList<AppliedMutation>? _recent;
-}
-
-/// <summary>A mutation the server applied for a client: its id and the timestamp the client gave it.</summary>
-/// <param name="Id">The mutation's id.</param>
-/// <param name="Hlc">Its timestamp, before any re-stamp.</param>
-public readonly record struct AppliedMutation(long Id, HybridTimestamp Hlc);
-
-/// <summary>A page of a scope's changes, read from one snapshot.</summary>
-/// <param name="Documents">The changed documents, each with its whole state, in revision order.</param>
-/// <param name="Conflicts">The created or resolved conflict records, in revision order.</param>
-/// <param name="HasMore">Whether items with higher revisions follow the page.</param>
-/// <param name="ScopeRevision">The scope's revision counter.</param>
-/// <param name="MinValidCursor">The scope's min valid cursor: the highest revision compaction removed, 0 when none.</param>
-public sealed record ChangePage(
-    IReadOnlyList<DocumentChange> Documents,
-    IReadOnlyList<ConflictRecord> Conflicts,
-    bool HasMore,
-    long ScopeRevision,
-    long MinValidCursor);
-
-/// <summary>A page of a scope's open conflict records.</summary>
-/// <param name="Conflicts">The records, in revision order.</param>
-/// <param name="HasMore">Whether open records with higher revisions follow the page.</param>
-public sealed record ConflictPage(IReadOnlyList<ConflictRecord> Conflicts, bool HasMore);
-
-/// <summary>What a compaction did.</summary>
-/// <param name="TombstonesRemoved">The deleted documents removed.</param>
-/// <param name="ConflictsRemoved">The resolved conflict records removed.</param>
-/// <param name="ScopesAffected">The scopes whose min valid cursor was raised.</param>
-/// <param name="ItemsMoved">The documents and conflict records that stayed and took a new revision, above the raised min valid cursor.</param>
-/// <param name="ClientsRemoved">The client progress records removed, unused for longer than the client retention.</param>
-public sealed record CompactionResult(int TombstonesRemoved, int ConflictsRemoved, int ScopesAffected, int ItemsMoved, int ClientsRemoved = 0);

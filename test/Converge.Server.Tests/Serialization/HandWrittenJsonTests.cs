@@ -4,7 +4,6 @@ using Converge.Protocol;
 using Converge.Protocol.Documents;
 using Converge.Protocol.Messages;
 using Converge.Server.Http;
-using Converge.Server.Storage.Sqlite;
 using CsCheck;
 
 namespace Converge.Server.Tests.Serialization;
@@ -59,7 +58,7 @@ public sealed class HandWrittenJsonTests
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
             using (var writer = new Utf8JsonWriter(buffer))
             {
-                StateWriter.Write(writer, state);
+                DocumentStateJson.Write(writer, state);
             }
 
             Assert.Equal(Encoding.UTF8.GetString(expected), Encoding.UTF8.GetString(buffer.WrittenSpan));

@@ -89,7 +89,7 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
     /// <summary>The documents of a pull page, whether the store gave their states as stored JSON or built.</summary>
     private static IEnumerable<(string Id, DocumentState State)> Documents(PullPage page) =>
         page.Raw is { } raw
-            ? raw.Documents.Select(d => (d.Id, JsonSerializer.Deserialize(d.State, ProtocolJson.DocumentState)!))
+            ? raw.Documents.Select(d => (d.Id, JsonSerializer.Deserialize(d.State.Span, ProtocolJson.DocumentState)!))
             : page.Documents!.Select(d => (d.DocumentId, d.State));
 
     [Fact]
@@ -320,15 +320,33 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
         Assert.Empty((await store.ReadChangesAsync("s", 0, 10, int.MaxValue, CancellationToken.None)).Documents);
     }
 
-    [Fact]
-    public async Task AddConvergePostgreSql_before_AddConvergeServer_serves_pushes_and_pulls_from_PostgreSQL_without_a_database_path()
+    [Theory]
+    [InlineData("AddConvergePostgreSql, then AddConvergeServer")]
+    [InlineData("AddConvergeServer, then AddConvergePostgreSql")]
+    [InlineData("AddConvergeServer(…).UsePostgreSql(…)")]
+    public async Task The_PostgreSQL_store_registered_in_any_order_serves_pushes_and_pulls_without_a_database_path(string order)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
-        builder.Services.AddConvergePostgreSql(_connectionString);
-        builder.Services.AddConvergePostgreSql(_connectionString);
-        builder.Services.AddConvergeServer(o => o.AddApiKey(TestServer.AliceKey, "alice", "user:alice"));
+        Action<ConvergeServerOptions> configure = o => o.AddApiKey(TestServer.AliceKey, "alice", "user:alice");
+        switch (order)
+        {
+            case "AddConvergePostgreSql, then AddConvergeServer":
+                builder.Services.AddConvergePostgreSql(_connectionString);
+                builder.Services.AddConvergePostgreSql(_connectionString);
+                builder.Services.AddConvergeServer(configure);
+                break;
+            case "AddConvergeServer, then AddConvergePostgreSql":
+                builder.Services.AddConvergeServer(configure);
+                builder.Services.AddConvergePostgreSql(_connectionString);
+                builder.Services.AddConvergePostgreSql(_connectionString);
+                break;
+            default:
+                builder.Services.AddConvergeServer(configure).UsePostgreSql(_connectionString).UsePostgreSql(_connectionString);
+                break;
+        }
+
         await using var app = builder.Build();
         app.MapConverge("/converge");
         await app.StartAsync();
@@ -347,12 +365,13 @@ public sealed class PostgreSqlSyncStoreTests : IAsyncLifetime
     }
 
     [Fact]
-    public void AddConvergePostgreSql_after_AddConvergeServer_or_with_another_connection_string_is_refused()
+    public void The_PostgreSQL_store_registered_again_with_another_connection_string_is_refused()
     {
-        var late = new ServiceCollection().AddConvergeServer(o => o.DatabasePath = "unused.db");
         var twice = new ServiceCollection().AddConvergePostgreSql("Host=one");
+        var server = new ServiceCollection().AddConvergeServer(o => { }).UsePostgreSql("Host=one");
 
-        Assert.Contains("before AddConvergeServer", Assert.Throws<InvalidOperationException>(() => late.AddConvergePostgreSql("Host=one")).Message, StringComparison.Ordinal);
-        Assert.Throws<InvalidOperationException>(() => twice.AddConvergePostgreSql("Host=two"));
+        Assert.Contains("another connection string", Assert.Throws<InvalidOperationException>(() => twice.AddConvergePostgreSql("Host=two")).Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => server.UsePostgreSql("Host=two"));
+        Assert.Throws<InvalidOperationException>(() => server.Services.AddConvergePostgreSql("Host=two"));
     }
 }

@@ -423,7 +423,7 @@ public abstract class SyncStoreContract : IAsyncLifetime
 
         var result = await store.CompactAsync(Times.Start, Times.Start.AddDays(5), CancellationToken.None);
 
-        Assert.Equal(new CompactionResult(0, 0, 0, 0, ClientsRemoved: 1), result);
+        Assert.Equal(new CompactionResult { TombstonesRemoved = 0, ConflictsRemoved = 0, ScopesAffected = 0, ItemsMoved = 0, ClientsRemoved = 1 }, result);
         await using var read = await store.BeginAsync(CancellationToken.None);
         Assert.Equal(4, (await read.ReadClientProgressAsync("apikey:alice", "0000000000000001", CancellationToken.None)).LastMutationId);
         Assert.Equal(2, (await read.ReadClientProgressAsync("apikey:alice", "0000000000000002", CancellationToken.None)).LastMutationId);

@@ -292,7 +292,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         var writer = commands.StateWriter;
         buffer.ResetWrittenCount();
         writer.Reset(buffer);
-        StateWriter.Write(writer, state);
+        DocumentStateJson.Write(writer, state);
         writer.Flush();
         var statement = commands.WriteDocument
             .Text(0, key.Scope)
@@ -320,7 +320,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         var command = commands.ReadConflict;
         command.Parameters[0].Value = id;
         using var reader = command.ExecuteReader();
-        return new ValueTask<ConflictRecord?>(reader.Read() ? SqliteSyncStore.DeserializeConflict(reader, 0) : null);
+        return new ValueTask<ConflictRecord?>(reader.Read() ? SqliteSql.ReadConflict(reader, 0) : null);
     }
 
     public ValueTask<ConflictRecord?> ReadOpenConflictAsync(DocumentKey key, string principal, string clientId, CancellationToken cancellationToken)
@@ -333,7 +333,7 @@ internal sealed class SqliteSyncTransaction(SqliteSyncStore store, WriterCommand
         command.Parameters[3].Value = principal;
         command.Parameters[4].Value = clientId;
         using var reader = command.ExecuteReader();
-        return new ValueTask<ConflictRecord?>(reader.Read() ? SqliteSyncStore.DeserializeConflict(reader, 0) : null);
+        return new ValueTask<ConflictRecord?>(reader.Read() ? SqliteSql.ReadConflict(reader, 0) : null);
     }
 
     public ValueTask<int> CountOpenConflictsAsync(DocumentKey key, CancellationToken cancellationToken)

@@ -1,9 +1,11 @@
-namespace Converge.Server.Storage;
+using Converge.Server.Storage;
+
+namespace Converge.Storage;
 
 /// <summary>What one compaction batch of a scope did: counts, the revision it reached, and whether the scope is done.</summary>
 internal readonly record struct CompactionBatch(int Tombstones, int Conflicts, int Moved, long End, bool Done);
 
-/// <summary>The compaction loop every store shares: per scope, batches from revision 0 until one says it is done, their counts summed.</summary>
+/// <summary>The compaction loop the server's stores share (compiled into each store's package): per scope, batches from revision 0 until one says it is done, their counts summed.</summary>
 internal static class CompactionLoop
 {
     /// <summary>The most client progress records one transaction removes.</summary>
@@ -56,6 +58,6 @@ internal static class CompactionLoop
         }
         while (removed >= ClientBatchSize);
 
-        return new CompactionResult(tombstones, conflicts, scopes, moved, clients);
+        return new CompactionResult { TombstonesRemoved = tombstones, ConflictsRemoved = conflicts, ScopesAffected = scopes, ItemsMoved = moved, ClientsRemoved = clients };
     }
 }
