@@ -104,7 +104,10 @@ internal sealed class ModelWork
     /// <summary>Gets the ids of the works it waits for, in the order they were enqueued.</summary>
     public List<Guid> Prerequisites { get; } = [];
 
-    public string Name => Definition.IsJoin ? $"join #{Definition.Label}" : $"#{Definition.Label}";
+    /// <summary>Gets the label the work was enqueued with; an update changes the definition, not the work.</summary>
+    public required int Label { get; init; }
+
+    public string Name => Definition.IsJoin ? $"join #{Label}" : $"#{Label}";
 }
 
 /// <summary>
@@ -192,6 +195,19 @@ internal sealed class SchedulerModel(long now)
 
         Settle();
         return outcome;
+    }
+
+    /// <summary>Enqueues a request whose id may be taken; false (and nothing changes) when a work has it.</summary>
+    public bool EnqueueAgain(Guid id, WorkDefinition definition)
+    {
+        if (_works.ContainsKey(id))
+        {
+            return false;
+        }
+
+        Insert(id, definition, null, [], WorkState.Enqueued);
+        Settle();
+        return true;
     }
 
     /// <summary>Enqueues periodic work without a unique name.</summary>
@@ -306,6 +322,7 @@ internal sealed class SchedulerModel(long now)
         var work = new ModelWork
         {
             Id = id,
+            Label = definition.Label,
             Definition = definition,
             IsPeriodic = definition.Interval is not null,
             Seq = ++_seq,

@@ -56,11 +56,12 @@ internal sealed record EnqueueUnique(string Name, ExistingWorkPolicy Policy, Wor
     public override string ToString() => $"enqueue unique '{Name}' {Policy}: {SchedulerSteps.Chain(Chain)}";
 }
 
-/// <summary>Combines two chains, optionally followed by one more work.</summary>
-internal sealed record Combine(WorkSpec[][] Left, WorkSpec[][] Right, int JoinLabel, WorkSpec? Then) : Step
+/// <summary>Combines two chains, the first one unique if it has a name, optionally followed by one more work.</summary>
+internal sealed record Combine(string? LeftName, ExistingWorkPolicy LeftPolicy, WorkSpec[][] Left, WorkSpec[][] Right, int JoinLabel, WorkSpec? Then) : Step
 {
     public override string ToString() =>
-        $"combine ({SchedulerSteps.Chain(Left)}) with ({SchedulerSteps.Chain(Right)}) in join #{JoinLabel}{(Then is null ? "" : $" then {Then}")}";
+        $"combine ({(LeftName is null ? "" : $"unique '{LeftName}' {LeftPolicy}: ")}{SchedulerSteps.Chain(Left)}) with ({SchedulerSteps.Chain(Right)}) " +
+        $"in join #{JoinLabel}{(Then is null ? "" : $" then {Then}")}";
 }
 
 /// <summary>Enqueues periodic work without a name.</summary>
@@ -73,6 +74,12 @@ internal sealed record EnqueuePeriodic(PeriodicSpec Work) : Step
 internal sealed record EnqueueUniquePeriodic(string Name, ExistingPeriodicWorkPolicy Policy, PeriodicSpec Work) : Step
 {
     public override string ToString() => $"enqueue unique periodic '{Name}' {Policy}: {Work}";
+}
+
+/// <summary>Enqueues the very request of an earlier work again: refused while a work has its id, a fresh work once it is gone.</summary>
+internal sealed record EnqueueAgain(int Target) : Step
+{
+    public override string ToString() => Target == 0 ? "enqueue again: nothing" : $"enqueue the request of #{Target} again";
 }
 
 /// <summary>Cancels a work by id; label 0 is an id nobody enqueued.</summary>
@@ -240,10 +247,19 @@ internal static class SchedulerSteps
         (4, Work.Select(w => new[] { new[] { w } })),
         (2, Work.Array[1, 2].Array[1, 3]));
 
+    /// <summary>Any step, weighted so that sequences mostly enqueue and move the clock.</summary>
     private static readonly Gen<Step> AnyStep = Gen.Frequency(
         (12, Chains.Select(c => (Step)new Enqueue(c))),
         (10, Gen.Select(Gen.Int[0, OneTimeNames.Length - 1], Gen.Int[0, 3], Chains, (n, p, c) => (Step)new EnqueueUnique(OneTimeNames[n], (ExistingWorkPolicy)p, c))),
-        (3, Gen.Select(Work.Array[1, 2].Array[1, 2], Work.Array[1, 2].Array[1, 2], Gen.Bool, Work, (l, r, then, w) => (Step)new Combine(l, r, 0, then ? w : null))),
+        (3, Gen.Select(
+            Gen.Int[0, 4],
+            Gen.Int[0, 3],
+            Work.Array[1, 2].Array[1, 2],
+            Work.Array[1, 2].Array[1, 2],
+            Gen.Bool,
+            Work,
+            (name, policy, l, r, then, w) => (Step)new Combine(name < OneTimeNames.Length ? OneTimeNames[name] : null, (ExistingWorkPolicy)policy, l, r, 0, then ? w : null))),
+        (2, Gen.Int[0, 1000].Select(t => (Step)new EnqueueAgain(t))),
         (4, Periodic.Select(p => (Step)new EnqueuePeriodic(p))),
         (6, Gen.Select(Gen.Int[0, PeriodicNames.Length - 1], Gen.Int[0, 2], Periodic, (n, p, w) => (Step)new EnqueueUniquePeriodic(PeriodicNames[n], (ExistingPeriodicWorkPolicy)p, w))),
         (4, Gen.Int[0, 1000].Select(t => (Step)new CancelById(t))),
@@ -343,6 +359,7 @@ internal static class SchedulerSteps
             EnqueuePeriodic p => p with { Work = p.Work with { Work = Label(p.Work.Work) } },
             EnqueueUniquePeriodic p => p with { Work = p.Work with { Work = Label(p.Work.Work) } },
             CancelById c => c with { Target = Target(c.Target) },
+            EnqueueAgain e => e with { Target = Target(e.Target) },
             Drive d => d with { Target = Target(d.Target) },
             _ => step,
         }).ToArray();
@@ -352,7 +369,7 @@ internal static class SchedulerSteps
             var left = Labels(c.Left);
             var right = Labels(c.Right);
             var join = ++next;
-            return new Combine(left, right, join, c.Then is null ? null : Label(c.Then));
+            return c with { Left = left, Right = right, JoinLabel = join, Then = c.Then is null ? null : Label(c.Then) };
         }
     }
 }
