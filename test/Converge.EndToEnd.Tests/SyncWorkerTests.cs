@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Converge.EndToEnd.Tests;
 
-/// <summary>The seed's scenario: "dataSyncTask", unique periodic work every 15 minutes on a network, backing off when the server is away.</summary>
+/// <summary>The background sync task, "dataSyncTask" as in the workmanager Flutter plugin's example: unique periodic work every 15 minutes on a network, backing off when the server is away.</summary>
 public sealed class SyncWorkerTests
 {
     [Fact]

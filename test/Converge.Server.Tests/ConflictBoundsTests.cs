@@ -121,19 +121,9 @@ public class ConflictBoundsTests
     {
         var time = Times.NewFake();
         await using var server = await TestServer.StartAsync(time, Manual(o => o.MaxOpenConflictsPerScope = 2));
-        var owner = new Device(time);
         var other = new Device(time);
         var docs = new[] { "n1", "n2", "n3" };
-        foreach (var doc in docs)
-        {
-            await server.Alice.PushAsync(owner.Batch(owner.Put(Scope, "notes", doc, 0, """{"title":"original"}""")));
-        }
-
-        var baseOf = (await server.Alice.PullAllAsync(Scope)).SelectMany(p => p.Changes).ToDictionary(c => c.DocumentId, c => c.State.Revision);
-        foreach (var doc in docs)
-        {
-            await server.Alice.PushAsync(owner.Batch(owner.Patch(Scope, "notes", doc, baseOf[doc], """{"title":"owner's"}""")));
-        }
+        var baseOf = await ChangedSinceTheyWereReadAsync(server, time, docs);
 
         var push = await server.Bob.PushAsync(other.Batch([.. docs.Select(d => other.Patch(Scope, "notes", d, baseOf[d], """{"title":"other's"}"""))]));
 
@@ -147,19 +137,9 @@ public class ConflictBoundsTests
     {
         var time = Times.NewFake();
         await using var server = await TestServer.StartAsync(time, Manual(o => o.MaxOpenConflictsPerScope = 2));
-        var owner = new Device(time);
         var other = new Device(time);
         var docs = new[] { "n1", "n2", "n3" };
-        foreach (var doc in docs)
-        {
-            await server.Alice.PushAsync(owner.Batch(owner.Put(Scope, "notes", doc, 0, """{"title":"original"}""")));
-        }
-
-        var baseOf = (await server.Alice.PullAllAsync(Scope)).SelectMany(p => p.Changes).ToDictionary(c => c.DocumentId, c => c.State.Revision);
-        foreach (var doc in docs)
-        {
-            await server.Alice.PushAsync(owner.Batch(owner.Patch(Scope, "notes", doc, baseOf[doc], """{"title":"owner's"}""")));
-        }
+        var baseOf = await ChangedSinceTheyWereReadAsync(server, time, docs);
 
         var first = await server.Bob.PushAsync(other.Batch(other.Patch(Scope, "notes", "n1", baseOf["n1"], """{"title":"other's"}""")));
 
@@ -229,6 +209,25 @@ public class ConflictBoundsTests
         var record = Assert.Single(await server.Alice.ConflictsAsync(Scope));
         Assert.Equal(id, record.Id);
         Assert.Equal("from B a third time", record.Fields.Single().Client.Value.GetString());
+    }
+
+    /// <summary>Creates the notes, then has a device of alice change each one's title after it was read.</summary>
+    /// <returns>The revision each note was read at: a patch from it contests the title.</returns>
+    private static async Task<Dictionary<string, long>> ChangedSinceTheyWereReadAsync(TestServer server, Microsoft.Extensions.Time.Testing.FakeTimeProvider time, string[] docs)
+    {
+        var owner = new Device(time);
+        foreach (var doc in docs)
+        {
+            await server.Alice.PushAsync(owner.Batch(owner.Put(Scope, "notes", doc, 0, """{"title":"original"}""")));
+        }
+
+        var baseOf = (await server.Alice.PullAllAsync(Scope)).SelectMany(p => p.Changes).ToDictionary(c => c.DocumentId, c => c.State.Revision);
+        foreach (var doc in docs)
+        {
+            await server.Alice.PushAsync(owner.Batch(owner.Patch(Scope, "notes", doc, baseOf[doc], """{"title":"owner's"}""")));
+        }
+
+        return baseOf;
     }
 
     /// <summary>Creates note "n", has a device of alice change its title, and one of bob contest it from the first revision.</summary>
