@@ -1,4 +1,3 @@
-using System.ComponentModel.DataAnnotations;
 using System.Diagnostics.CodeAnalysis;
 using Converge.Work.Storage;
 
@@ -18,13 +17,11 @@ public enum WorkDurability
 public sealed class WorkManagerOptions
 {
     /// <summary>Gets or sets the path of the SQLite database that holds the work.</summary>
-    /// <value>Required.</value>
-    [Required]
+    /// <value>Required, unless a store package sets <see cref="StoreProvider"/>.</value>
     public string DatabasePath { get; set; } = "";
 
     /// <summary>Gets or sets how many works run at once.</summary>
-    /// <value>The default is the processor count.</value>
-    [Range(1, 10_000)]
+    /// <value>The default is the processor count; from 1 to 10,000.</value>
     public int MaxConcurrency { get; set; } = Environment.ProcessorCount;
 
     /// <summary>Gets or sets how long a run may take before it is stopped with <see cref="StopReason.Timeout"/> and enqueued again.</summary>
@@ -78,9 +75,9 @@ public sealed class WorkManagerOptions
             errors.Add("DatabasePath is required: the SQLite file that holds the work.");
         }
 
-        if (MaxConcurrency < 1)
+        if (MaxConcurrency is < 1 or > 10_000)
         {
-            errors.Add($"MaxConcurrency must be at least 1; it is {MaxConcurrency}.");
+            errors.Add($"MaxConcurrency must be between 1 and 10,000; it is {MaxConcurrency}.");
         }
 
         if (ExecutionTimeout != Timeout.InfiniteTimeSpan)
@@ -96,6 +93,7 @@ public sealed class WorkManagerOptions
         {
             errors.Add($"KeepFinishedWorkFor cannot be negative; it is {KeepFinishedWorkFor}.");
         }
+
         Positive(MinimumPeriodicInterval, nameof(MinimumPeriodicInterval));
         Positive(MinimumPeriodicFlex, nameof(MinimumPeriodicFlex));
         if (MinimumBackoffDelay < TimeSpan.Zero || MinimumBackoffDelay > WorkSchedule.MaximumBackoffDelay)

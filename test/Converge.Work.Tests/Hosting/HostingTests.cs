@@ -54,6 +54,20 @@ public class HostingTests
         Assert.Contains(e.Failures, f => f.Contains("ExecutionTimeout", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(10_001)]
+    public void Max_concurrency_outside_its_documented_bounds_is_refused_with_them(int maxConcurrency)
+    {
+        var path = Path.Combine(Path.GetTempPath(), "converge-options-" + Guid.NewGuid().ToString("N") + ".db");
+        var options = new WorkManagerOptions { DatabasePath = path, MaxConcurrency = maxConcurrency };
+
+        var e = Assert.Throws<ArgumentException>(() => new WorkManager(options, new WorkerRegistry()));
+
+        Assert.Contains($"MaxConcurrency must be between 1 and 10,000; it is {maxConcurrency}.", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(path), "Refused options must not create the store.");
+    }
+
     [Fact]
     public async Task A_second_scheduler_on_the_same_store_gets_a_clear_error_and_enqueue_only_works()
     {
