@@ -19,6 +19,10 @@ fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
+# The whole solution first, benchmarks and samples too: `dotnet test` builds only the test projects and what they
+# reference, and every project must build with zero warnings.
+dotnet build Converge.slnx --nologo -v quiet
+
 status=0
 dotnet test Converge.slnx --nologo --blame-hang-timeout 5m "$@" 2>&1 | tee "$log" || status=$?
 

@@ -7,7 +7,7 @@ using Converge.Protocol.Messages;
 namespace Converge.MicroBenchmarks;
 
 /// <summary>
-/// The server's writer of a stored document's state (<c>StateWriter</c>, once per document of every push) against
+/// The server's writer of a stored document's state (<c>DocumentStateJson</c>, once per document of every push, in every server store) against
 /// System.Text.Json's source-generated serializer writing the same state, byte for byte the same JSON.
 /// </summary>
 /// <remarks>Both write into one reused buffer and writer, as the store does, so only the writing is measured.</remarks>
@@ -27,7 +27,7 @@ public class StateWriterBenchmarks
         var serialized = Serializer().ToArray();
         if (!own.SequenceEqual(serialized))
         {
-            throw new InvalidOperationException("StateWriter and the serializer wrote different JSON.");
+            throw new InvalidOperationException("DocumentStateJson and the serializer wrote different JSON.");
         }
     }
 
@@ -50,7 +50,7 @@ public class StateWriterBenchmarks
     public ReadOnlyMemory<byte> StateWriter()
     {
         Reset();
-        Server.Storage.Sqlite.StateWriter.Write(_writer, _state);
+        DocumentStateJson.Write(_writer, _state);
         _writer.Flush();
         return _buffer.WrittenMemory;
     }
