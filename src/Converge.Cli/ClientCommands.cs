@@ -319,7 +319,7 @@ internal static class ClientCommands
                 await Console.Error.WriteLineAsync($"The server refused the sync ({e.ErrorCode ?? e.StatusCode?.ToString() ?? "protocol"}): {e.Message}");
                 return 3;
             }
-            catch (Exception e) when (e is HttpRequestException or TimeoutException)
+            catch (Exception e) when (ConvergeClient.IsNetworkFailure(e))
             {
                 await Console.Error.WriteLineAsync($"The server is unreachable: {e.Message}");
                 return 4;

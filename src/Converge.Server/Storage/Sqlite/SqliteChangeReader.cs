@@ -56,18 +56,7 @@ internal sealed class SqliteChangeReader(SqliteSyncStore store)
         cancellationToken.ThrowIfCancellationRequested();
         using var connection = _store.OpenRead();
         using var transaction = connection.BeginTransaction(deferred: true);
-        long scopeRevision = 0, minValid = 0;
-        using (var command = connection.CreateCommand())
-        {
-            command.CommandText = "SELECT revision, min_valid FROM scopes WHERE scope = $scope;";
-            command.Parameters.AddWithValue("$scope", scope);
-            using var reader = command.ExecuteReader();
-            if (reader.Read())
-            {
-                scopeRevision = reader.GetInt64(0);
-                minValid = reader.GetInt64(1);
-            }
-        }
+        var (scopeRevision, minValid) = SqliteSql.ReadScope(connection, scope);
 
         using var documentsCommand = connection.CreateCommand();
         documentsCommand.CommandText = "SELECT rev, collection, id, length(state), state FROM documents WHERE scope = $scope AND rev > $after ORDER BY rev LIMIT $limit;";

@@ -75,18 +75,7 @@ internal sealed class SqliteCompaction(SqliteSyncStore store)
     /// </remarks>
     private static CompactionBatch CompactBatch(SqliteConnection connection, string scope, long from, long highest, long cutoff)
     {
-        long revision = 0, minValid = 0;
-        using (var read = connection.CreateCommand())
-        {
-            read.CommandText = "SELECT revision, min_valid FROM scopes WHERE scope = $scope;";
-            read.Parameters.AddWithValue("$scope", scope);
-            using var reader = read.ExecuteReader();
-            if (reader.Read())
-            {
-                revision = reader.GetInt64(0);
-                minValid = reader.GetInt64(1);
-            }
-        }
+        var (revision, minValid) = SqliteSql.ReadScope(connection, scope);
 
         var items = new List<(long Rev, bool IsDocument, long RowId, bool Removable, byte[] Json)>();
         ReadItems(connection, "SELECT rev, rowid, coalesce(deleted = 1 AND deleted_at < $cutoff, 0), state FROM documents WHERE scope = $scope AND rev > $from AND rev <= $highest ORDER BY rev LIMIT $limit;", true);
