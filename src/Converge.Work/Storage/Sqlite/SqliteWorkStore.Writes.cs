@@ -27,18 +27,7 @@ internal sealed partial class SqliteWorkStore
             throw new InvalidOperationException($"Work {row.Id} already exists; every request needs its own id.", e);
         }
 
-        var tag = Command("insert_tag", "INSERT OR IGNORE INTO work_tag (tag, work_id) VALUES ($tag, $id);");
-        foreach (var t in row.Tags)
-        {
-            if (t == row.WorkerName)
-            {
-                continue; // the worker-name tag is matched through the worker_name column
-            }
-
-            tag.Parameters["$tag"].Value = t;
-            tag.Parameters["$id"].Value = row.Id;
-            tag.ExecuteNonQuery();
-        }
+        InsertTags(row);
 
         if (row.UniqueName is not null)
         {
@@ -81,20 +70,25 @@ internal sealed partial class SqliteWorkStore
     public ValueTask ReplaceTagsAsync(WorkRow row)
     {
         Run("DELETE FROM work_tag WHERE work_id=$id;", ("$id", row.Id));
+        InsertTags(row);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Indexes a work's tags, but for its worker's name, which the worker_name column already finds.</summary>
+    private void InsertTags(WorkRow row)
+    {
         var tag = Command("insert_tag", "INSERT OR IGNORE INTO work_tag (tag, work_id) VALUES ($tag, $id);");
         foreach (var t in row.Tags)
         {
             if (t == row.WorkerName)
             {
-                continue; // the worker-name tag is matched through the worker_name column
+                continue;
             }
 
             tag.Parameters["$tag"].Value = t;
             tag.Parameters["$id"].Value = row.Id;
             tag.ExecuteNonQuery();
         }
-
-        return ValueTask.CompletedTask;
     }
 
     /// <summary>The claim: only what a start changes, by primary key.</summary>
