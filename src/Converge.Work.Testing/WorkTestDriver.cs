@@ -9,9 +9,14 @@ public sealed class WorkTestDriver
 
     /// <summary>Initializes a driver for a started scheduler.</summary>
     /// <param name="manager">The scheduler.</param>
+    /// <exception cref="InvalidOperationException">
+    /// This Converge.Work.Testing and the app's Converge.Work are of different releases: the driver changes stored work
+    /// through the store contract, which may change between releases.
+    /// </exception>
     public WorkTestDriver(WorkManager manager)
     {
         ArgumentNullException.ThrowIfNull(manager);
+        WorkStoreContract.ThrowIfUnsupported(WorkStoreContract.Version, typeof(WorkTestDriver).Assembly);
         _manager = manager;
     }
 

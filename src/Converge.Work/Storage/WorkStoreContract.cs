@@ -26,4 +26,31 @@ public static class WorkStoreContract
     /// <summary>The version of the store contract this Converge.Work implements.</summary>
     /// <remarks>A constant, so a store package that returns it from <see cref="IWorkStoreProvider.ContractVersion"/> states the version it was compiled against.</remarks>
     public const int Version = 1;
+
+    /// <summary>
+    /// Throws unless a package built against version <paramref name="builtFor"/> of the contract can use this Converge.Work.
+    /// A package that uses the contract (a store, or a test driver) calls it with <see cref="Version"/> as it was when the
+    /// package was compiled, before its first other call into the contract.
+    /// </summary>
+    /// <param name="builtFor">The contract version the package was compiled against: pass <see cref="Version"/>.</param>
+    /// <param name="package">The package's assembly, named in the message.</param>
+    /// <exception cref="InvalidOperationException">The versions differ; the message names the package to update.</exception>
+    public static void ThrowIfUnsupported(int builtFor, System.Reflection.Assembly package)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        if (builtFor == Version)
+        {
+            return;
+        }
+
+        var other = package.GetName();
+        var work = typeof(WorkManager).Assembly.GetName();
+        var update = builtFor < Version
+            ? $"Update {other.Name} to the release that matches {work.Name} {work.Version}."
+            : $"Update {work.Name} to the release that matches {other.Name} {other.Version}.";
+        throw new InvalidOperationException(
+            $"The package {other.Name} {other.Version} uses version {builtFor} of the work store contract, " +
+            $"but {work.Name} {work.Version} implements version {Version}. {update} " +
+            "Converge.Work and the packages that build on its store contract are released together: use the same version of each.");
+    }
 }

@@ -17,23 +17,7 @@ internal static class WorkStores
         }
 
         // Before any other call into the store package: a package built for another contract may call what is no longer here.
-        var version = provider.ContractVersion;
-        if (version != WorkStoreContract.Version)
-        {
-            throw new InvalidOperationException(MismatchMessage(provider.GetType().Assembly.GetName(), version));
-        }
-
+        WorkStoreContract.ThrowIfUnsupported(provider.ContractVersion, provider.GetType().Assembly);
         return provider.Open(context);
-    }
-
-    private static string MismatchMessage(System.Reflection.AssemblyName store, int storeVersion)
-    {
-        var work = typeof(WorkManager).Assembly.GetName();
-        var update = storeVersion < WorkStoreContract.Version
-            ? $"Update {store.Name} to the release that matches {work.Name} {work.Version}."
-            : $"Update {work.Name} to the release that matches {store.Name} {store.Version}.";
-        return $"The work store package {store.Name} {store.Version} implements version {storeVersion} of the work store contract, " +
-            $"but {work.Name} {work.Version} implements version {WorkStoreContract.Version}. {update} " +
-            "Store packages and Converge.Work are released together: use the same version of each.";
     }
 }

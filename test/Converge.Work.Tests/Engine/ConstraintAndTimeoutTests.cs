@@ -115,6 +115,39 @@ public abstract class ConstraintAndTimeoutTests : StoreContract
     }
 
     [Fact]
+    public async Task Test_driver_keeps_a_running_work_running_when_a_constraint_is_lost()
+    {
+        var (host, workers) = await Workers.StartAsync(await StoreAsync());
+        await using var _ = host;
+        var started = new TaskCompletionSource<WorkContext>();
+        var release = new TaskCompletionSource();
+        workers.On("sync", async ctx =>
+        {
+            started.TrySetResult(ctx);
+            await release.Task.WaitAsync(ctx.StopToken);
+            return WorkResult.Success();
+        });
+        var request = new OneTimeWorkRequestBuilder("sync").SetConstraints(new Constraints(NetworkType.Connected)).Build();
+        await host.Manager.EnqueueAsync(request);
+        var context = await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await host.Driver.SetAllConstraintsMetAsync(request.Id);
+        host.Device.SetNetwork(NetworkState.Disconnected);
+        // Writes are applied in order: one that changes nothing returns after the device change has been applied.
+        await host.Manager.CancelWorkByIdAsync(Guid.NewGuid());
+
+        Assert.False(context.StopToken.IsCancellationRequested);
+        var running = await host.InfoAsync(request);
+        Assert.Equal(WorkState.Running, running.State);
+        Assert.Equal(StopReason.NotStopped, running.StopReason);
+
+        release.SetResult();
+        await host.RunUntilIdleAsync();
+        Assert.Equal(WorkState.Succeeded, (await host.InfoAsync(request)).State);
+        Assert.Equal(1, workers.RunCount(request.Id));
+    }
+
+    [Fact]
     public async Task Execution_timeout_stops_the_work_and_re_enqueues_it()
     {
         var (host, workers) = await Workers.StartAsync(await StoreAsync(), o => o.ExecutionTimeout = TimeSpan.FromMinutes(10));

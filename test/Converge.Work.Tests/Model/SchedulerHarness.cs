@@ -441,15 +441,6 @@ internal sealed class SchedulerHarness : IAsyncDisposable
     private async Task DriveAsync(Drive d)
     {
         var id = IdOf(d.Target);
-        if (d.Call == DriverCall.AllConstraintsMet && _model.Works.TryGetValue(id, out var target) && target.State == WorkState.Running)
-        {
-            // Left out on purpose: docs/work.md says the call makes the constraints count as met "and not lost, until its
-            // next run finishes", but the scheduler still stops the run in progress when a constraint is lost (the flag is
-            // read when a run starts), and clears the override when that run ends. Enable this once they agree.
-            _applied[^1] += " (skipped: the work is running)";
-            return;
-        }
-
         var expected = d.Call switch
         {
             DriverCall.AllConstraintsMet => _model.SetAllConstraintsMet(id),

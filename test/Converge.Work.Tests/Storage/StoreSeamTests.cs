@@ -24,6 +24,18 @@ public class StoreSeamTests
     }
 
     [Fact]
+    public void A_test_driver_of_another_release_is_refused_with_the_package_to_update()
+    {
+        var testing = typeof(Converge.Work.Testing.WorkTestDriver).Assembly;
+
+        WorkStoreContract.ThrowIfUnsupported(WorkStoreContract.Version, testing);
+        var e = Assert.Throws<InvalidOperationException>(() => WorkStoreContract.ThrowIfUnsupported(WorkStoreContract.Version - 1, testing));
+
+        Assert.Contains($"Converge.Work.Testing {testing.GetName().Version} uses version {WorkStoreContract.Version - 1}", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Update Converge.Work.Testing to the release that matches Converge.Work", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_postgresql_store_states_the_contract_version_it_was_built_for()
     {
         var options = new WorkManagerOptions().UsePostgreSql("Host=127.0.0.1");

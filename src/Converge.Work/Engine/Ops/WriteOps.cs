@@ -71,6 +71,12 @@ internal sealed class EditOp<T>(Guid id, Func<IWorkStore, long, ValueTask<T>> ed
     {
         var result = await edit(engine.Store, now).ConfigureAwait(false);
         engine.Changes.Work(id);
+        if (engine.Runs.TryGet(id, out var run) && !run.ConstraintsOverridden)
+        {
+            // A run in progress follows the stored flag too: its constraints count as met until it finishes.
+            run.ConstraintsOverridden = (await engine.Store.GetAsync(id).ConfigureAwait(false))?.OverrideConstraints ?? false;
+        }
+
         return result;
     }
 }

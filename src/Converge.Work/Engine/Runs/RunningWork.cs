@@ -19,7 +19,11 @@ internal sealed class RunningWork(Guid id, long runId, string workerName, int at
 
     public Constraints Constraints { get; } = constraints;
 
-    public bool ConstraintsOverridden { get; } = constraintsOverridden;
+    /// <summary>
+    /// Gets or sets whether the run ignores the device state: its constraints count as met, and a lost one does not stop it.
+    /// Set when the run starts from its stored flag, or while it runs by a test driver; only the loop touches it.
+    /// </summary>
+    public bool ConstraintsOverridden { get; set; } = constraintsOverridden;
 
     public bool IsPeriodic { get; } = isPeriodic;
 

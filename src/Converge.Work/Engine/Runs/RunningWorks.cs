@@ -32,6 +32,12 @@ internal sealed class RunningWorks(WorkMetrics metrics)
     /// <returns><see langword="true"/> if it does.</returns>
     public bool Contains(Guid id) => _runs.ContainsKey(id);
 
+    /// <summary>Gets a work's run here, if it has one.</summary>
+    /// <param name="id">The work.</param>
+    /// <param name="run">The run, when there is one.</param>
+    /// <returns><see langword="true"/> if the work runs here.</returns>
+    public bool TryGet(Guid id, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out RunningWork run) => _runs.TryGetValue(id, out run);
+
     /// <summary>Whether this run is still the work's current run here (not stopped, cancelled or replaced by a later run).</summary>
     /// <param name="run">The run.</param>
     /// <returns><see langword="true"/> if it is.</returns>
