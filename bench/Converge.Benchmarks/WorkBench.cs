@@ -14,12 +14,12 @@ internal static class WorkBench
 {
     public static Command Create()
     {
-        var n = new Option<int>("--n") { Description = "Works per throughput run.", DefaultValueFactory = _ => 10_000 };
+        var n = new Option<int>("--n") { Description = "Work items per throughput run.", DefaultValueFactory = _ => 10_000 };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the figures to this JSON file." };
         var workers = new Option<int[]>("--workers") { Description = "Concurrent workers to measure with.", DefaultValueFactory = _ => [2, 8], AllowMultipleArgumentsPerToken = true };
         var skipPeers = new Option<bool>("--skip-peers") { Description = "Measure Converge only." };
-        var pending = new Option<int>("--pending") { Description = "Pending works in the restart measurement.", DefaultValueFactory = _ => 100_000 };
-        var postgres = BenchPostgres.CreateOption("Also drain --n works with two scheduler nodes (two processes) sharing one queue in PostgreSQL, against one node and against SQLite.");
+        var pending = new Option<int>("--pending") { Description = "Pending work items in the restart measurement.", DefaultValueFactory = _ => 100_000 };
+        var postgres = BenchPostgres.CreateOption("Also drain --n work items with two scheduler nodes (two processes) sharing one queue in PostgreSQL, against one node and against SQLite.");
         var nodeWorkers = new Option<int>("--node-workers") { Description = "Concurrent workers of each node in the --postgres workload.", DefaultValueFactory = _ => 8 };
         var only = new Option<string?>("--only") { Description = "Run only this workload: 'postgres' (needs --postgres)." };
         only.AcceptOnlyFromAmong("postgres");
@@ -171,7 +171,7 @@ internal static class WorkBench
         result["p50_ms"] = latency.P50;
         result["p99_ms"] = latency.P99;
         result["max_ms"] = latency.Max;
-        table.AddRow("enqueue → start p50 / p99 / max", $"{latency.P50:F3} / {latency.P99:F3} / {latency.Max:F3} ms", "1,000 works at ~100/s after 50 warm-up");
+        table.AddRow("enqueue → start p50 / p99 / max", $"{latency.P50:F3} / {latency.P99:F3} / {latency.Max:F3} ms", "1,000 work items at ~100/s after 50 warm-up");
         if (peers is not null)
         {
             var quartzLatency = await peers.RunAsync("quartz", "latency", 1_000, workerCounts[0], ct);
@@ -220,7 +220,7 @@ internal static class WorkBench
         };
     }
 
-    /// <summary>N no-op works enqueued one awaited call at a time with no scheduler running, then drained by one.</summary>
+    /// <summary>N no-op work items enqueued one awaited call at a time with no scheduler running, then drained by one.</summary>
     private static async Task<Throughput> ThroughputAsync(int n, int workers, WorkDurability durability, CancellationToken ct)
     {
         var directory = Directory.CreateTempSubdirectory("converge-bench-").FullName;
@@ -256,7 +256,7 @@ internal static class WorkBench
             var succeeded = (await manager.GetWorkInfosAsync(WorkQuery.ForStates(WorkState.Succeeded), ct)).Count;
             if (succeeded != n)
             {
-                throw new InvalidOperationException($"Expected {n} succeeded works, found {succeeded}.");
+                throw new InvalidOperationException($"Expected {n} succeeded work items, found {succeeded}.");
             }
 
             return new Throughput(n, workers, enqueue.Elapsed.TotalSeconds, drain.Elapsed.TotalSeconds);
@@ -270,7 +270,7 @@ internal static class WorkBench
 
     private sealed record Latency(double P50, double P99, double Max);
 
-    /// <summary>Enqueue-to-start latency, constraints met and no delay, at about 100 works per second.</summary>
+    /// <summary>Enqueue-to-start latency, constraints met and no delay, at about 100 work items per second.</summary>
     private static async Task<Latency> LatencyAsync(int n, int workers, CancellationToken ct)
     {
         var directory = Directory.CreateTempSubdirectory("converge-bench-").FullName;
@@ -317,7 +317,7 @@ internal static class WorkBench
 
     private sealed record Restart(double OpenSeconds, double RssMb, double EmptyOpenSeconds, double EmptyRssMb);
 
-    /// <summary>A fresh process opens a store holding <paramref name="pending"/> pending works; time to its first dispatch, and its memory.</summary>
+    /// <summary>A fresh process opens a store holding <paramref name="pending"/> pending work items; time to its first dispatch, and its memory.</summary>
     private static async Task<Restart> RestartAsync(int pending, CancellationToken ct)
     {
         var directory = Directory.CreateTempSubdirectory("converge-bench-").FullName;

@@ -9,7 +9,7 @@ using Spectre.Console;
 namespace Converge.Benchmarks;
 
 /// <summary>
-/// `work --postgres`: N no-op works drained by two scheduler nodes (two processes) sharing one queue in
+/// `work --postgres`: N no-op work items drained by two scheduler nodes (two processes) sharing one queue in
 /// PostgreSQL, and for context the same N drained by one node on PostgreSQL and by one scheduler on SQLite, in the same run.
 /// </summary>
 /// <remarks>
@@ -17,11 +17,11 @@ namespace Converge.Benchmarks;
 /// store of the measurement and wait; the parent says "go" to all of them at once, so opening, migrating and the JIT
 /// are outside the timing. The drain ends when every work is SUCCEEDED and committed: the parent polls the nodes' run
 /// counts, then asks each to wait until idle (its last results committed). Then it checks exactly once: the nodes'
-/// runs are N distinct works, and the store holds N works, all SUCCEEDED after one attempt.
+/// runs are N distinct work items, and the store holds N work items, all SUCCEEDED after one attempt.
 /// </remarks>
 internal static class WorkBenchPostgres
 {
-    /// <summary>The goal of the two-node figure, in works drained per second.</summary>
+    /// <summary>The goal of the two-node figure, in work items drained per second.</summary>
     public const double Goal = 5_000;
 
     private const int EnqueueList = 500;
@@ -40,7 +40,7 @@ internal static class WorkBenchPostgres
         var db = new Option<FileInfo?>("--db") { Description = "A SQLite store instead of PostgreSQL." };
         var workers = new Option<int>("--workers") { DefaultValueFactory = _ => 8 };
         var name = new Option<string>("--name") { DefaultValueFactory = _ => "node" };
-        var warmup = new Option<int>("--warmup") { Description = "Works per warm-up round; 0: no warm-up.", DefaultValueFactory = _ => 1_000 };
+        var warmup = new Option<int>("--warmup") { Description = "Work items per warm-up round; 0: no warm-up.", DefaultValueFactory = _ => 1_000 };
         var command = new Command("node", "Internal: a scheduler node of the benchmark; warms up, opens the store, drains on 'go'.")
         {
             postgres, schema, db, workers, name, warmup,
@@ -54,7 +54,7 @@ internal static class WorkBenchPostgres
     /// <summary>Runs the workload and adds its figures to the table and the JSON.</summary>
     public static async Task RunAsync(BenchPostgres postgres, int n, int workersPerNode, string directory, JsonObject result, Table table, CancellationToken ct)
     {
-        AnsiConsole.MarkupLine($"[grey]work on PostgreSQL: {n:N0} no-op works, {workersPerNode} workers per node; two nodes, then one, then SQLite…[/]");
+        AnsiConsole.MarkupLine($"[grey]work on PostgreSQL: {n:N0} no-op work items, {workersPerNode} workers per node; two nodes, then one, then SQLite…[/]");
         var connectionString = await postgres.CreateDatabaseAsync("work", ct);
         var two = await DrainAsync(Store.OnPostgres(connectionString, "bench_two"), n, nodes: 2, workersPerNode, directory, postgres, ct);
         var one = await DrainAsync(Store.OnPostgres(connectionString, "bench_one"), n, nodes: 1, workersPerNode, directory, postgres, ct);
@@ -86,11 +86,11 @@ internal static class WorkBenchPostgres
         table.AddRow(
             $"PostgreSQL, 2 nodes × {workersPerNode} workers: drained",
             WorkBench.Rate(two.DrainPerSecond),
-            $"{n:N0} works in {two.DrainSeconds:F3} s, per node {split}; goal {Goal:N0}/s {(two.DrainPerSecond >= Goal ? "met" : "[red]not met[/]")}; CPU per work {two.CpuText()}");
+            $"{n:N0} work items in {two.DrainSeconds:F3} s, per node {split}; goal {Goal:N0}/s {(two.DrainPerSecond >= Goal ? "met" : "[red]not met[/]")}; CPU per item {two.CpuText()}");
         table.AddRow(
             $"PostgreSQL, 1 node × {workersPerNode} workers: drained",
             WorkBench.Rate(one.DrainPerSecond),
-            $"{one.DrainSeconds:F3} s; 2 nodes ÷ 1 node = {two.DrainPerSecond / one.DrainPerSecond:F2}×; CPU per work {one.CpuText()}");
+            $"{one.DrainSeconds:F3} s; 2 nodes ÷ 1 node = {two.DrainPerSecond / one.DrainPerSecond:F2}×; CPU per item {one.CpuText()}");
         table.AddRow(
             $"SQLite, {workersPerNode} workers: drained",
             WorkBench.Rate(sqlite.DrainPerSecond),
@@ -145,7 +145,7 @@ internal static class WorkBenchPostgres
 
         public double EnqueuePerSecond => N / EnqueueSeconds;
 
-        /// <summary>CPU microseconds per work drained: each node's process, and the private server's (NaN for a given server).</summary>
+        /// <summary>CPU microseconds per work item drained: each node's process, and the private server's (NaN for a given server).</summary>
         public JsonObject CpuJson() => new()
         {
             ["nodes"] = new JsonArray([.. NodeCpuSeconds.Select(c => JsonValue.Create(Math.Round(c * 1e6 / N, 1)))]),
@@ -176,7 +176,7 @@ internal static class WorkBenchPostgres
                 rounds.Add(await child.WaitForAsync("WARM", TimeSpan.FromMinutes(5)));
             }
 
-            AnsiConsole.MarkupLine($"[grey]  {nodes} node{(nodes > 1 ? "s" : "")} on {Markup.Escape(store.Args[0][2..])} warmed up ({string.Join(", ", rounds)} rounds of 1,000 works until the JIT settled); enqueueing {n:N0}…[/]");
+            AnsiConsole.MarkupLine($"[grey]  {nodes} node{(nodes > 1 ? "s" : "")} on {Markup.Escape(store.Args[0][2..])} warmed up ({string.Join(", ", rounds)} rounds of 1,000 work items until the JIT settled); enqueueing {n:N0}…[/]");
 
             var enqueue = Stopwatch.StartNew();
             await using (var client = new WorkManager(store.Configure(new WorkManagerOptions { EnqueueOnly = true }), new WorkerRegistry()))
@@ -214,7 +214,7 @@ internal static class WorkBenchPostgres
             {
                 if (deadline.Elapsed > DrainTimeout)
                 {
-                    throw new InvalidOperationException($"The nodes ran {counts.Sum():N0} of {n:N0} works in {DrainTimeout.TotalMinutes} minutes.");
+                    throw new InvalidOperationException($"The nodes ran {counts.Sum():N0} of {n:N0} work items in {DrainTimeout.TotalMinutes} minutes.");
                 }
 
                 await Task.Delay(Poll, ct);
@@ -276,7 +276,7 @@ internal static class WorkBenchPostgres
         var twice = ran.Count(p => p.Value > 1);
         if (twice > 0)
         {
-            problems.Add($"{twice:N0} works ran more than once");
+            problems.Add($"{twice:N0} work items ran more than once");
         }
 
         await using (var reader = new WorkManager(store.Configure(new WorkManagerOptions { EnqueueOnly = true }), new WorkerRegistry()))
@@ -285,19 +285,19 @@ internal static class WorkBenchPostgres
             var succeeded = all.Count(w => w.State == WorkState.Succeeded);
             if (all.Count != n || succeeded != n)
             {
-                problems.Add($"the store holds {all.Count:N0} works, {succeeded:N0} of them SUCCEEDED, not {n:N0}");
+                problems.Add($"the store holds {all.Count:N0} work items, {succeeded:N0} of them SUCCEEDED, not {n:N0}");
             }
 
             var retried = all.Count(w => w.RunAttemptCount != 1);
             if (retried > 0)
             {
-                problems.Add($"{retried:N0} works have a run attempt count other than 1");
+                problems.Add($"{retried:N0} work items have a run attempt count other than 1");
             }
 
             var missing = all.Count(w => !ran.ContainsKey(w.Id));
             if (missing > 0)
             {
-                problems.Add($"{missing:N0} works of the store were not run by any node");
+                problems.Add($"{missing:N0} work items of the store were not run by any node");
             }
         }
 
@@ -404,7 +404,7 @@ internal static class WorkBenchPostgres
         return 0;
     }
 
-    /// <summary>The runs of a node: how many, and which works.</summary>
+    /// <summary>The runs of a node: how many, and which work items.</summary>
     private sealed class Runs
     {
         private int _count;

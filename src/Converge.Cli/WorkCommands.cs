@@ -87,7 +87,7 @@ internal static class WorkCommands
             }
 
             AnsiConsole.Write(WorkTable(infos, parse.GetValue(wide)));
-            AnsiConsole.MarkupLine($"[grey]{infos.Count} works in {Markup.Escape(manager.DatabasePath)}[/]");
+            AnsiConsole.MarkupLine($"[grey]{infos.Count} work items in {Markup.Escape(manager.DatabasePath)}[/]");
             return 0;
         });
         return command;
@@ -142,7 +142,7 @@ internal static class WorkCommands
                 return 2;
             }
 
-            AnsiConsole.MarkupLine($"Deleted {await manager.PruneWorkAsync(ct)} finished works.");
+            AnsiConsole.MarkupLine($"Deleted {await manager.PruneWorkAsync(ct)} finished work items.");
             return 0;
         });
         return command;

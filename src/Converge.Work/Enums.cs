@@ -1,6 +1,6 @@
 namespace Converge.Work;
 
-/// <summary>The lifecycle state of a work, as in WorkManager.</summary>
+/// <summary>The lifecycle state of a work item, as in WorkManager.</summary>
 public enum WorkState
 {
     /// <summary>Waiting for its time and constraints.</summary>

@@ -40,7 +40,7 @@ public interface IWorkManager
     /// <returns>The continuation.</returns>
     WorkContinuation BeginUniqueWork(string uniqueName, ExistingWorkPolicy policy, params OneTimeWorkRequest[] work);
 
-    /// <summary>Gets a work's info.</summary>
+    /// <summary>Gets a work item's info.</summary>
     /// <param name="id">The id.</param>
     /// <param name="cancellationToken">A token to cancel the query.</param>
     /// <returns>The info, or <see langword="null"/> when there is no such work.</returns>
@@ -52,7 +52,7 @@ public interface IWorkManager
     /// <returns>The infos.</returns>
     Task<IReadOnlyList<WorkInfo>> GetWorkInfosAsync(WorkQuery query, CancellationToken cancellationToken = default);
 
-    /// <summary>Streams a work's info: now, then after every change, until cancelled.</summary>
+    /// <summary>Streams a work item's info: now, then after every change, until cancelled.</summary>
     /// <param name="id">The id.</param>
     /// <param name="cancellationToken">A token that ends the stream.</param>
     /// <returns>The infos (null while there is no such work).</returns>
@@ -67,12 +67,12 @@ public interface IWorkManager
     /// <summary>Cancels the unfinished work a query selects, and every unfinished work that depends on it.</summary>
     /// <param name="query">The query; its states are ignored.</param>
     /// <param name="cancellationToken">A token to stop waiting.</param>
-    /// <returns>How many works were cancelled.</returns>
+    /// <returns>How many work items were cancelled.</returns>
     Task<int> CancelWorkAsync(WorkQuery query, CancellationToken cancellationToken = default);
 
     /// <summary>Deletes finished work (succeeded, failed, cancelled) that no unfinished work depends on.</summary>
     /// <param name="cancellationToken">A token to stop waiting.</param>
-    /// <returns>How many works were deleted.</returns>
+    /// <returns>How many work items were deleted.</returns>
     Task<int> PruneWorkAsync(CancellationToken cancellationToken = default);
 }
 
@@ -127,11 +127,11 @@ public static class WorkManagerExtensions
         this IWorkManager manager, string tag, CancellationToken cancellationToken = default) =>
         manager.WatchWorkInfosAsync(WorkQuery.ForTags(tag), cancellationToken);
 
-    /// <summary>Cancels a work by id (and its unfinished dependents).</summary>
+    /// <summary>Cancels a work item by id (and its unfinished dependents).</summary>
     /// <param name="manager">The manager.</param>
     /// <param name="id">The id.</param>
     /// <param name="cancellationToken">A token to stop waiting.</param>
-    /// <returns>How many works were cancelled.</returns>
+    /// <returns>How many work items were cancelled.</returns>
     public static Task<int> CancelWorkByIdAsync(this IWorkManager manager, Guid id, CancellationToken cancellationToken = default) =>
         manager.CancelWorkAsync(WorkQuery.ForIds(id), cancellationToken);
 
@@ -139,7 +139,7 @@ public static class WorkManagerExtensions
     /// <param name="manager">The manager.</param>
     /// <param name="uniqueName">The unique name.</param>
     /// <param name="cancellationToken">A token to stop waiting.</param>
-    /// <returns>How many works were cancelled.</returns>
+    /// <returns>How many work items were cancelled.</returns>
     public static Task<int> CancelUniqueWorkAsync(this IWorkManager manager, string uniqueName, CancellationToken cancellationToken = default) =>
         manager.CancelWorkAsync(WorkQuery.ForUniqueNames(uniqueName), cancellationToken);
 
@@ -147,14 +147,14 @@ public static class WorkManagerExtensions
     /// <param name="manager">The manager.</param>
     /// <param name="tag">The tag.</param>
     /// <param name="cancellationToken">A token to stop waiting.</param>
-    /// <returns>How many works were cancelled.</returns>
+    /// <returns>How many work items were cancelled.</returns>
     public static Task<int> CancelAllWorkByTagAsync(this IWorkManager manager, string tag, CancellationToken cancellationToken = default) =>
         manager.CancelWorkAsync(WorkQuery.ForTags(tag), cancellationToken);
 
     /// <summary>Cancels all unfinished work.</summary>
     /// <param name="manager">The manager.</param>
     /// <param name="cancellationToken">A token to stop waiting.</param>
-    /// <returns>How many works were cancelled.</returns>
+    /// <returns>How many work items were cancelled.</returns>
     public static Task<int> CancelAllWorkAsync(this IWorkManager manager, CancellationToken cancellationToken = default) =>
         manager.CancelWorkAsync(WorkQuery.All, cancellationToken);
 }

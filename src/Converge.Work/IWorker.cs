@@ -1,6 +1,6 @@
 namespace Converge.Work;
 
-/// <summary>The code a work runs. Resolved from dependency injection for each run, under the stable name it was registered with.</summary>
+/// <summary>The code a work item runs. Resolved from dependency injection for each run, under the stable name it was registered with.</summary>
 public interface IWorker
 {
     /// <summary>Does the work.</summary>

@@ -4,13 +4,13 @@ namespace Converge.Work;
 
 internal static partial class Log
 {
-    [LoggerMessage(1000, LogLevel.Information, "Work scheduler started on {Path} with {MaxConcurrency} concurrent works; {Recovered} interrupted works re-enqueued, {Pruned} old finished works pruned")]
+    [LoggerMessage(1000, LogLevel.Information, "Work scheduler started on {Path} running up to {MaxConcurrency} work items at once; {Recovered} interrupted work items re-enqueued, {Pruned} old finished work items pruned")]
     public static partial void SchedulerStarted(ILogger logger, string path, int maxConcurrency, int recovered, int pruned);
 
     [LoggerMessage(1001, LogLevel.Information, "Work store {Path} opened for enqueue only")]
     public static partial void EnqueueOnlyOpened(ILogger logger, string path);
 
-    [LoggerMessage(1002, LogLevel.Information, "Work scheduler stopped; {Interrupted} running works re-enqueued")]
+    [LoggerMessage(1002, LogLevel.Information, "Work scheduler stopped; {Interrupted} running work items re-enqueued")]
     public static partial void SchedulerStopped(ILogger logger, int interrupted);
 
     [LoggerMessage(1010, LogLevel.Debug, "Work {Id} ({Worker}) started, attempt {Attempt}")]

@@ -54,7 +54,7 @@ public sealed class WorkContinuation
 
     /// <summary>Joins continuations: the result's next step runs after all of them.</summary>
     /// <param name="continuations">The continuations to join; at least one.</param>
-    /// <returns>A continuation ending in a work that passes the merged outputs of all of them on (array-creating merger).</returns>
+    /// <returns>A continuation ending in a work item that passes the merged outputs of all of them on (array-creating merger).</returns>
     public static WorkContinuation Combine(params WorkContinuation[] continuations)
     {
         if (continuations is null || continuations.Length == 0)

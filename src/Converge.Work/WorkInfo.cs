@@ -1,6 +1,6 @@
 namespace Converge.Work;
 
-/// <summary>A snapshot of a work: its state, schedule, attempts, output and progress.</summary>
+/// <summary>A snapshot of a work item: its state, schedule, attempts, output and progress.</summary>
 public sealed record WorkInfo
 {
     /// <summary>Gets the id.</summary>

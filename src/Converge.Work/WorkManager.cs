@@ -10,11 +10,11 @@ namespace Converge.Work;
 /// <remarks>
 /// <para>
 /// All writes go through one loop that owns the store's write connection. It applies a batch of requests (enqueues,
-/// results, cancels) and claims the next due works in a single transaction, and acknowledges each request only after
+/// results, cancels) and claims the next due work in a single transaction, and acknowledges each request only after
 /// that transaction commits: what <see cref="IWorkManager.EnqueueAsync"/> acknowledged survives a crash.
 /// </para>
 /// <para>
-/// Execution is at-least-once: a work that was running when the process died is enqueued again at the next start,
+/// Execution is at-least-once: a work item that was running when the process died is enqueued again at the next start,
 /// with its attempt count kept. Only one scheduler may run per SQLite file; other processes open it
 /// <see cref="WorkManagerOptions.EnqueueOnly"/>. On PostgreSQL (<c>UsePostgreSql</c> in Converge.Work.PostgreSql) every
 /// scheduler is a node, and a node's work is taken over by another once the node stops renewing its lease.

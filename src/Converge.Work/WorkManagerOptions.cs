@@ -20,7 +20,7 @@ public sealed class WorkManagerOptions
     /// <value>Required, unless a store package sets <see cref="StoreProvider"/>.</value>
     public string DatabasePath { get; set; } = "";
 
-    /// <summary>Gets or sets how many works run at once.</summary>
+    /// <summary>Gets or sets how many work items run at once.</summary>
     /// <value>The default is the processor count; from 1 to 10,000.</value>
     public int MaxConcurrency { get; set; } = Environment.ProcessorCount;
 
@@ -48,7 +48,7 @@ public sealed class WorkManagerOptions
     /// <value>The default is <see cref="WorkDurability.Process"/>.</value>
     public WorkDurability Durability { get; set; } = WorkDurability.Process;
 
-    /// <summary>Gets or sets whether every start and finish of a work is logged at Information level (the plugin's isInDebugMode).</summary>
+    /// <summary>Gets or sets whether every start and finish of a work item is logged at Information level (the plugin's isInDebugMode).</summary>
     /// <value>The default is <see langword="false"/>: starts and finishes log at Debug.</value>
     public bool DebugMode { get; set; }
 

@@ -12,7 +12,7 @@ internal sealed class WorkMetrics : IDisposable
     public WorkMetrics(IMeterFactory? meterFactory)
     {
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
-        Enqueued = _meter.CreateCounter<long>("converge.work.enqueued", "{work}", "Works enqueued.");
+        Enqueued = _meter.CreateCounter<long>("converge.work.enqueued", "{work}", "Work items enqueued.");
         Started = _meter.CreateCounter<long>("converge.work.started", "{work}", "Runs started.");
         Succeeded = _meter.CreateCounter<long>("converge.work.succeeded", "{work}", "Runs that returned success.");
         Failed = _meter.CreateCounter<long>("converge.work.failed", "{work}", "Runs that returned failure or threw.");

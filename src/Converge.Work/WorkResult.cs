@@ -1,6 +1,6 @@
 namespace Converge.Work;
 
-/// <summary>What a run of a work came to: success, failure, or a request to retry. A closed set.</summary>
+/// <summary>What a run of a work item came to: success, failure, or a request to retry. A closed set.</summary>
 public abstract class WorkResult
 {
     private static readonly WorkResult s_success = new SuccessResult(WorkData.Empty);

@@ -1,6 +1,6 @@
 namespace Converge.Work;
 
-/// <summary>The kind of network a work needs before it may run.</summary>
+/// <summary>The kind of network work needs before it may run.</summary>
 public enum NetworkType
 {
     /// <summary>No network is needed.</summary>
@@ -19,7 +19,7 @@ public enum NetworkType
     Metered = 4,
 }
 
-/// <summary>The device conditions a work waits for before it runs, and whose loss stops it while it runs.</summary>
+/// <summary>The device conditions work waits for before it runs, and whose loss stops it while it runs.</summary>
 /// <param name="RequiredNetworkType">The network needed.</param>
 /// <param name="RequiresCharging">Whether the device must be charging.</param>
 /// <param name="RequiresBatteryNotLow">Whether the battery must not be low.</param>

@@ -2,7 +2,7 @@ using System.Collections.Immutable;
 
 namespace Converge.Work;
 
-/// <summary>Combines a work's own input with the outputs of its prerequisites into the input it runs with.</summary>
+/// <summary>Combines a work item's own input with the outputs of its prerequisites into the input it runs with.</summary>
 /// <remarks>Mergers are persisted by <see cref="Name"/>, so a chain enqueued before a restart merges the same way after it.</remarks>
 public abstract class InputMerger
 {

@@ -2,7 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace Converge.Work.Storage;
 
-/// <summary>Constraint requirements as bits, so a due query can filter with one AND: a work is left out when its bits and the unmet bits meet.</summary>
+/// <summary>Constraint requirements as bits, so a due query can filter with one AND: a work item is left out when its bits and the unmet bits meet.</summary>
 [Flags]
 [Experimental(WorkStoreContract.DiagnosticId)]
 public enum ConstraintBits

@@ -89,12 +89,12 @@ public interface IWorkStore : IAsyncDisposable
 
     /// <summary>Renews this node's claims and takes over the runs of nodes whose lease ran out, inside the batch.</summary>
     /// <param name="now">The batch time, in Unix milliseconds; taken-over work is due then.</param>
-    /// <returns>The ids of the works taken over.</returns>
+    /// <returns>The ids of the work items taken over.</returns>
     ValueTask<IReadOnlyList<Guid>> MaintainAsync(long now);
 
     /// <summary>Inserts a new work and its tags, unique name and prerequisites.</summary>
     /// <param name="row">The row; its <see cref="WorkRow.Seq"/> and <see cref="WorkRow.HasPrerequisites"/> are set.</param>
-    /// <param name="prerequisites">The works it waits for.</param>
+    /// <param name="prerequisites">The work items it waits for.</param>
     /// <returns>A task that completes when the row is written.</returns>
     /// <exception cref="InvalidOperationException">A work with its id exists.</exception>
     ValueTask InsertAsync(WorkRow row, IReadOnlyCollection<Guid> prerequisites);
@@ -119,9 +119,9 @@ public interface IWorkStore : IAsyncDisposable
     /// <returns>Whether other work depends on it, or <see langword="null"/> when it no longer runs here.</returns>
     ValueTask<bool?> FinishOneTimeAsync(OneTimeFinish finish);
 
-    /// <summary>Finishes the one-time works among these that this node runs and that no work depends on.</summary>
-    /// <param name="finishes">The results, one per work.</param>
-    /// <returns>The ids of the works finished; the others are left as they were.</returns>
+    /// <summary>Finishes the one-time work items among these that this node runs and that nothing depends on.</summary>
+    /// <param name="finishes">The results, one per work item.</param>
+    /// <returns>The ids of the work items finished; the others are left as they were.</returns>
     ValueTask<IReadOnlySet<Guid>> FinishOneTimeWithoutDependentsAsync(IReadOnlyList<OneTimeFinish> finishes);
 
     /// <summary>Deletes finished work that finished at or before a time and that no unfinished work depends on.</summary>
@@ -129,13 +129,13 @@ public interface IWorkStore : IAsyncDisposable
     /// <returns>The ids deleted.</returns>
     ValueTask<IReadOnlyList<Guid>> PruneAsync(long finishedBefore);
 
-    /// <summary>Stores a running work's progress.</summary>
+    /// <summary>Stores a running work item's progress.</summary>
     /// <param name="id">The work id.</param>
     /// <param name="progressJson">The progress, or <see langword="null"/> to clear it.</param>
     /// <returns>A task that completes when the progress is written.</returns>
     ValueTask SetProgressAsync(Guid id, string? progressJson);
 
-    /// <summary>Deletes a work and everything that refers to it.</summary>
+    /// <summary>Deletes a work item and everything that refers to it.</summary>
     /// <param name="id">The work id.</param>
     /// <returns>A task that completes when the work is deleted.</returns>
     ValueTask DeleteAsync(Guid id);
@@ -145,33 +145,33 @@ public interface IWorkStore : IAsyncDisposable
     /// <returns>The row, or <see langword="null"/>.</returns>
     ValueTask<WorkRow?> GetAsync(Guid id);
 
-    /// <summary>Reads the works of a unique name, oldest first; a shared store serializes writers of the same name.</summary>
+    /// <summary>Reads the work items of a unique name, oldest first; a shared store serializes writers of the same name.</summary>
     /// <param name="name">The unique name.</param>
     /// <returns>The rows.</returns>
     ValueTask<IReadOnlyList<WorkRow>> GetByNameAsync(string name);
 
-    /// <summary>The works that wait for a work.</summary>
+    /// <summary>The work items that wait for a work item.</summary>
     /// <param name="id">The prerequisite.</param>
     /// <returns>Their ids.</returns>
     ValueTask<IReadOnlyList<Guid>> DependentsAsync(Guid id);
 
-    /// <summary>Whether any work waits for a work.</summary>
+    /// <summary>Whether any work item waits for a work item.</summary>
     /// <param name="id">The prerequisite.</param>
     /// <returns><see langword="true"/> if one does.</returns>
     ValueTask<bool> HasDependentsAsync(Guid id);
 
-    /// <summary>The states of a work's prerequisites.</summary>
+    /// <summary>The states of a work item's prerequisites.</summary>
     /// <param name="id">The work.</param>
     /// <returns>The states.</returns>
     ValueTask<IReadOnlyList<WorkState>> PrerequisiteStatesAsync(Guid id);
 
-    /// <summary>The outputs of a work's prerequisites, oldest first.</summary>
+    /// <summary>The outputs of a work item's prerequisites, oldest first.</summary>
     /// <param name="id">The work.</param>
     /// <returns>The outputs, as JSON.</returns>
     ValueTask<IReadOnlyList<string>> PrerequisiteOutputsAsync(Guid id);
 
-    /// <summary>Enqueued works that are due and whose constraints hold, expedited first, then by due time and age.</summary>
-    /// <param name="query">What to read: the time, the unmet constraints, the limit, the works to leave out.</param>
+    /// <summary>Enqueued work items that are due and whose constraints hold, expedited first, then by due time and age.</summary>
+    /// <param name="query">What to read: the time, the unmet constraints, the limit, the work items to leave out.</param>
     /// <returns>The rows; a shared store leaves out rows other nodes are claiming.</returns>
     ValueTask<IReadOnlyList<WorkRow>> DueAsync(DueQuery query);
 

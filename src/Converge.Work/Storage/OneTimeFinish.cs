@@ -2,7 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace Converge.Work.Storage;
 
-/// <summary>The result of a one-time work's run, as stored.</summary>
+/// <summary>The result of a one-time work item's run, as stored.</summary>
 [Experimental(WorkStoreContract.DiagnosticId)]
 public sealed class OneTimeFinish
 {

@@ -6,7 +6,7 @@ namespace Converge.Work.Storage;
 [Experimental(WorkStoreContract.DiagnosticId)]
 public static class WorkManagerStoreExtensions
 {
-    /// <summary>Changes one work in the manager's store, inside a batch of its loop, and tells the work's watchers.</summary>
+    /// <summary>Changes one work item in the manager's store, inside a batch of its loop, and tells the work's watchers.</summary>
     /// <param name="manager">The manager; started if it has not started.</param>
     /// <param name="id">The work the edit changes.</param>
     /// <param name="edit">

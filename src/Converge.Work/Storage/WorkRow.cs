@@ -105,7 +105,7 @@ public sealed class WorkRow
     /// <summary>Gets or sets whether the work's constraints count as met until its next run finishes (the test driver's override).</summary>
     public bool OverrideConstraints { get; set; }
 
-    /// <summary>Gets or sets whether the work waits for other works. Set by <see cref="IWorkStore.InsertAsync"/>.</summary>
+    /// <summary>Gets or sets whether the work item waits for other work items. Set by <see cref="IWorkStore.InsertAsync"/>.</summary>
     public bool HasPrerequisites { get; set; }
 
     /// <summary>Gets or sets whether any work depends on this one; when not, finishing it needs no dependency lookup.</summary>
@@ -238,7 +238,7 @@ public sealed class WorkRow
 
     internal static string TagsToJson(ImmutableHashSet<string> tags) => JsonSerializer.Serialize(tags.Order(StringComparer.Ordinal).ToArray(), WorkJsonContext.Default.StringArray);
 
-    /// <summary>Reads stored tags; sets repeat across works (most have only their worker's name), so parses are cached.</summary>
+    /// <summary>Reads stored tags; sets repeat across work items (most have only their worker's name), so parses are cached.</summary>
     internal static ImmutableHashSet<string> TagsFromJson(string json)
     {
         if (s_tagSets.TryGetValue(json, out var tags))

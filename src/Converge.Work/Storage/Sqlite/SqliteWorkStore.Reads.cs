@@ -52,7 +52,7 @@ internal sealed partial class SqliteWorkStore
         return new(result);
     }
 
-    /// <summary>Outputs of a work's prerequisites, oldest prerequisite first.</summary>
+    /// <summary>Outputs of a work item's prerequisites, oldest prerequisite first.</summary>
     public ValueTask<IReadOnlyList<string>> PrerequisiteOutputsAsync(Guid id)
     {
         var cmd = Command("pre_outputs", "SELECT w.output FROM dependency d JOIN work w ON w.id = d.prerequisite_id WHERE d.work_id=$id ORDER BY w.seq;");
@@ -67,7 +67,7 @@ internal sealed partial class SqliteWorkStore
         return new(result);
     }
 
-    /// <summary>Enqueued works that are due and whose constraints hold, expedited first, then by due time and age.</summary>
+    /// <summary>Enqueued work items that are due and whose constraints hold, expedited first, then by due time and age.</summary>
     public ValueTask<IReadOnlyList<WorkRow>> DueAsync(DueQuery query)
     {
         var limit = query.Limit;

@@ -74,7 +74,7 @@ internal sealed partial class SqliteWorkStore
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Indexes a work's tags, but for its worker's name, which the worker_name column already finds.</summary>
+    /// <summary>Indexes a work item's tags, but for its worker's name, which the worker_name column already finds.</summary>
     private void InsertTags(WorkRow row)
     {
         var tag = Command("insert_tag", "INSERT OR IGNORE INTO work_tag (tag, work_id) VALUES ($tag, $id);");
