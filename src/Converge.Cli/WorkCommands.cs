@@ -123,7 +123,7 @@ internal static class WorkCommands
             }
 
             var count = await manager.CancelWorkAsync(query, ct);
-            AnsiConsole.MarkupLine($"Cancelled {count} works.");
+            AnsiConsole.MarkupLine($"Cancelled {count} work {(count == 1 ? "item" : "items")}.");
             return 0;
         });
         return command;

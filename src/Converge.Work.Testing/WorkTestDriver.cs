@@ -2,7 +2,7 @@ using Converge.Work.Storage;
 
 namespace Converge.Work.Testing;
 
-/// <summary>WorkManager's <c>TestDriver</c>: tells the scheduler that a work's delay or constraints are met, so tests need not wait.</summary>
+/// <summary>WorkManager's <c>TestDriver</c>: tells the scheduler that a work item's delay or constraints are met, so tests need not wait.</summary>
 public sealed class WorkTestDriver
 {
     private readonly WorkManager _manager;
@@ -20,7 +20,7 @@ public sealed class WorkTestDriver
         _manager = manager;
     }
 
-    /// <summary>Treats every constraint of a work as met until its next run finishes.</summary>
+    /// <summary>Treats every constraint of a work item as met until its next run finishes.</summary>
     /// <param name="id">The work id.</param>
     /// <param name="cancellationToken">A token to stop waiting.</param>
     /// <returns>A task that completes when the change is stored.</returns>
@@ -37,7 +37,7 @@ public sealed class WorkTestDriver
             },
             cancellationToken);
 
-    /// <summary>Makes a work's initial delay elapse now.</summary>
+    /// <summary>Makes a work item's initial delay elapse now.</summary>
     /// <param name="id">The work id.</param>
     /// <param name="cancellationToken">A token to stop waiting.</param>
     /// <returns>A task that completes when the change is stored.</returns>

@@ -205,7 +205,7 @@ public sealed class CommandTests : IDisposable
 
             (exit, output, error) = await Converge.RunAsync("work", "cancel", "--postgres", database, "--schema", "ops_work", "--tag", "nightly");
             Assert.True(exit == 0, error);
-            Assert.Contains("Cancelled 1 works", output, StringComparison.Ordinal);
+            Assert.Contains("Cancelled 1 work item.", output, StringComparison.Ordinal);
             (_, output, _) = await Converge.RunAsync("work", "list", "--postgres", database, "--schema", "ops_work", "--state", "Cancelled", "--json");
             Assert.Equal(drop.Id, JsonNode.Parse(output.Trim())!["id"]!.GetValue<Guid>());
 

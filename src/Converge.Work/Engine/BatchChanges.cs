@@ -2,7 +2,7 @@ namespace Converge.Work;
 
 /// <summary>What the current batch changed, as the parts that change work record it and the loop reads it at the end.</summary>
 /// <remarks>
-/// Three facts, each read by one consumer: the works whose info changed (watchers are told after the commit), whether
+/// Three facts, each read by one consumer: the work items whose info changed (watchers are told after the commit), whether
 /// the schedule changed (other nodes of a shared store must look), and whether what is due may have changed (the claim
 /// drops its read-ahead). The last outlives a failed batch on purpose: the next claim must read afresh.
 /// </remarks>
@@ -10,7 +10,7 @@ internal sealed class BatchChanges
 {
     private readonly HashSet<Guid> _works = [];
 
-    /// <summary>Gets the works whose info changed since watchers were last told.</summary>
+    /// <summary>Gets the work items whose info changed since watchers were last told.</summary>
     public IReadOnlySet<Guid> Works => _works;
 
     /// <summary>Gets whether this batch made work due or re-enqueued it (a retry, a period, a stop, an unblocked dependent): other nodes may look.</summary>
@@ -22,12 +22,12 @@ internal sealed class BatchChanges
     /// <summary>Starts a batch: nothing in it has changed the schedule yet.</summary>
     public void BeginBatch() => ScheduleChanged = false;
 
-    /// <summary>Records that a work's info changed.</summary>
+    /// <summary>Records that a work item's info changed.</summary>
     /// <param name="id">The work.</param>
     public void Work(Guid id) => _works.Add(id);
 
-    /// <summary>Records that several works' info changed.</summary>
-    /// <param name="ids">The works.</param>
+    /// <summary>Records that several work items' info changed.</summary>
+    /// <param name="ids">The work items.</param>
     public void Work(IEnumerable<Guid> ids) => _works.UnionWith(ids);
 
     /// <summary>Records that the batch changed the schedule.</summary>
@@ -45,6 +45,6 @@ internal sealed class BatchChanges
         return changed;
     }
 
-    /// <summary>Forgets the changed works: watchers were told, or the batch that changed them rolled back.</summary>
+    /// <summary>Forgets the changed work items: watchers were told, or the batch that changed them rolled back.</summary>
     public void ClearWorks() => _works.Clear();
 }

@@ -205,7 +205,7 @@ internal sealed class WorkEngine : IOpQueue, IAsyncDisposable
     /// <summary>Answers a query from the store, outside the loop.</summary>
     /// <param name="query">The query.</param>
     /// <param name="cancellationToken">Stops the query.</param>
-    /// <returns>The works, oldest first.</returns>
+    /// <returns>The work items, oldest first.</returns>
     public async Task<IReadOnlyList<WorkInfo>> QueryAsync(WorkQuery query, CancellationToken cancellationToken)
     {
         var rows = await Store.QueryAsync(query, cancellationToken).ConfigureAwait(false);
@@ -221,7 +221,7 @@ internal sealed class WorkEngine : IOpQueue, IAsyncDisposable
     /// <summary>The device state changed: claims follow it, and runs whose constraints no longer hold are stopped.</summary>
     /// <param name="state">The new state.</param>
     /// <param name="now">The batch time.</param>
-    /// <returns>A task that completes when the stopped works are written.</returns>
+    /// <returns>A task that completes when the stopped work items are written.</returns>
     public async ValueTask OnDeviceAsync(DeviceState state, long now)
     {
         Claims.Device = state;

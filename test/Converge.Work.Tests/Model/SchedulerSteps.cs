@@ -242,7 +242,7 @@ internal static class SchedulerSteps
         Gen.Int[0, Flexes.Length - 1],
         (work, interval, flex) => new PeriodicSpec(work, Intervals[interval], Flexes[flex]));
 
-    /// <summary>Mostly one work; sometimes a chain of up to three steps of one or two works.</summary>
+    /// <summary>Mostly one work; sometimes a chain of up to three steps of one or two work items.</summary>
     private static readonly Gen<WorkSpec[][]> Chains = Gen.Frequency(
         (4, Work.Select(w => new[] { new[] { w } })),
         (2, Work.Array[1, 2].Array[1, 3]));

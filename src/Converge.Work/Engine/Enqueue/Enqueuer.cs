@@ -15,7 +15,7 @@ internal sealed class Enqueuer(
     /// <summary>Inserts one work.</summary>
     /// <param name="spec">The request.</param>
     /// <param name="uniqueName">Its unique name, if any.</param>
-    /// <param name="prerequisites">The works it waits for.</param>
+    /// <param name="prerequisites">The work items it waits for.</param>
     /// <param name="state">The state it is born in.</param>
     /// <param name="now">The batch time.</param>
     /// <returns>The row inserted.</returns>
@@ -102,7 +102,7 @@ internal sealed class Enqueuer(
                 if (existing.Count > 1)
                 {
                     throw new InvalidOperationException(
-                        $"Cannot apply the Update policy to '{name}': it names a chain of {existing.Count} works. Use CancelAndReenqueue.");
+                        $"Cannot apply the Update policy to '{name}': it names a chain of {existing.Count} work items. Use CancelAndReenqueue.");
                 }
 
                 var current = existing[0];

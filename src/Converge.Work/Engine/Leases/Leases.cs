@@ -21,7 +21,7 @@ internal sealed class Leases(IWorkStore store, RunningWorks runs, BatchChanges c
     /// <summary>At start: RUNNING rows were interrupted by a process death and are enqueued again, due at once; old finished work is pruned.</summary>
     /// <param name="now">The time, in Unix milliseconds.</param>
     /// <param name="keepFinishedFor">How long finished work is kept.</param>
-    /// <returns>How many works were enqueued again, and how many pruned.</returns>
+    /// <returns>How many work items were enqueued again, and how many pruned.</returns>
     public async ValueTask<(int Recovered, int Pruned)> RecoverAsync(long now, TimeSpan keepFinishedFor)
     {
         await store.BeginAsync().ConfigureAwait(false);

@@ -8,7 +8,7 @@ namespace Converge.Work;
 /// <remarks>
 /// <para>
 /// A batch applies every queued op (enqueues, results, cancels), each in a savepoint so that one op's failure does not
-/// undo the others, then claims the next due works, and commits; only then are the ops' callers told, so what they
+/// undo the others, then claims the next due work items, and commits; only then are the ops' callers told, so what they
 /// were told survives a crash. Concurrent callers are thus combined into one transaction.
 /// </para>
 /// <para>

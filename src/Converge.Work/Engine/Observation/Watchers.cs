@@ -11,7 +11,7 @@ internal sealed class Watchers
 
     /// <summary>Streams a query's answer: at once, then after each change that is visible in it.</summary>
     /// <param name="query">The query.</param>
-    /// <param name="id">The one work the query is about, if it is; notices about other works are then ignored.</param>
+    /// <param name="id">The one work the query is about, if it is; notices about other work items are then ignored.</param>
     /// <param name="read">Answers the query.</param>
     /// <param name="cancellationToken">Ends the stream.</param>
     /// <returns>The answers.</returns>
@@ -54,8 +54,8 @@ internal sealed class Watchers
         }
     }
 
-    /// <summary>Tells the streams that watch these works, or any work, to look again.</summary>
-    /// <param name="changed">The works that changed.</param>
+    /// <summary>Tells the streams that watch these work items, or any work, to look again.</summary>
+    /// <param name="changed">The work items that changed.</param>
     public void Notify(IReadOnlySet<Guid> changed)
     {
         foreach (var subscription in _subscriptions.Keys)

@@ -34,7 +34,7 @@ internal sealed class UniquePeriodicOp(string name, ExistingPeriodicWorkPolicy p
     protected override ValueTask<UniqueWorkOutcome> RunAsync(WorkEngine engine, long now) => engine.Enqueuer.EnqueueUniquePeriodicAsync(name, policy, request, now);
 }
 
-/// <summary>Cancels the unfinished works a query selects, and their dependents; the result is how many.</summary>
+/// <summary>Cancels the unfinished work items a query selects, and their dependents; the result is how many.</summary>
 internal sealed class CancelOp(WorkQuery query) : Op<int>
 {
     public override bool ChangesSchedule => true;

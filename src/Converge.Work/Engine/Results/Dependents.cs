@@ -2,7 +2,7 @@ using Converge.Work.Storage;
 
 namespace Converge.Work;
 
-/// <summary>What a work's end means for the works that wait for it: unblocked when all their prerequisites succeeded, failed or cancelled with it otherwise.</summary>
+/// <summary>What a work item's end means for the work items that wait for it: unblocked when all their prerequisites succeeded, failed or cancelled with it otherwise.</summary>
 internal sealed class Dependents(IWorkStore store, RunningWorks runs, BatchChanges changes)
 {
     /// <summary>A work succeeded: each blocked dependent whose prerequisites all succeeded is enqueued.</summary>
@@ -55,9 +55,9 @@ internal sealed class Dependents(IWorkStore store, RunningWorks runs, BatchChang
         }
     }
 
-    /// <summary>Cancels a work, unless finished, and its dependents, transitively; runs here are stopped.</summary>
+    /// <summary>Cancels a work item, unless finished, and its dependents, transitively; runs here are stopped.</summary>
     /// <param name="id">The work.</param>
-    /// <returns>How many works were cancelled.</returns>
+    /// <returns>How many work items were cancelled.</returns>
     public async ValueTask<int> CancelAsync(Guid id)
     {
         var row = await store.GetAsync(id).ConfigureAwait(false);

@@ -6,7 +6,7 @@ namespace Converge.Work;
 /// <summary>How a run ends in the store: its result, a stop, or a failure before it could start.</summary>
 /// <remarks>
 /// One-time work that succeeded or failed takes a narrow path (one update of its own row, no read); periodic work,
-/// retries and works with dependents read their row and write it whole.
+/// retries and work items with dependents read their row and write it whole.
 /// </remarks>
 internal sealed class RunResults(
     IWorkStore store,
@@ -112,7 +112,7 @@ internal sealed class RunResults(
 
     /// <summary>
     /// Finishes, in one store call, the one-time results among the consecutive results from <paramref name="start"/> on
-    /// whose works nothing depends on; marks their ops <see cref="CompleteOp.Finished"/>. The others, and all of them if
+    /// whose work items nothing depends on; marks their ops <see cref="CompleteOp.Finished"/>. The others, and all of them if
     /// the statement fails (but not the store), are applied op by op as usual.
     /// </summary>
     /// <param name="batch">The batch's ops.</param>
@@ -172,7 +172,7 @@ internal sealed class RunResults(
         catch
         {
             // The store failed and the batch with it. As with results applied one by one, the runs no longer count as
-            // running here, so the reconcile after the failed batch enqueues their works again (at least once).
+            // running here, so the reconcile after the failed batch enqueues their work items again (at least once).
             foreach (var (op, _) in block)
             {
                 runs.Remove(op.Work.Id);
@@ -224,7 +224,7 @@ internal sealed class RunResults(
 
         changes.Schedule();
         // As WorkManager: back to ENQUEUED, the attempt counted, the last enqueue time kept, so the backoff runs
-        // from when the work was enqueued and a work whose constraint returns soon is not held back long.
+        // from when the work was enqueued and a work item whose constraint returns soon is not held back long.
         row.State = WorkState.Enqueued;
         row.StopReason = reason;
         row.ProgressJson = null;

@@ -1,6 +1,6 @@
 namespace Converge.Work;
 
-/// <summary>One run of a work on this scheduler: what it was started with, and how to stop it.</summary>
+/// <summary>One run of a work item on this scheduler: what it was started with, and how to stop it.</summary>
 internal sealed class RunningWork(Guid id, long runId, string workerName, int attempt, int generation, Constraints constraints, bool constraintsOverridden, bool isPeriodic) : IDisposable
 {
     private readonly CancellationTokenSource _cts = new();

@@ -9,10 +9,10 @@ internal sealed class RunningWorks(WorkMetrics metrics)
     private readonly HashSet<Guid> _ids = [];
     private long _runSeq;
 
-    /// <summary>Gets how many works run.</summary>
+    /// <summary>Gets how many work items run.</summary>
     public int Count => _runs.Count;
 
-    /// <summary>Gets the ids of the works that run: the due query leaves them out.</summary>
+    /// <summary>Gets the ids of the work items that run: the due query leaves them out.</summary>
     public IReadOnlySet<Guid> Ids => _ids;
 
     /// <summary>Records a claimed row as running here.</summary>
@@ -27,12 +27,12 @@ internal sealed class RunningWorks(WorkMetrics metrics)
         return run;
     }
 
-    /// <summary>Whether a work runs here.</summary>
+    /// <summary>Whether a work item runs here.</summary>
     /// <param name="id">The work.</param>
     /// <returns><see langword="true"/> if it does.</returns>
     public bool Contains(Guid id) => _runs.ContainsKey(id);
 
-    /// <summary>Gets a work's run here, if it has one.</summary>
+    /// <summary>Gets a work item's run here, if it has one.</summary>
     /// <param name="id">The work.</param>
     /// <param name="run">The run, when there is one.</param>
     /// <returns><see langword="true"/> if the work runs here.</returns>
@@ -51,7 +51,7 @@ internal sealed class RunningWorks(WorkMetrics metrics)
         _ids.Remove(id);
     }
 
-    /// <summary>Stops a work's run here, if it has one, and forgets it.</summary>
+    /// <summary>Stops a work item's run here, if it has one, and forgets it.</summary>
     /// <param name="id">The work.</param>
     /// <param name="reason">Why; the worker sees it.</param>
     /// <returns>Whether a run was stopped.</returns>

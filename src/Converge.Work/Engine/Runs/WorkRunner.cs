@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Converge.Work;
 
-/// <summary>Runs claimed works on the thread pool, each worker in a service scope of its own, and sends their results back to the loop.</summary>
+/// <summary>Runs claimed work items on the thread pool, each worker in a service scope of its own, and sends their results back to the loop.</summary>
 internal sealed class WorkRunner(
     WorkManagerOptions options,
     WorkerRegistry workers,
