@@ -108,7 +108,7 @@ public sealed partial class LogEventIdTests
     private static string Name(MethodInfo method) => $"{method.DeclaringType!.Assembly.GetName().Name}: {method.DeclaringType.FullName}.{method.Name}";
 
     /// <summary>The folder of the solution file, above the test's output folder.</summary>
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
