@@ -232,7 +232,7 @@ internal static class SyncBenchChildren
                 });
                 var start = Now();
                 var report = await client.SyncAsync(progress, ct);
-                return $"{start} {Now()} {report.Pushed} {report.Pulled} {report.ConflictsReceived} {(pushed == 0 ? start : pushed)}";
+                return $"{start} {Now()} {report.Pushed} {report.Pulled} {report.ConflictsOpened} {(pushed == 0 ? start : pushed)}";
             }
 
             case "pull-until":

@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 // An app with its data in a local store: live while it runs and the server is reachable, and synced in the
-// background by the unique periodic work "dataSyncTask" otherwise.
+// background by the unique periodic work DataSyncWork.UniqueName otherwise.
 // Start a server first: dotnet run --project src/Converge.Cli -- serve --api-key alice:dev-key=user:alice
 var server = new Uri(args.Length > 0 ? args[0] : "http://127.0.0.1:5080");
 var dataDirectory = Path.Combine(AppContext.BaseDirectory, "data");
@@ -47,7 +47,7 @@ client.Live.Start();
 await todos.PutAsync($"todo-{Environment.ProcessId}", new JsonObject { ["title"] = "Buy milk", ["done"] = false });
 
 var workManager = host.Services.GetRequiredService<IWorkManager>();
-Console.WriteLine($"dataSyncTask: {await workManager.ScheduleDataSyncAsync()}");
+Console.WriteLine($"{DataSyncWork.UniqueName}: {await workManager.ScheduleDataSyncAsync()}");
 await workManager.EnqueueAsync(new OneTimeWorkRequestBuilder(CallbackDispatcher.CleanupTask)
     .SetInputData(WorkData.From(("days", 7)))
     .Build());

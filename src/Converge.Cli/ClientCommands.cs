@@ -279,17 +279,25 @@ internal static class ClientCommands
                 {
                     Console.WriteLine(new JsonObject { ["id"] = doc.Id, ["value"] = doc.Value.DeepClone() }.ToJsonString());
                 }
-
-                return 0;
             }
-
-            var table = new Table().RoundedBorder().AddColumn("id").AddColumn("value");
-            foreach (var doc in page.Items)
+            else
             {
-                table.AddRow(Markup.Escape(doc.Id), Markup.Escape(doc.Value.ToJsonString()));
+                var table = new Table().RoundedBorder().AddColumn(new TableColumn("id").NoWrap()).AddColumn("value");
+                foreach (var doc in page.Items)
+                {
+                    table.AddRow(Markup.Escape(doc.Id), Markup.Escape(doc.Value.ToJsonString()));
+                }
+
+                AnsiConsole.Write(table);
             }
 
-            AnsiConsole.Write(table);
+            if (page.ContinuationToken is not null)
+            {
+                // On standard error, so a script reading the documents from standard output reads only documents.
+                var total = await query.CountAsync(ct);
+                await Console.Error.WriteLineAsync($"{page.Items.Count} of {total} documents shown; use --limit {total} to see them all.");
+            }
+
             return 0;
         });
         return command;
@@ -331,7 +339,8 @@ internal static class ClientCommands
                 {
                     ["pushed"] = report.Pushed,
                     ["pulled"] = report.Pulled,
-                    ["conflicts"] = report.ConflictsReceived,
+                    ["conflictsOpened"] = report.ConflictsOpened,
+                    ["conflictsResolved"] = report.ConflictsResolved,
                     ["restamped"] = report.Restamped,
                     ["rejected"] = new JsonArray([.. report.Rejected.Select(r => (JsonNode)new JsonObject { ["mutation"] = r.MutationId, ["doc"] = r.DocumentId, ["reason"] = r.Reason })]),
                     ["forbiddenScopes"] = new JsonArray([.. report.ForbiddenScopes.Select(scope => (JsonNode)JsonValue.Create(scope))]),
@@ -340,7 +349,7 @@ internal static class ClientCommands
             }
             else
             {
-                Console.WriteLine($"pushed {report.Pushed}, pulled {report.Pulled}, conflicts {report.ConflictsReceived}, restamped {report.Restamped}, rejected {report.Rejected.Count} in {report.Duration.TotalMilliseconds:F0} ms");
+                Console.WriteLine($"pushed {report.Pushed}, pulled {report.Pulled}, conflicts opened {report.ConflictsOpened}, resolved {report.ConflictsResolved}, restamped {report.Restamped}, rejected {report.Rejected.Count} in {report.Duration.TotalMilliseconds:F0} ms");
                 foreach (var r in report.Rejected)
                 {
                     Console.WriteLine($"  rejected {r.Collection}/{r.DocumentId} (mutation {r.MutationId}): {r.Reason}");
@@ -381,7 +390,14 @@ internal static class ClientCommands
                 return 0;
             }
 
-            var table = new Table().RoundedBorder().AddColumn("id").AddColumn("document").AddColumn("field").AddColumn("server (theirs)").AddColumn("client (mine)").AddColumn("status");
+            // Ids and statuses never wrap: a narrow terminal wraps the values instead, so an id can be copied whole.
+            var table = new Table().RoundedBorder()
+                .AddColumn(new TableColumn("id").NoWrap())
+                .AddColumn("document")
+                .AddColumn("field")
+                .AddColumn("server (theirs)")
+                .AddColumn("client (mine)")
+                .AddColumn(new TableColumn("status").NoWrap());
             foreach (var c in conflicts)
             {
                 foreach (var f in c.Fields)

@@ -86,7 +86,7 @@ internal static partial class DemoCommand
             await manager.StartAsync(ct);
 
             // 1. Unique periodic work with a network constraint: the background sync task ("dataSyncTask", as in the workmanager Flutter plugin's example).
-            AnsiConsole.Write(new Rule("3. Periodic work: \"dataSyncTask\", every second, network required").LeftJustified());
+            AnsiConsole.Write(new Rule("4. Periodic work: \"dataSyncTask\", every second, network required").LeftJustified());
             var sync = new PeriodicWorkRequestBuilder("dataSyncTask", TimeSpan.FromSeconds(1))
                 .SetConstraints(new Constraints(NetworkType.Connected))
                 .SetBackoffCriteria(BackoffPolicy.Exponential, TimeSpan.FromMilliseconds(200))
@@ -115,7 +115,7 @@ internal static partial class DemoCommand
 
             // 2. Retry with exponential backoff.
             AnsiConsole.WriteLine();
-            AnsiConsole.Write(new Rule("4. Retry with backoff: \"flaky-upload\" fails twice, exponential 200 ms").LeftJustified());
+            AnsiConsole.Write(new Rule("5. Retry with backoff: \"flaky-upload\" fails twice, exponential 200 ms").LeftJustified());
             var upload = new OneTimeWorkRequestBuilder("flaky-upload").SetBackoffCriteria(BackoffPolicy.Exponential, TimeSpan.FromMilliseconds(200)).Build();
             await manager.EnqueueAsync(upload, ct);
             var uploaded = await WaitAsync(manager, upload.Id, i => i.State.IsFinished(), ct);
@@ -132,7 +132,7 @@ internal static partial class DemoCommand
 
             // 3. A chain: two downloads in parallel, merged, then a notification.
             AnsiConsole.WriteLine();
-            AnsiConsole.Write(new Rule("5. Chain: download ×2 → merge (array-creating) → notify").LeftJustified());
+            AnsiConsole.Write(new Rule("6. Chain: download ×2 → merge (array-creating) → notify").LeftJustified());
             var a = new OneTimeWorkRequestBuilder("download").SetInputData(WorkData.From(("file", "a.json"))).Build();
             var b = new OneTimeWorkRequestBuilder("download").SetInputData(WorkData.From(("file", "b.json"))).Build();
             var merge = new OneTimeWorkRequestBuilder("merge").SetInputMerger(InputMerger.ArrayCreating).Build();
@@ -147,7 +147,7 @@ internal static partial class DemoCommand
         private async Task CrashAsync(string db, CancellationToken ct)
         {
             AnsiConsole.WriteLine();
-            AnsiConsole.Write(new Rule("6. Durability: the process running \"import\" is killed (SIGKILL) mid-work").LeftJustified());
+            AnsiConsole.Write(new Rule("7. Durability: the process running \"import\" is killed (SIGKILL) mid-work").LeftJustified());
             using (var child = ChildProcess.StartSelf("demo", "crash-child", "--db", db))
             {
                 var started = await child.WaitForLineAsync("STARTED", StepTimeout);

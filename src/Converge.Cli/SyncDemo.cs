@@ -58,7 +58,7 @@ internal static partial class DemoCommand
             var phoneReport = await phone.SyncAsync(null, ct);
             var laptopReport = await laptop.SyncAsync(null, ct);
             await phone.SyncAsync(null, ct);
-            AnsiConsole.MarkupLine($"{At()} synced: phone pushed {phoneReport.Pushed}, laptop pushed {laptopReport.Pushed} and got {laptopReport.ConflictsReceived} conflict(s) for a person");
+            AnsiConsole.MarkupLine($"{At()} synced: phone pushed {phoneReport.Pushed}, laptop pushed {laptopReport.Pushed} and got {laptopReport.ConflictsOpened} conflict(s) for a person");
 
             var milk = await laptopTodos.GetAsync("milk", ct);
             var call = await laptopTodos.GetAsync("call", ct);

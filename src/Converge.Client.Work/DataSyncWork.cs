@@ -2,11 +2,16 @@ using Converge.Work;
 
 namespace Converge.Client;
 
-/// <summary>Schedules the background sync: the unique periodic work "dataSyncTask".</summary>
+/// <summary>Schedules the background sync: the unique periodic work <see cref="UniqueName"/>, run by <see cref="SyncWorker"/>.</summary>
 public static class DataSyncWork
 {
-    /// <summary>The unique name of the periodic sync work, also the stable name of its worker (<see cref="SyncWorker.Name"/>).</summary>
-    public const string UniqueName = "dataSyncTask";
+    /// <summary>The unique name of the periodic sync work: reserved for Converge's background sync.</summary>
+    /// <remarks>
+    /// Stored with the work, so it never changes. It differs from the worker's name (<see cref="SyncWorker.Name"/>), and
+    /// both carry Converge's prefix, so an app's own work (such as the "dataSyncTask" of WorkManager's examples) never
+    /// takes the place of the background sync.
+    /// </remarks>
+    public const string UniqueName = "Converge.DataSync";
 
     /// <summary>The default interval between background syncs: 15 minutes, WorkManager's minimum.</summary>
     public static readonly TimeSpan DefaultInterval = TimeSpan.FromMinutes(15);
@@ -20,7 +25,8 @@ public static class DataSyncWork
     /// <param name="policy">What to do when the work is already scheduled; <see cref="ExistingPeriodicWorkPolicy.Keep"/> by default, so calling this at every start is safe. Use <see cref="ExistingPeriodicWorkPolicy.Update"/> to change the interval of a scheduled sync.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>What became of the unique work.</returns>
-    public static Task<UniqueWorkOutcome> ScheduleDataSyncAsync(
+    /// <exception cref="InvalidOperationException">Unique work of that name exists but runs another worker than <see cref="SyncWorker"/>.</exception>
+    public static async Task<UniqueWorkOutcome> ScheduleDataSyncAsync(
         this IWorkManager workManager,
         TimeSpan? interval = null,
         ExistingPeriodicWorkPolicy policy = ExistingPeriodicWorkPolicy.Keep,
@@ -32,6 +38,19 @@ public static class DataSyncWork
             .SetBackoffCriteria(BackoffPolicy.Exponential, DefaultBackoff)
             .AddTag(UniqueName)
             .Build();
-        return workManager.EnqueueUniquePeriodicWorkAsync(UniqueName, policy, request, cancellationToken);
+        var outcome = await workManager.EnqueueUniquePeriodicWorkAsync(UniqueName, policy, request, cancellationToken).ConfigureAwait(false);
+        if (outcome == UniqueWorkOutcome.KeptExisting)
+        {
+            // The work kept under the name must be the sync, or the app would believe its data syncs.
+            var infos = await workManager.GetWorkInfosForUniqueWorkAsync(UniqueName, cancellationToken).ConfigureAwait(false);
+            if (infos.FirstOrDefault(i => !i.State.IsFinished() && i.WorkerName != SyncWorker.Name) is { } other)
+            {
+                throw new InvalidOperationException(
+                    $"The unique work '{UniqueName}' is reserved for Converge's background sync, but the scheduled one runs the worker " +
+                    $"'{other.WorkerName}' (work {other.Id}). Cancel it (CancelUniqueWorkAsync(\"{UniqueName}\")) and give that work a name of its own.");
+            }
+        }
+
+        return outcome;
     }
 }

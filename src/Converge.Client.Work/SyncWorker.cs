@@ -15,16 +15,16 @@ namespace Converge.Client;
 /// <para>
 /// An unreachable server, a timeout, a dropped connection, or a server error (5xx, 429) returns <see cref="WorkResult.Retry"/>, so the work
 /// backs off exponentially; any other refusal is a failure whose output says why. A periodic work comes back at its
-/// next period either way. The output of a successful run holds <c>pushed</c>, <c>pulled</c>, <c>conflicts</c>,
+/// next period either way. The output of a successful run holds <c>pushed</c>, <c>pulled</c>, <c>conflictsOpened</c>, <c>conflictsResolved</c>,
 /// <c>rejected</c> and <c>forbiddenScopes</c> (scopes the server refused; their writes wait in the outbox).
 /// </para>
 /// </remarks>
 [WorkerName(Name)]
 public sealed partial class SyncWorker : IWorker
 {
-    /// <summary>The worker's stable name, the same as the unique name of the periodic work: <see cref="DataSyncWork.UniqueName"/>.</summary>
-    /// <remarks>Stored with every run of the work, so it never changes.</remarks>
-    public const string Name = DataSyncWork.UniqueName;
+    /// <summary>The worker's stable name, under which <c>AddConvergeSync()</c> registers it.</summary>
+    /// <remarks>Stored with every run of the work, so it never changes. The periodic work's unique name is <see cref="DataSyncWork.UniqueName"/>.</remarks>
+    public const string Name = "Converge.SyncWorker";
 
     private readonly ConvergeClient _client;
     private readonly ILogger _logger;
@@ -49,7 +49,8 @@ public sealed partial class SyncWorker : IWorker
             return WorkResult.Success(WorkData.From(
                 ("pushed", report.Pushed),
                 ("pulled", report.Pulled),
-                ("conflicts", report.ConflictsReceived),
+                ("conflictsOpened", report.ConflictsOpened),
+                ("conflictsResolved", report.ConflictsResolved),
                 ("rejected", report.Rejected.Count),
                 ("forbiddenScopes", report.ForbiddenScopes.ToArray())));
         }

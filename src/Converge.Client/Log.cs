@@ -14,8 +14,8 @@ internal static partial class Log
     [LoggerMessage(3010, LogLevel.Debug, "Sync round started")]
     public static partial void SyncStarted(ILogger logger);
 
-    [LoggerMessage(3011, LogLevel.Information, "Sync round done in {Duration}: {Pushed} pushed, {Pulled} pulled, {Conflicts} conflicts received, {Rejected} rejected, {Restamped} restamped")]
-    public static partial void SyncCompleted(ILogger logger, TimeSpan duration, int pushed, int pulled, int conflicts, int rejected, int restamped);
+    [LoggerMessage(3011, LogLevel.Information, "Sync round done in {Duration}: {Pushed} pushed, {Pulled} pulled, {ConflictsOpened} conflicts opened, {ConflictsResolved} resolved, {Rejected} rejected, {Restamped} restamped")]
+    public static partial void SyncCompleted(ILogger logger, TimeSpan duration, int pushed, int pulled, int conflictsOpened, int conflictsResolved, int rejected, int restamped);
 
     [LoggerMessage(3012, LogLevel.Information, "Sync round failed: the server cannot be reached; the client is offline")]
     public static partial void SyncOffline(ILogger logger, Exception exception);

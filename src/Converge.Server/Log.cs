@@ -5,7 +5,7 @@ namespace Converge.Server;
 /// <summary>The server's log events. Ids are stable; messages never carry document contents.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(2000, LogLevel.Information, "Converge server ready: node {Node}, clock {Clock}")]
+    [LoggerMessage(2000, LogLevel.Information, "Converge server ready: node {Node}, last timestamp {Clock}")]
     public static partial void ServerReady(ILogger logger, string node, string clock);
 
     [LoggerMessage(2001, LogLevel.Debug, "Push from client {Client}: {Count} mutations, {Applied} applied, {Merged} merged, {Conflicts} conflicts, {Rejected} rejected, {Duplicates} duplicates")]

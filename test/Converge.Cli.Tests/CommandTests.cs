@@ -47,18 +47,33 @@ public sealed class CommandTests : IDisposable
             await Ok(B("client", "patch", "notes", "n1", """{"title":"from B"}"""));
             await Ok(A("client", "sync"));
             var report = JsonNode.Parse(await Ok(B("client", "sync", "--json")))!;
-            Assert.Equal(1, report["conflicts"]!.GetValue<int>());
+            Assert.Equal(1, report["conflictsOpened"]!.GetValue<int>());
+            Assert.Equal(0, report["conflictsResolved"]!.GetValue<int>());
 
             var conflict = JsonNode.Parse((await Ok(B("client", "conflicts", "--json"))).Trim())!;
             Assert.Equal("title", conflict["fields"]![0]!["name"]!.GetValue<string>());
+            // The table keeps the id on one line, whatever the width, so it can be copied into `resolve`.
+            Assert.Contains(conflict["id"]!.GetValue<string>(), await Ok(B("client", "conflicts")), StringComparison.Ordinal);
             await Ok(B("client", "resolve", conflict["id"]!.GetValue<string>(), "--edited", """{"title":"A and B"}"""));
-            await Ok(B("client", "sync"));
-            await Ok(A("client", "sync"));
+            var afterB = JsonNode.Parse(await Ok(B("client", "sync", "--json")))!;
+            var afterA = JsonNode.Parse(await Ok(A("client", "sync", "--json")))!;
+            // B's inbox held the conflict, and the resolution closes it there; A never pulled it, so A has nothing to report.
+            Assert.Equal(0, afterB["conflictsOpened"]!.GetValue<int>());
+            Assert.Equal(1, afterB["conflictsResolved"]!.GetValue<int>());
+            Assert.Equal(0, afterA["conflictsOpened"]!.GetValue<int>());
+            Assert.Equal(0, afterA["conflictsResolved"]!.GetValue<int>());
 
             Assert.Equal("A and B", JsonNode.Parse(await Ok(A("client", "get", "notes", "n1")))!["title"]!.GetValue<string>());
             Assert.Equal("", (await Ok(A("client", "conflicts", "--json"))).Trim());
             var list = await Ok(B("client", "list", "notes", "--json"));
             Assert.Equal("A and B", JsonNode.Parse(list.Trim())!["value"]!["title"]!.GetValue<string>());
+            await Ok(B("client", "put", "notes", "n2", """{"title":"second"}"""));
+            await Ok(B("client", "put", "notes", "n3", """{"title":"third"}"""));
+            var cut = await Converge.RunAsync(B("client", "list", "notes", "--json", "--limit", "2"));
+            Assert.Equal(0, cut.ExitCode);
+            Assert.Equal(2, cut.Output.Trim().Split('\n').Length);
+            Assert.Contains("2 of 3 documents shown; use --limit 3 to see them all.", cut.Error, StringComparison.Ordinal);
+            Assert.DoesNotContain("documents shown", (await Converge.RunAsync(B("client", "list", "notes", "--limit", "3"))).Error, StringComparison.Ordinal);
 
             var missing = await Converge.RunAsync(A("client", "get", "notes", "nope"));
             Assert.Equal(1, missing.ExitCode);

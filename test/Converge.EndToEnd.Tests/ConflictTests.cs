@@ -45,10 +45,12 @@ public sealed class ConflictTests
         await b.Collection<Todo>("todos").PatchAsync("t", new JsonObject { ["title"] = "Plan B", ["done"] = true });
         await a.SyncAsync();
         var reportB = await b.SyncAsync();
-        await a.SyncAsync();
+        var reportA = await a.SyncAsync();
 
         // The non-conflicting field applied; the contested one kept the server's value and waits.
-        Assert.Equal(1, reportB.ConflictsReceived);
+        Assert.Equal(1, reportB.ConflictsOpened);
+        Assert.Equal(0, reportB.ConflictsResolved);
+        Assert.Equal(1, reportA.ConflictsOpened);
         foreach (var device in new[] { a, b })
         {
             var t = (await device.Collection<Todo>("todos").GetAsync("t"))!;
@@ -68,8 +70,15 @@ public sealed class ConflictTests
         var conflict = (await a.Conflicts.ListAsync())[0];
         await a.Conflicts.ResolveAsync(conflict.Id, new JsonObject { ["title"] = "Plan A+B" });
         Assert.Equal("Plan A+B", (await a.Collection<Todo>("todos").GetAsync("t"))!.Title);
-        await a.SyncAsync();
-        await b.SyncAsync();
+        var resolvedOnA = await a.SyncAsync();
+        var resolvedOnB = await b.SyncAsync();
+
+        // Both devices report the conflict as resolved, and neither as a new one.
+        foreach (var report in new[] { resolvedOnA, resolvedOnB })
+        {
+            Assert.Equal(0, report.ConflictsOpened);
+            Assert.Equal(1, report.ConflictsResolved);
+        }
 
         Assert.Equal("Plan A+B", (await b.Collection<Todo>("todos").GetAsync("t"))!.Title);
         foreach (var device in new[] { a, b })

@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Converge.EndToEnd.Tests;
 
-/// <summary>The background sync task, "dataSyncTask" as in the workmanager Flutter plugin's example: unique periodic work every 15 minutes on a network, backing off when the server is away.</summary>
+/// <summary>The background sync: unique periodic work every 15 minutes on a network, backing off when the server is away, under a name of its own.</summary>
 public sealed class SyncWorkerTests
 {
     [Fact]
@@ -76,5 +76,42 @@ public sealed class SyncWorkerTests
         Assert.Equal(SyncStatus.UpToDate, device.Status);
         info = Assert.Single(await work.Manager.GetWorkInfosForUniqueWorkAsync(DataSyncWork.UniqueName));
         Assert.Equal(0, info.RunAttemptCount);
+    }
+
+    [Fact]
+    public async Task An_apps_own_dataSyncTask_and_the_background_sync_are_scheduled_side_by_side()
+    {
+        await using var server = await SyncServer.StartAsync();
+        var device = await server.OpenClientAsync("device");
+        await using var services = new ServiceCollection().AddSingleton(device).BuildServiceProvider();
+        await using var work = await WorkTestHost.StartAsync(r => r.Add<SyncWorker>(SyncWorker.Name).Add("dataSync", _ => new NoopWorker()), services: services);
+
+        // The name of WorkManager's examples, which an app may well use for work of its own.
+        var own = new PeriodicWorkRequestBuilder("dataSync", TimeSpan.FromMinutes(15)).Build();
+        Assert.Equal(UniqueWorkOutcome.Enqueued, await work.Manager.EnqueueUniquePeriodicWorkAsync("dataSyncTask", ExistingPeriodicWorkPolicy.Keep, own));
+        Assert.Equal(UniqueWorkOutcome.Enqueued, await work.Manager.ScheduleDataSyncAsync());
+
+        Assert.NotEqual(SyncWorker.Name, DataSyncWork.UniqueName);
+        Assert.Equal(SyncWorker.Name, Assert.Single(await work.Manager.GetWorkInfosForUniqueWorkAsync(DataSyncWork.UniqueName)).WorkerName);
+        Assert.Equal("dataSync", Assert.Single(await work.Manager.GetWorkInfosForUniqueWorkAsync("dataSyncTask")).WorkerName);
+    }
+
+    [Fact]
+    public async Task Other_work_kept_under_the_sync_name_is_refused_with_what_to_do()
+    {
+        await using var work = await WorkTestHost.StartAsync(r => r.Add("mine", _ => new NoopWorker()));
+        var mine = new PeriodicWorkRequestBuilder("mine", TimeSpan.FromMinutes(15)).Build();
+        await work.Manager.EnqueueUniquePeriodicWorkAsync(DataSyncWork.UniqueName, ExistingPeriodicWorkPolicy.Keep, mine);
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => work.Manager.ScheduleDataSyncAsync());
+
+        Assert.Contains("runs the worker 'mine'", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"CancelUniqueWorkAsync(\"{DataSyncWork.UniqueName}\")", e.Message, StringComparison.Ordinal);
+        Assert.Equal(mine.Id, Assert.Single(await work.Manager.GetWorkInfosForUniqueWorkAsync(DataSyncWork.UniqueName)).Id);
+    }
+
+    private sealed class NoopWorker : IWorker
+    {
+        public Task<WorkResult> DoWorkAsync(WorkContext context) => Task.FromResult(WorkResult.Success());
     }
 }

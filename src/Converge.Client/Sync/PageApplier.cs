@@ -16,7 +16,7 @@ internal sealed class PageApplier(ConvergeClient client, ClientIdentity identity
     private readonly ILogger _logger = logger;
 
     /// <summary>Applies a page of changes given as states, for callers that hold <see cref="DocumentChange"/>s rather than the server's JSON.</summary>
-    public Task<(int Documents, int Conflicts)> ApplyAsync(string scope, IReadOnlyList<DocumentChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken)
+    public Task<(int Documents, int ConflictsOpened, int ConflictsResolved)> ApplyAsync(string scope, IReadOnlyList<DocumentChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(changes);
         var raw = new List<PageChange>(changes.Count);
@@ -53,11 +53,11 @@ internal sealed class PageApplier(ConvergeClient client, ClientIdentity identity
     /// With <paramref name="reset"/>: the server's history changed (a new epoch), so the documents kept for their pending
     /// writes forget their server state and revision too, and their next writes do not take a base from the old history.
     /// </param>
-    public async Task<(int Documents, int Conflicts)> ApplyRawAsync(string scope, IReadOnlyList<PageChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken, IReadOnlyList<ReadOnlyMemory<byte>>? conflictJson = null, string? epoch = null, bool forgetServerStates = false)
+    public async Task<(int Documents, int ConflictsOpened, int ConflictsResolved)> ApplyRawAsync(string scope, IReadOnlyList<PageChange> changes, IReadOnlyList<ConflictRecord>? conflicts, long cursor, bool reset, CancellationToken cancellationToken, IReadOnlyList<ReadOnlyMemory<byte>>? conflictJson = null, string? epoch = null, bool forgetServerStates = false)
     {
         _client.ThrowIfDisposed();
         CheckPage(scope, changes, conflicts);
-        var (events, conflictEvents, applied) = await _client.Store.WriteAsync(
+        var (events, conflictEvents, applied, opened, resolved) = await _client.Store.WriteAsync(
             tx =>
             {
                 var dropped = new Dictionary<(string Collection, string Id), string>();
@@ -138,18 +138,23 @@ internal sealed class PageApplier(ConvergeClient client, ClientIdentity identity
                     events.Add(new StoreChange(scope, collection, id, ChangeKind.Delete, ChangeOrigin.Remote, null));
                 }
 
+                var opened = 0;
+                var resolved = 0;
                 for (var i = 0; i < (conflicts?.Count ?? 0); i++)
                 {
                     var record = conflicts![i];
                     if (record.Status == ConflictStatus.Resolved)
                     {
+                        // Counted only when it closes a conflict of the inbox: one resolved before this device saw it is news to no one.
                         if (tx.Conflicts.Delete(record.Id))
                         {
+                            resolved++;
                             conflictEvents.Add(new ConflictChangedEventArgs(new InboxConflict(record, InboxConflictStatus.Resolved)));
                         }
                     }
                     else
                     {
+                        opened += tx.Conflicts.Get(record.Id) is null ? 1 : 0;
                         var resolving = tx.Outbox.HasPendingResolve(record.Id);
                         tx.Conflicts.Put(record, resolving, conflictJson is null ? default : conflictJson[i].Span);
                         conflictEvents.Add(new ConflictChangedEventArgs(new InboxConflict(record, resolving ? InboxConflictStatus.Resolving : InboxConflictStatus.Open)));
@@ -160,13 +165,13 @@ internal sealed class PageApplier(ConvergeClient client, ClientIdentity identity
 
                 tx.Replica.SetCursor(scope, cursor, reset, epoch);
                 tx.Replica.SaveClock(_identity.Clock.Last);
-                return (events, conflictEvents, applied);
+                return (events, conflictEvents, applied, opened, resolved);
             },
             cancellationToken).ConfigureAwait(false);
         Log.PageApplied(_logger, scope, applied, conflicts?.Count ?? 0, cursor);
         _client.Changes.Publish(events);
         _client.ConflictChanges.Publish(conflictEvents);
-        return (applied, conflicts?.Count ?? 0);
+        return (applied, opened, resolved);
     }
 
     private void CheckPage(string scope, IReadOnlyList<PageChange> changes, IReadOnlyList<ConflictRecord>? conflicts)

@@ -59,7 +59,8 @@ internal sealed class ScopePuller(ClientStore store, ClientIdentity identity, Pa
             restart = false;
             epoch = page.Epoch ?? epoch;
             round.Pulled += applied.Documents;
-            round.Conflicts += applied.Conflicts;
+            round.ConflictsOpened += applied.ConflictsOpened;
+            round.ConflictsResolved += applied.ConflictsResolved;
             round.Progress(SyncPhase.Pull, scope);
             cursor = page.Cursor;
             if (!page.HasMore)

@@ -118,7 +118,7 @@ internal sealed class SyncEngine
             }
 
             var report = round.Report(_time.GetElapsedTime(started));
-            Log.SyncCompleted(_logger, report.Duration, report.Pushed, report.Pulled, report.ConflictsReceived, report.Rejected.Count, report.Restamped);
+            Log.SyncCompleted(_logger, report.Duration, report.Pushed, report.Pulled, report.ConflictsOpened, report.ConflictsResolved, report.Rejected.Count, report.Restamped);
 
             // Refused scopes do not fail the round (the others synced), but the status says not everything did.
             var forbidden = round.ForbiddenError();

@@ -9,7 +9,9 @@ internal sealed class SyncRound(IProgress<SyncProgress>? progress)
 
     public int Pulled { get; set; }
 
-    public int Conflicts { get; set; }
+    public int ConflictsOpened { get; set; }
+
+    public int ConflictsResolved { get; set; }
 
     public int Restamped { get; set; }
 
@@ -51,7 +53,8 @@ internal sealed class SyncRound(IProgress<SyncProgress>? progress)
     {
         Pushed = Pushed,
         Pulled = Pulled,
-        ConflictsReceived = Conflicts,
+        ConflictsOpened = ConflictsOpened,
+        ConflictsResolved = ConflictsResolved,
         Rejected = Rejected,
         Restamped = Restamped,
         ForbiddenScopes = [.. ForbiddenScopes],

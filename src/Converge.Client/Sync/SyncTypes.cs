@@ -57,8 +57,19 @@ public sealed record SyncReport
     /// <summary>Gets how many document changes were pulled and applied.</summary>
     public int Pulled { get; init; }
 
-    /// <summary>Gets how many conflict records were pulled (created, changed or resolved).</summary>
-    public int ConflictsReceived { get; init; }
+    /// <summary>Gets how many conflicts came into this device's conflict inbox this round, waiting for a person.</summary>
+    /// <remarks>
+    /// New to this device: a conflict already in the inbox that arrives again, changed, is not counted again, and neither
+    /// is one that arrives already resolved. A conflict this device's own push caused is counted when it arrives.
+    /// </remarks>
+    public int ConflictsOpened { get; init; }
+
+    /// <summary>Gets how many conflicts of this device's inbox arrived resolved this round, and left it.</summary>
+    /// <remarks>
+    /// Resolved on this device or another: a resolution is a write, and the resolved conflict comes back to every device
+    /// that held it, this one included. <see cref="ConflictsOpened"/> and this are never the same conflict in one round.
+    /// </remarks>
+    public int ConflictsResolved { get; init; }
 
     /// <summary>Gets the mutations the server rejected, with its reasons.</summary>
     public IReadOnlyList<RejectedMutation> Rejected { get; init; } = [];

@@ -83,7 +83,8 @@ internal sealed class SyncEngine
             // The epoch changes only while the server is stopped (a restore), so it is read once.
             _epoch = await _store.ReadEpochAsync(cancellationToken).ConfigureAwait(false);
             _clock = clock;
-            Log.ServerReady(_logger, ReplicaId.Format(clock.Node), clock.Last.ToString());
+            // A new store has no timestamp yet: say so rather than print a zero one.
+            Log.ServerReady(_logger, ReplicaId.Format(clock.Node), last is null ? "none yet (a new store)" : clock.Last.ToString());
         }
         finally
         {
