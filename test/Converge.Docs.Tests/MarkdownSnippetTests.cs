@@ -8,8 +8,8 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 namespace Converge.Docs.Tests;
 
 /// <summary>
-/// Compiles every ```csharp block of README.md and docs/*.md against the Converge assemblies, .NET and ASP.NET Core,
-/// so a snippet a reader copies compiles as written.
+/// Compiles every ```csharp block of README.md, docs/*.md and the packages' own README.md (src/*/README.md) against
+/// the Converge assemblies, .NET and ASP.NET Core, so a snippet a reader copies compiles as written.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -51,6 +51,7 @@ public sealed class MarkdownSnippetTests
     private static readonly Lazy<IReadOnlyList<MarkdownSnippet>> AllSnippets = new(() =>
         new[] { "README.md" }
             .Concat(Directory.GetFiles(Path.Combine(Root, "docs"), "*.md").Order(StringComparer.Ordinal).Select(f => Path.GetRelativePath(Root, f)))
+            .Concat(Directory.GetDirectories(Path.Combine(Root, "src")).Order(StringComparer.Ordinal).Select(d => Path.Combine(d, "README.md")).Where(File.Exists).Select(f => Path.GetRelativePath(Root, f)))
             .SelectMany(f => MarkdownSnippet.Read(Root, f))
             .ToList());
 
@@ -81,6 +82,7 @@ public sealed class MarkdownSnippetTests
         Assert.True(AllSnippets.Value.Count >= 30, $"Found only {AllSnippets.Value.Count} C# blocks.");
         Assert.Contains(AllSnippets.Value, s => s.File == "README.md");
         Assert.Contains(AllSnippets.Value, s => s.File == "docs/client.md");
+        Assert.Contains(AllSnippets.Value, s => s.File == "src/Converge.Client/README.md");
     }
 
     [Theory]
