@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -83,6 +84,7 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
     private readonly JsonTypeInfo<T> _typeInfo;
     private readonly Lazy<T?> _value;
 
+    [UnconditionalSuppressMessage("Trimming", "IL2091", Justification = "The Lazy is given its value factory, so it never creates T through a parameterless constructor.")]
     internal DocumentChangedEventArgs(StoreChange change, JsonTypeInfo<T> typeInfo)
     {
         Scope = change.Scope;
