@@ -1,4 +1,3 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -82,9 +81,12 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
 {
     private readonly StoreChange _change;
     private readonly JsonTypeInfo<T> _typeInfo;
-    private readonly Lazy<T?> _value;
 
-    [UnconditionalSuppressMessage("Trimming", "IL2091", Justification = "The Lazy is given its value factory, so it never creates T through a parameterless constructor.")]
+    // Deserialized on first read, once, as Lazy<T> would; Lazy<T> itself would make trimmed apps keep T's parameterless constructor.
+    private T? _value;
+    private bool _deserialized;
+    private object? _lock;
+
     internal DocumentChangedEventArgs(StoreChange change, JsonTypeInfo<T> typeInfo)
     {
         Scope = change.Scope;
@@ -94,7 +96,6 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
         Origin = change.Origin;
         _change = change;
         _typeInfo = typeInfo;
-        _value = new Lazy<T?>(() => change.Json is { } json ? JsonSerializer.Deserialize(json, _typeInfo) : default);
     }
 
     /// <summary>Gets the document's scope.</summary>
@@ -119,5 +120,7 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
     /// <summary>Gets the document's new local value; <see langword="null"/> (default) when it is deleted.</summary>
     /// <remarks>Deserialized on first read.</remarks>
     /// <exception cref="JsonException">The JSON does not fit <typeparamref name="T"/>.</exception>
-    public T? Value => _value.Value;
+    public T? Value => LazyInitializer.EnsureInitialized(ref _value, ref _deserialized, ref _lock, Deserialize);
+
+    private T? Deserialize() => _change.Json is { } json ? JsonSerializer.Deserialize(json, _typeInfo) : default;
 }
