@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Security.Claims;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -14,17 +16,19 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
 
 // What an app does with Converge, run in one process so a trimmed or native AOT publish can be checked end to end:
-// a server with a Manual collection, two devices with live sync, a conflict resolved by hand, and the background sync
+// a server with a Manual collection, two devices with live sync (one signed in with an API key, one with a JWT), a conflict resolved by hand, and the background sync
 // ("dataSyncTask") run by the work manager. Prints one line starting with "OK" when every step did what it should;
 // otherwise prints what failed and exits with 1.
 var folder = Directory.CreateTempSubdirectory("converge-trimming-").FullName;
 try
 {
     await using var server = await ServerHost.StartAsync(folder);
-    await using var a = await OpenDeviceAsync(folder, "a", server.Address);
-    await using var b = await OpenDeviceAsync(folder, "b", server.Address);
+    await using var a = await OpenDeviceAsync(folder, "a", server.Address, ServerHost.ApiKey);
+    await using var b = await OpenDeviceAsync(folder, "b", server.Address, ServerHost.Token());
 
     // The document type through the options' resolver on one device, and through its metadata on the other.
     var todosA = a.Collection<Todo>("todos");
@@ -88,7 +92,7 @@ try
     Step.Check(t2?.Title == "written in the background", $"A holds '{t2?.Title}' for the background write");
 
     Console.WriteLine(
-        $"OK live sync, Manual conflict resolved, background sync pushed {pushed} " +
+        $"OK live sync (API key and JWT), Manual conflict resolved, background sync pushed {pushed} " +
         $"(dynamic code: {(RuntimeFeature.IsDynamicCodeSupported ? "yes" : "no")}, reflection JSON: {(JsonSerializer.IsReflectionEnabledByDefault ? "yes" : "no")})");
     return 0;
 }
@@ -109,13 +113,13 @@ finally
     }
 }
 
-static async Task<ConvergeClient> OpenDeviceAsync(string folder, string name, Uri server) =>
+static async Task<ConvergeClient> OpenDeviceAsync(string folder, string name, Uri server, string token) =>
     await ConvergeClient.OpenAsync(new ConvergeClientOptions
     {
         DatabasePath = Path.Combine(folder, name + ".db"),
         ServerUrl = server,
         Scopes = { ServerHost.Scope },
-        AccessTokenProvider = _ => ValueTask.FromResult<string?>(ServerHost.ApiKey),
+        AccessTokenProvider = _ => ValueTask.FromResult<string?>(token),
         DocumentSerializerOptions = new JsonSerializerOptions(JsonSerializerDefaults.Web) { TypeInfoResolver = AppJson.Default },
     });
 
@@ -181,12 +185,14 @@ namespace Converge.Trimming.App
     [JsonSerializable(typeof(Todo))]
     internal sealed partial class AppJson : JsonSerializerContext;
 
-    /// <summary>A Converge server on Kestrel, 127.0.0.1 and a free port, with the embedded SQLite store.</summary>
+    /// <summary>A Converge server on Kestrel, 127.0.0.1 and a free port, with the embedded SQLite store, API keys and JWTs.</summary>
     internal sealed class ServerHost(WebApplication app, Uri address) : IAsyncDisposable
     {
         public const string ApiKey = "app-key";
 
         public const string Scope = "s1";
+
+        private static readonly SymmetricSecurityKey SigningKey = new(Encoding.UTF8.GetBytes("the app's signing key, long enough for HS256"));
 
         public Uri Address { get; } = address;
 
@@ -195,6 +201,16 @@ namespace Converge.Trimming.App
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.Services.AddAuthentication().AddJwtBearer(o =>
+            {
+                o.MapInboundClaims = false;
+                o.TokenValidationParameters = new TokenValidationParameters
+                {
+                    ValidIssuer = "app",
+                    ValidAudience = "converge",
+                    IssuerSigningKey = SigningKey,
+                };
+            });
             builder.Services.AddConvergeServer(options =>
             {
                 options.DatabasePath = Path.Combine(folder, "server.db");
@@ -207,6 +223,16 @@ namespace Converge.Trimming.App
             var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
             return new ServerHost(app, new Uri(address));
         }
+
+        /// <summary>A token for the scope, valid for an hour, as an identity provider would issue it.</summary>
+        public static string Token() => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = "app",
+            Audience = "converge",
+            Subject = new ClaimsIdentity([new Claim("sub", "device-b"), new Claim("converge:scope", Scope)]),
+            Expires = DateTime.UtcNow.AddHours(1),
+            SigningCredentials = new SigningCredentials(SigningKey, SecurityAlgorithms.HmacSha256),
+        });
 
         public async ValueTask DisposeAsync()
         {
