@@ -19,10 +19,10 @@ using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-// What an app does with Converge, run in one process so a trimmed or native AOT publish can be checked end to end:
-// a server with a Manual collection, two devices with live sync (one signed in with an API key, one with a JWT), a conflict resolved by hand, and the background sync
-// ("dataSyncTask") run by the work manager. Prints one line starting with "OK" when every step did what it should;
-// otherwise prints what failed and exits with 1.
+// What an app does with Converge, run in one process so a trimmed or native AOT publish can be checked end to end: a
+// server with a Manual collection, two devices with live sync (one signed in with an API key, one with a JWT), a
+// conflict resolved by hand, and the background sync ("dataSyncTask") run by the work manager. Prints one line starting
+// with "OK" when every step did what it should; otherwise prints what failed and exits with 1.
 var folder = Directory.CreateTempSubdirectory("converge-trimming-").FullName;
 try
 {
