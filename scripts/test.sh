@@ -16,6 +16,18 @@ if [ -z "${CONVERGE_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb
   fi
 fi
 
+# The published-app tests compile a native AOT app, which needs clang (test/Converge.EndToEnd.Tests/PublishedAppTests.cs;
+# Debian's clang-N alone will do). Install it when it is missing and this runs as root on Debian or Ubuntu.
+if ! command -v clang >/dev/null 2>&1 && ! compgen -c clang- | grep -E '^clang-[0-9]+$' >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "clang is missing: installing it (apt-get install clang)."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang >/dev/null; }
+  else
+    echo "clang is missing: install it (Debian: apt-get install clang) for the native AOT test." >&2
+  fi
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 

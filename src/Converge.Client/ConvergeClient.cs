@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -294,14 +295,27 @@ public sealed class ConvergeClient : IAsyncDisposable
         }
 
         var copy = new JsonSerializerOptions(options);
-        if (copy.TypeInfoResolver is not null || JsonSerializer.IsReflectionEnabledByDefault)
+        if (copy.TypeInfoResolver is not null)
         {
-            copy.MakeReadOnly(populateMissingResolver: true);
+            copy.MakeReadOnly();
+        }
+        else if (JsonSerializer.IsReflectionEnabledByDefault)
+        {
+            MakeReadOnlyWithReflection(copy);
         }
 
         // Otherwise (trimmed apps without a resolver) the copy stays open: collections must be given their JsonTypeInfo.
         return copy;
     }
+
+    /// <summary>Locks options that have no resolver, giving them the reflection-based one.</summary>
+    /// <remarks>
+    /// Called only when reflection-based serialization is on. Trimmed and native AOT apps turn it off by default, and
+    /// the trimmer then removes this call; an app that turns it back on takes on reflection's limits knowingly.
+    /// </remarks>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Only reached when reflection-based serialization is enabled, which trimmed apps disable by default.")]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Only reached when reflection-based serialization is enabled, which native AOT apps disable by default.")]
+    private static void MakeReadOnlyWithReflection(JsonSerializerOptions options) => options.MakeReadOnly(populateMissingResolver: true);
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 

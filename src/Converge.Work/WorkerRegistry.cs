@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Converge.Work;
@@ -23,10 +24,11 @@ public sealed class WorkerRegistry
     public IReadOnlyCollection<string> Names => _factories.Keys;
 
     /// <summary>Registers a worker class, created through dependency injection for each run.</summary>
-    /// <typeparam name="TWorker">The worker class.</typeparam>
+    /// <typeparam name="TWorker">The worker class. Its public constructors are kept in trimmed and native AOT apps, so
+    /// dependency injection can create it there too.</typeparam>
     /// <param name="name">The stable name; defaults to the class's <see cref="WorkerNameAttribute"/>.</param>
     /// <returns>This registry.</returns>
-    public WorkerRegistry Add<TWorker>(string? name = null)
+    public WorkerRegistry Add<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TWorker>(string? name = null)
         where TWorker : class, IWorker
     {
         var key = name ?? WorkRequest.WorkerNameOf(typeof(TWorker));

@@ -81,7 +81,11 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
 {
     private readonly StoreChange _change;
     private readonly JsonTypeInfo<T> _typeInfo;
-    private readonly Lazy<T?> _value;
+
+    // Deserialized on first read, once, as Lazy<T> would; Lazy<T> itself would make trimmed apps keep T's parameterless constructor.
+    private T? _value;
+    private bool _deserialized;
+    private object? _lock;
 
     internal DocumentChangedEventArgs(StoreChange change, JsonTypeInfo<T> typeInfo)
     {
@@ -92,7 +96,6 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
         Origin = change.Origin;
         _change = change;
         _typeInfo = typeInfo;
-        _value = new Lazy<T?>(() => change.Json is { } json ? JsonSerializer.Deserialize(json, _typeInfo) : default);
     }
 
     /// <summary>Gets the document's scope.</summary>
@@ -117,5 +120,7 @@ public sealed class DocumentChangedEventArgs<T> : EventArgs
     /// <summary>Gets the document's new local value; <see langword="null"/> (default) when it is deleted.</summary>
     /// <remarks>Deserialized on first read.</remarks>
     /// <exception cref="JsonException">The JSON does not fit <typeparamref name="T"/>.</exception>
-    public T? Value => _value.Value;
+    public T? Value => LazyInitializer.EnsureInitialized(ref _value, ref _deserialized, ref _lock, Deserialize);
+
+    private T? Deserialize() => _change.Json is { } json ? JsonSerializer.Deserialize(json, _typeInfo) : default;
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using Converge.Work;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -102,10 +103,11 @@ public sealed class ConvergeWorkBuilder
     public WorkerRegistry Registry { get; }
 
     /// <summary>Registers a worker class under its stable name; it is created from a fresh service scope for each run.</summary>
-    /// <typeparam name="TWorker">The worker class.</typeparam>
+    /// <typeparam name="TWorker">The worker class. Its public constructors are kept in trimmed and native AOT apps, so
+    /// dependency injection can create it there too.</typeparam>
     /// <param name="name">The stable name; defaults to the class's <see cref="WorkerNameAttribute"/>.</param>
     /// <returns>This builder.</returns>
-    public ConvergeWorkBuilder AddWorker<TWorker>(string? name = null)
+    public ConvergeWorkBuilder AddWorker<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TWorker>(string? name = null)
         where TWorker : class, IWorker
     {
         Registry.Add<TWorker>(name);
