@@ -92,6 +92,26 @@ internal sealed class ChangeHub<TChange>
 /// <summary>Raises .NET events so that one handler's exception neither reaches the writer nor keeps the other handlers from running.</summary>
 internal static class Events
 {
+    public static void Raise(EventHandler? handlers, object sender, ILogger logger)
+    {
+        if (handlers is null)
+        {
+            return;
+        }
+
+        foreach (var handler in handlers.GetInvocationList())
+        {
+            try
+            {
+                ((EventHandler)handler)(sender, EventArgs.Empty);
+            }
+            catch (Exception e)
+            {
+                Log.HandlerFailed(logger, e);
+            }
+        }
+    }
+
     public static void Raise<TArgs>(EventHandler<TArgs>? handlers, object sender, TArgs args, ILogger logger)
     {
         if (handlers is null)

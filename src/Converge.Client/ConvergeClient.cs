@@ -25,6 +25,8 @@ public sealed class ConvergeClient : IAsyncDisposable
     private readonly SyncHttp? _http;
     private readonly HashSet<string> _scopes;
     private readonly ClientIdentity _identity;
+    private readonly TimeProvider _time;
+    private long _lastSyncedTicks = -1;
     private int _disposed;
 
     private ConvergeClient(ConvergeClientOptions options, ClientStore store, ILoggerFactory loggerFactory)
@@ -35,6 +37,7 @@ public sealed class ConvergeClient : IAsyncDisposable
         DocumentOptions = Freeze(options.DocumentSerializerOptions);
         Scopes = [.. options.Scopes];
         _scopes = new HashSet<string>(Scopes, StringComparer.Ordinal);
+        _time = options.TimeProvider;
         _identity = new ClientIdentity(store, options.TimeProvider, _logger);
         Changes = new ChangeHub<StoreChange>(_logger);
         ConflictChanges = new ChangeHub<ConflictChangedEventArgs>(_logger);
@@ -92,6 +95,37 @@ public sealed class ConvergeClient : IAsyncDisposable
 
     /// <summary>Gets the failure of the last sync round; <see langword="null"/> once a round succeeds.</summary>
     public Exception? LastError => Engine.LastError;
+
+    /// <summary>Gets when this client last exchanged with the server successfully, as <see cref="Synced"/> reports it.</summary>
+    /// <value>
+    /// <see langword="null"/> until the first success since the client was opened: the time is kept in memory, not in the
+    /// store. It comes from <see cref="ConvergeClientOptions.TimeProvider"/>.
+    /// </value>
+    public DateTimeOffset? LastSyncedAt
+    {
+        get
+        {
+            var ticks = Interlocked.Read(ref _lastSyncedTicks);
+            return ticks < 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
+
+    /// <summary>
+    /// Raised after the client exchanged with the server successfully: a sync round ended, the live connection pushed
+    /// local writes, or it applied a change from the server. <see cref="LastSyncedAt"/> tells when.
+    /// </summary>
+    /// <remarks>Raised on the thread that did the exchange. A screen showing "last synced" listens to it instead of polling.</remarks>
+    public event EventHandler? Synced;
+
+    /// <summary>
+    /// Raised when the number of local writes waiting for the server may have changed: a local write (or a conflict's
+    /// resolution) entered the outbox, or the server answered pushed writes and they left it.
+    /// </summary>
+    /// <remarks>
+    /// Raised on the thread that committed the change, after the commit; read the count with
+    /// <see cref="GetPendingCountAsync"/>. A screen showing the pending writes listens to it instead of polling.
+    /// </remarks>
+    public event EventHandler? PendingChanged;
 
     /// <summary>Runs one sync round: pushes the outbox, then pulls every scope to the end.</summary>
     /// <param name="progress">Receives progress after each push batch and each pulled page.</param>
@@ -263,6 +297,16 @@ public sealed class ConvergeClient : IAsyncDisposable
     internal ChangeHub<ConflictChangedEventArgs> ConflictChanges { get; }
 
     internal ILogger Logger => _logger;
+
+    /// <summary>Raises <see cref="PendingChanged"/>.</summary>
+    internal void RaisePendingChanged() => Events.Raise(PendingChanged, this, _logger);
+
+    /// <summary>Records a successful exchange with the server and raises <see cref="Synced"/>.</summary>
+    internal void RaiseSynced()
+    {
+        Interlocked.Exchange(ref _lastSyncedTicks, _time.GetUtcNow().UtcTicks);
+        Events.Raise(Synced, this, _logger);
+    }
 
     /// <summary>Gets the local writes: documents' new values with their outbox mutations.</summary>
     internal LocalWrites Writes { get; }

@@ -14,6 +14,13 @@ internal sealed class LocalWrites(ConvergeClient client, ClientIdentity identity
     /// <summary>Called after a local write commits a mutation to the outbox (the live channel pushes it at once).</summary>
     public Action? OutboxGrew { get; set; }
 
+    /// <summary>Tells the live channel and the app's <see cref="ConvergeClient.PendingChanged"/> handlers that the outbox grew.</summary>
+    public void Committed()
+    {
+        OutboxGrew?.Invoke();
+        _client.RaisePendingChanged();
+    }
+
     /// <summary>Commits a local write: the new local value and its outbox mutation in one transaction, then raises its change event.</summary>
     /// <returns>Whether anything was written (a delete of a deleted document writes nothing).</returns>
     public async Task<bool> WriteAsync(string scope, string collection, string id, MutationKind kind, JsonFields? fields, CancellationToken cancellationToken)
@@ -26,7 +33,7 @@ internal sealed class LocalWrites(ConvergeClient client, ClientIdentity identity
         }
 
         _client.Changes.Publish(change);
-        OutboxGrew?.Invoke();
+        Committed();
         return true;
     }
 
@@ -57,7 +64,7 @@ internal sealed class LocalWrites(ConvergeClient client, ClientIdentity identity
         _client.Changes.Publish(changes);
         if (changes.Count > 0)
         {
-            OutboxGrew?.Invoke();
+            Committed();
         }
 
         return changes.Count;

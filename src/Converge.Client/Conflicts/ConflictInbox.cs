@@ -170,6 +170,6 @@ public sealed class ConflictInbox
         }
 
         _client.ConflictChanges.Publish(conflictChange);
-        _client.Writes.OutboxGrew?.Invoke();
+        _client.Writes.Committed();
     }
 }

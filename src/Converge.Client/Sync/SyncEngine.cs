@@ -123,6 +123,12 @@ internal sealed class SyncEngine
             // Refused scopes do not fail the round (the others synced), but the status says not everything did.
             var forbidden = round.ForbiddenError();
             SetStatus(forbidden is null ? SyncStatus.UpToDate : SyncStatus.Error, forbidden);
+            if (report.Pushed > 0)
+            {
+                _client.RaisePendingChanged();
+            }
+
+            _client.RaiseSynced();
             return report;
         }
         finally
@@ -176,6 +182,8 @@ internal sealed class SyncEngine
         {
             _gate.Release();
         }
+
+        _client.RaiseSynced();
     }
 
     /// <summary>Pulls one scope to its end, outside any round.</summary>
@@ -195,6 +203,7 @@ internal sealed class SyncEngine
     /// <summary>Pushes the outbox through the live channel.</summary>
     public async Task PushLiveAsync(Func<byte[], CancellationToken, Task<PushResponse>> send, CancellationToken cancellationToken)
     {
+        var pushed = 0;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -209,10 +218,18 @@ internal sealed class SyncEngine
                     await _pages.RebuildStaleAsync(scope, cancellationToken).ConfigureAwait(false);
                 }
             }
+
+            pushed = round.Pushed;
         }
         finally
         {
             _gate.Release();
+        }
+
+        if (pushed > 0)
+        {
+            _client.RaisePendingChanged();
+            _client.RaiseSynced();
         }
     }
 
