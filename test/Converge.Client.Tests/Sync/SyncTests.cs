@@ -38,6 +38,30 @@ public sealed class SyncTests : FakeServerTests
     }
 
     [Fact]
+    public async Task PendingChanged_and_Synced_tell_a_screen_when_the_outbox_and_the_last_sync_change()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero));
+        await using var client = await OpenAsync(o => o.TimeProvider = time);
+        var pending = 0;
+        var synced = 0;
+        client.PendingChanged += (_, _) => pending++;
+        client.Synced += (_, _) => synced++;
+        Assert.Null(client.LastSyncedAt);
+
+        await client.Collection<JsonObject>("docs").PutAsync("d", new JsonObject { ["n"] = 1 });
+        Assert.Equal(1, pending);
+        Assert.Equal(0, synced);
+
+        await client.SyncAsync();
+
+        // The push emptied the outbox, and the round's end is the last sync.
+        Assert.Equal(2, pending);
+        Assert.Equal(1, synced);
+        Assert.Equal(time.GetUtcNow(), client.LastSyncedAt);
+        Assert.Equal(0, await client.GetPendingCountAsync());
+    }
+
+    [Fact]
     public async Task A_push_that_fails_after_an_answered_one_leaves_exactly_the_unanswered_batches_and_the_next_round_sends_them_in_order()
     {
         await using var client = await OpenAsync(o => o.PushBatchSize = 2);
