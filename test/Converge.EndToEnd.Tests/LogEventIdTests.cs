@@ -22,6 +22,7 @@ public sealed partial class LogEventIdTests
         (typeof(Client.SyncWorker).Assembly, 3100, 3199, "client.md"),
         (typeof(Server.PostgreSql.PostgreSqlSyncStore).Assembly, 4000, 4099, "server.md"),
         (typeof(Work.Testing.WorkTestDriver).Assembly, 0, -1, ""), // logs nothing
+        (typeof(Components.SyncStatus).Assembly, 0, -1, ""), // logs nothing: it shows the client's state
     ];
 
     [Fact]

@@ -22,6 +22,7 @@ public sealed class PackageReferenceTests
         "Converge.Client.Work",
         "Converge.Server",
         "Converge.Server.PostgreSql",
+        "Converge.Components",
     ];
 
     [Theory]
