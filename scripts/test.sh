@@ -28,6 +28,18 @@ if ! command -v clang >/dev/null 2>&1 && ! compgen -c clang- | grep -E '^clang-[
   fi
 fi
 
+# The browser tests drive Debian's Chromium headless through Playwright (test/Converge.Browser.Tests/Chromium.cs), never
+# a browser build downloaded by Playwright. Install it when it is missing and this runs as root on Debian or Ubuntu.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Chromium is missing: installing it (apt-get install chromium)."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
+  else
+    echo "Chromium is missing: install it (Debian: apt-get install chromium) for the browser tests." >&2
+  fi
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
