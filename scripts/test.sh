@@ -3,41 +3,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The PostgreSQL tests start a private server from the machine's PostgreSQL binaries (see test/Shared/PostgresServer.cs);
-# install them when they are missing and this runs as root on Debian or Ubuntu. CONVERGE_TEST_POSTGRES, when set,
-# names a server to use instead.
-if [ -z "${CONVERGE_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+# install_missing PACKAGE WHAT: installs a Debian package the tests need, when this runs as root with apt-get;
+# otherwise says what to install. The tests that need it then fail with the same advice.
+install_missing() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "PostgreSQL server binaries are missing: installing them (apt-get install postgresql)."
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null \
-      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null; }
+    echo "$2 is missing: installing it (apt-get install $1)."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1" >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1" >/dev/null; }
   else
-    echo "PostgreSQL server binaries are missing: install them (Debian: apt-get install postgresql) or set CONVERGE_TEST_POSTGRES." >&2
+    echo "$2 is missing: install it (Debian: apt-get install $1)." >&2
   fi
+}
+
+# The PostgreSQL tests start a private server from the machine's PostgreSQL binaries (see test/Shared/PostgresServer.cs).
+# CONVERGE_TEST_POSTGRES, when set, names a server to use instead.
+if [ -z "${CONVERGE_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  install_missing postgresql "PostgreSQL (server binaries)"
 fi
 
 # The published-app tests compile a native AOT app, which needs clang (test/Converge.EndToEnd.Tests/PublishedAppTests.cs;
-# Debian's clang-N alone will do). Install it when it is missing and this runs as root on Debian or Ubuntu.
+# Debian's clang-N alone will do).
 if ! command -v clang >/dev/null 2>&1 && ! compgen -c clang- | grep -E '^clang-[0-9]+$' >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "clang is missing: installing it (apt-get install clang)."
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang >/dev/null \
-      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang >/dev/null; }
-  else
-    echo "clang is missing: install it (Debian: apt-get install clang) for the native AOT test." >&2
-  fi
+  install_missing clang "clang (for the native AOT test)"
 fi
 
 # The browser tests drive Debian's Chromium headless through Playwright (test/Converge.Browser.Tests/Chromium.cs), never
-# a browser build downloaded by Playwright. Install it when it is missing and this runs as root on Debian or Ubuntu.
+# a browser build downloaded by Playwright.
 if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Chromium is missing: installing it (apt-get install chromium)."
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
-      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
-  else
-    echo "Chromium is missing: install it (Debian: apt-get install chromium) for the browser tests." >&2
-  fi
+  install_missing chromium "Chromium (for the browser tests)"
 fi
 
 log="$(mktemp)"

@@ -7,7 +7,10 @@ namespace Converge.Components;
 /// <summary>Shows where a client's sync stands: a state word, the local writes waiting for the server, the open conflicts and the last successful sync.</summary>
 /// <remarks>
 /// <para>
-/// The state word is one of Offline, Connecting, Live, Syncing, Up to date and Error (with the error's message). It
+/// Two words tell where things stand: the connection (Offline, Connecting or Live; none when the app does not use live
+/// sync and has not lost the network) and the data (Syncing, Up to date, or Error with the error's message; none while
+/// writes wait or the device is offline, when the pending count says it). A live device with nothing left to send shows
+/// "Live" and "Up to date" together. They
 /// follows the client's events (<see cref="ConvergeClient.StatusChanged"/>, <see cref="LiveSync.StatusChanged"/>,
 /// <see cref="ConvergeClient.PendingChanged"/>, <see cref="ConvergeClient.Synced"/> and
 /// <see cref="ConflictInbox.Changed"/>) and never polls.
@@ -47,16 +50,27 @@ public partial class SyncStatus : ComponentBase, IDisposable
     [Parameter(CaptureUnmatchedValues = true)]
     public IReadOnlyDictionary<string, object>? AdditionalAttributes { get; set; }
 
-    /// <summary>Gets the state word shown: Offline, Connecting, Live, Syncing, Up to date or Error.</summary>
-    public string StateWord => State switch
-    {
-        SyncState.Offline => "Offline",
-        SyncState.Connecting => "Connecting",
-        SyncState.Live => "Live",
-        SyncState.Syncing => "Syncing",
-        SyncState.UpToDate => "Up to date",
-        _ => "Error",
-    };
+    /// <summary>Gets the connection word shown: Offline, Connecting or Live; <see langword="null"/> when live sync is not in use and the device is not known to be offline.</summary>
+    public string? ConnectionWord => Offline
+        ? "Offline"
+        : Client.Live.Status switch
+        {
+            LiveStatus.Live => "Live",
+            LiveStatus.Connecting => "Connecting",
+            LiveStatus.Offline => "Offline",
+            _ => Client.Status == Converge.Client.SyncStatus.Offline ? "Offline" : null,
+        };
+
+    /// <summary>Gets the data word shown: Syncing, Up to date or Error; <see langword="null"/> while writes wait to be sent or the device is offline.</summary>
+    public string? StateWord => Offline
+        ? null
+        : Client.Status switch
+        {
+            Converge.Client.SyncStatus.Error => "Error",
+            Converge.Client.SyncStatus.Syncing => "Syncing",
+            Converge.Client.SyncStatus.UpToDate when _pending == 0 => "Up to date",
+            _ => null,
+        };
 
     private string StateClass => State.ToString().ToLowerInvariant();
 
