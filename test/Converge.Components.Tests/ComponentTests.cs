@@ -80,7 +80,7 @@ public sealed class ComponentTests : IAsyncLifetime
         var pending = await b.GetPendingCountAsync();
 
         Radio(resolver, "pinned", 2).Change(true);
-        resolver.Find("textarea").Input("tru");
+        resolver.Find("textarea").Change("tru");
         resolver.FindAll("button").Single(x => x.TextContent == "Resolve").Click();
 
         Assert.Contains("not valid JSON", resolver.Find("[role=alert]").TextContent);
